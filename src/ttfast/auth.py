@@ -248,7 +248,8 @@ class OAuthSession:
             )
             # aiohttp silently resends PUT/DELETE once when a pooled connection turns out to be
             # closed. Order mutations must never be resent, and ttfast does its own GET retries.
-            self._http._retry_connection = False
+            if hasattr(self._http, "_retry_connection"):  # aiohttp >= 3.10
+                self._http._retry_connection = False
         return self._http
 
     async def __aenter__(self) -> OAuthSession:

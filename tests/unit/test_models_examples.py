@@ -10,6 +10,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ttfast import models as m
 from ttfast.errors import ApiError, AuthError
@@ -200,3 +202,20 @@ def test_error_domain_reason_and_oauth_shapes() -> None:
     assert isinstance(e, AuthError) and e.code == "invalid_grant"
     e = parse_error(502, b"<html>bad gateway</html>", "/t")
     assert e.status == 502 and e.code is None and "non-JSON" in e.message
+
+
+@given(
+    st.decimals(
+        allow_nan=False,
+        allow_infinity=False,
+        places=6,
+        min_value=Decimal("-1e12"),
+        max_value=Decimal("1e12"),
+    )
+)
+def test_decimal_fields_accept_number_or_string(d: Decimal) -> None:
+    """A money field decodes to the same exact Decimal whether sent as a JSON number or string."""
+    text = format(d, "f")
+    as_num = m.convert(m.json_decoder.decode(f'{{"cash-balance": {text}}}'.encode()), m.Balance)
+    as_str = m.convert(m.json_decoder.decode(f'{{"cash-balance": "{text}"}}'.encode()), m.Balance)
+    assert as_num.cash_balance == as_str.cash_balance == d

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ttfast import orders as o
 from ttfast.errors import OrderValidationError
@@ -311,3 +313,35 @@ def test_bad_numbers() -> None:
         o.limit_order(o.leg(AAPL, 1, "Buy to Open"), 0)
     with pytest.raises(TypeError, match="unexpected"):
         o.limit_order(o.leg(AAPL, 1, "Buy to Open"), -1, bogus=1)
+
+
+# --- properties ----------------------------------------------------------------------------------
+
+
+prices = st.decimals(
+    min_value=Decimal("-100000"), max_value=Decimal("100000"), places=4, allow_nan=False
+).filter(lambda d: d != 0)
+
+
+@given(prices)
+def test_signed_price_wire_form_property(p: Decimal) -> None:
+    """Any signed price → unsigned exact wire price + the matching effect; and back."""
+    built = o.limit_order(
+        [o.leg("A", 1, "Buy to Open", OPT), o.leg("B", 1, "Sell to Open", OPT)], p
+    )
+    wire = json.loads(built.to_json())
+    assert Decimal(wire["price"]) == abs(p)
+    assert wire["price-effect"] == ("Debit" if p < 0 else "Credit")
+    explicit = o.limit_order(
+        [o.leg("A", 1, "Buy to Open", OPT), o.leg("B", 1, "Sell to Open", OPT)],
+        abs(p),
+        wire["price-effect"],
+    )
+    assert explicit.to_json() == built.to_json()
+
+
+@given(st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("1e6"), places=4))
+def test_quantity_wire_form_property(q: Decimal) -> None:
+    wire = o.leg("AAPL", q, "Buy to Open").quantity
+    assert Decimal(str(wire)) == q
+    assert isinstance(wire, int) == (q == q.to_integral_value())

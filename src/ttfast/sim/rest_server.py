@@ -1262,6 +1262,8 @@ async def _sim_add_fault(request: web.Request) -> web.Response:
         f = Fault(**body)
     except TypeError as exc:
         return _err(400, "invalid_fault", str(exc))
+    if f.kind not in ("latency", "hang", "status", "malformed", "drop"):
+        return _err(400, "invalid_fault", f"unknown fault kind {f.kind!r}")
     _state(request).faults.append(f)
     return web.json_response(asdict(f), status=201)
 
@@ -1360,6 +1362,9 @@ class RestSimServer:
     def add_fault(
         self, kind: Literal["latency", "hang", "status", "malformed", "drop"], **kw: Any
     ) -> Fault:
+        """Add a :class:`Fault` (keywords as its fields); returns it (``count`` is live)."""
+        if kind not in ("latency", "hang", "status", "malformed", "drop"):
+            raise ValueError(f"unknown fault kind {kind!r}")
         f = Fault(kind=kind, **kw)
         self.state.faults.append(f)
         return f
