@@ -45,7 +45,7 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
-__all__ = ["Fault", "RestSimServer", "SimState", "create_rest_app"]
+__all__ = ["Fault", "RestSimServer", "SimState", "create_rest_app", "serve"]
 
 log = logging.getLogger("ttfast.sim.rest")
 
@@ -1400,7 +1400,13 @@ class RestSimServer:
         await self.stop()
 
 
-async def _serve(host: str, port: int, dxlink_url: str, token_ttl: float) -> None:
+async def serve(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    dxlink_url: str = "ws://127.0.0.1:8081/realtime",
+    token_ttl: float = 900.0,
+) -> None:
+    """Run the REST sim until cancelled (for `ttfast sim`)."""
     srv = RestSimServer(dxlink_url, token_ttl=token_ttl)
     url = await srv.start(host, port)
     print(f"ttfast REST sim on {url} (dxLink URL handed out: {dxlink_url})", flush=True)
@@ -1419,7 +1425,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.host, args.port, args.dxlink_url, args.token_ttl))
+        asyncio.run(serve(args.host, args.port, args.dxlink_url, args.token_ttl))
 
 
 if __name__ == "__main__":
