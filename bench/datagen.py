@@ -48,3 +48,53 @@ def symbols(n: int) -> list[str]:
     base = ["SPY", "QQQ", "AAPL", "MSFT", "NVDA", "TSLA", "AMZN", "META", "GOOG", "IWM"]
     return [base[i % len(base)] + ("" if i < len(base) else str(i // len(base)))
             for i in range(n)]
+
+
+def rest_live_orders_body(n: int, seed: int = DEFAULT_SEED) -> bytes:
+    """A ``GET /accounts/{n}/orders/live`` response body with `n` orders, shaped like the API's
+    (dashed keys, money as strings, epoch-ms ``updated-at``, 1-4 option legs)."""
+    import json
+
+    r = rng(seed)
+    roots = ["SPY", "QQQ", "AAPL", "TSLA", "IWM"]
+    items = []
+    for i in range(n):
+        root = roots[i % len(roots)]
+        nlegs = int(r.integers(1, 5))
+        strike0 = int(r.integers(100, 600))
+        legs = [
+            {
+                "instrument-type": "Equity Option",
+                "symbol": f"{root:<6}261218{'CP'[k % 2]}{(strike0 + 5 * k) * 1000:08d}",
+                "quantity": 1,
+                "remaining-quantity": 1,
+                "action": "Buy to Open" if k % 2 == 0 else "Sell to Open",
+                "fills": [],
+            }
+            for k in range(nlegs)
+        ]
+        items.append(
+            {
+                "id": 54758826 + i,
+                "account-number": "5WT00001",
+                "time-in-force": "GTC",
+                "order-type": "Limit",
+                "size": 1,
+                "underlying-symbol": root,
+                "underlying-instrument-type": "Equity",
+                "price": f"{r.integers(5, 900) / 100:.2f}",
+                "price-effect": "Debit" if i % 3 else "Credit",
+                "status": "Live",
+                "cancellable": True,
+                "editable": True,
+                "edited": False,
+                "received-at": "2026-11-20T14:30:00.123+00:00",
+                "updated-at": 1795303187010 + i,
+                "live-at": "2026-11-20T14:30:00.200+00:00",
+                "external-identifier": f"ttf-{i:032x}",
+                "legs": legs,
+            }
+        )
+    ctx = "/accounts/5WT00001/orders/live"
+    body = {"data": {"items": items}, "api-version": "v1", "context": ctx}
+    return json.dumps(body).encode()

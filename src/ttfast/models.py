@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import msgspec
 
@@ -75,20 +75,56 @@ class ApiModel(
 
     raw: dict[str, Any] | None = msgspec.field(default=None, name="__ttfast_raw__")
 
+    def __repr__(self) -> str:  # omit ``raw`` (large) and absent fields
+        parts = [
+            f"{f}={v!r}"
+            for f in self.__struct_fields__
+            if f != "raw" and (v := getattr(self, f)) is not None
+        ]
+        return f"{type(self).__name__}({', '.join(parts)})"
 
-def _attach_raw(obj: object, raw: object) -> None:
-    """Walk ``obj`` (a converted model) in parallel with ``raw`` and set ``.raw`` on each model."""
-    if isinstance(obj, ApiModel) and isinstance(raw, dict):
-        obj.raw = RawDict(raw)
-        for f in msgspec.structs.fields(obj):
-            if f.name == "raw":
-                continue
-            val = getattr(obj, f.name)
-            if isinstance(val, ApiModel | list):
-                _attach_raw(val, raw.get(f.encode_name))
-    elif isinstance(obj, list) and isinstance(raw, list):
-        for o, r in zip(obj, raw, strict=False):
-            _attach_raw(o, r)
+
+_NESTED: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def _may_nest(tp: Any) -> bool:
+    if isinstance(tp, type) and issubclass(tp, ApiModel):
+        return True
+    return any(_may_nest(a) for a in get_args(tp))
+
+
+def _nested_fields(cls: type) -> tuple[tuple[str, str], ...]:
+    """(attribute, JSON key) of the fields of ``cls`` that can hold models (cached per class)."""
+    out = _NESTED.get(cls)
+    if out is None:
+        out = tuple(
+            (f.name, f.encode_name)
+            for f in msgspec.structs.fields(cls)
+            if f.name != "raw" and _may_nest(f.type)
+        )
+        _NESTED[cls] = out
+    return out
+
+
+def _attach_raw(obj: ApiModel, raw: dict[str, Any]) -> None:
+    """Set ``.raw`` on ``obj`` and, walking in parallel with ``raw``, on every nested model."""
+    obj.raw = RawDict(raw) if type(obj) in _HIDE_RAW else raw
+    try:
+        nested = _NESTED[type(obj)]
+    except KeyError:
+        nested = _nested_fields(type(obj))
+    for name, key in nested:
+        val = getattr(obj, name)
+        if val is None:
+            continue
+        sub = raw.get(key)
+        if type(val) is list:
+            if type(sub) is list:
+                for o, r in zip(val, sub, strict=False):
+                    if isinstance(o, ApiModel) and type(r) is dict:
+                        _attach_raw(o, r)
+        elif isinstance(val, ApiModel) and type(sub) is dict:
+            _attach_raw(val, sub)
 
 
 def convert(raw: Any, model: type[M]) -> M:
@@ -97,7 +133,8 @@ def convert(raw: Any, model: type[M]) -> M:
     Raises ``msgspec.ValidationError`` if a present field has an impossible value.
     """
     obj = msgspec.convert(raw, model, strict=False)
-    _attach_raw(obj, raw)
+    if type(raw) is dict:
+        _attach_raw(obj, raw)
     return obj
 
 
@@ -586,3 +623,7 @@ class QuoteToken(ApiModel):
 
     def __repr__(self) -> str:  # never show the token
         return f"QuoteToken(dxlink_url={self.dxlink_url!r}, level={self.level!r}, token=<hidden>)"
+
+
+#: models whose ``.raw`` holds a secret: stored as a RawDict (repr hides the values)
+_HIDE_RAW: frozenset[type] = frozenset({QuoteToken})
