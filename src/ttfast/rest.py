@@ -336,10 +336,15 @@ class TastytradeClient:
         return await self.get_one(f"/customers/me/accounts/{_seg(account_number)}", m.Account)
 
     async def get_balances(self, account_number: str, currency: str | None = "USD") -> m.Balance:
+        """Balances in ``currency`` (``/balances/{currency}``); ``currency=None`` calls
+        ``/balances``, which some API versions answer with ``items`` (the first is returned)."""
         path = f"/accounts/{_seg(account_number)}/balances"
         if currency:
             path += "/" + _seg(currency)
-        return await self.get_one(path, m.Balance)
+        r = await self._get(path)
+        if isinstance(r.data, dict) and isinstance(r.data.get("items"), list) and r.data["items"]:
+            return _convert(r.data["items"][0], m.Balance, r.status, path)
+        return self._one(r, m.Balance, path)
 
     async def get_positions(self, account_number: str, **filters: Any) -> list[m.Position]:
         """Positions; ``filters`` are query params in snake_case (``underlying_symbol=[..]``...)."""

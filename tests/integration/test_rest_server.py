@@ -437,6 +437,13 @@ async def test_complex_orders(client: TastytradeClient, server: RestSimServer) -
     assert [x.id for x in await client.get_live_complex_orders(ACCT)] == [cx.id]
     oco = await client.place_complex_order(ACCT, o.oco(tp, sl))
     assert [x.status for x in oco.complex_order.orders or []] == ["Live", "Live"]  # type: ignore[union-attr]
+    # an ambiguous complex placement is resolvable through its member's external-identifier
+    server.add_fault("drop", method="POST", path="/complex-orders$", after_handler=True)
+    with pytest.raises(OrderOutcomeUnknown) as ei:
+        await client.place_complex_order(ACCT, o.otoco(trig, tp, sl))
+    assert server.state.requests[f"POST /accounts/{ACCT}/complex-orders"] == 3
+    member = await client.find_order_by_external_id(ACCT, ei.value.external_identifier or "")
+    assert member is not None and member.complex_order_id is not None
     done = await client.cancel_complex_order(ACCT, cx.id)
     assert done is not None
     statuses = [x.status for x in [done.trigger_order, *(done.orders or [])] if x]
@@ -501,6 +508,7 @@ async def test_account_reads(client: TastytradeClient, server: RestSimServer) ->
     assert len(tx) == 7 and len({t.id for t in tx}) == 7
     assert server.state.requests[f"GET /accounts/{ACCT}/transactions"] == 3
     assert (await client.get_total_fees(ACCT)).total_fees == Decimal(0)
+    assert (await client.get_balances(ACCT, currency=None)).currency == "USD"
     pos = await client.get_positions(ACCT, underlying_symbol=["SPY"])
     assert [p.symbol for p in pos] == ["SPY   261218C00600000"]
     assert pos[0].quantity == 2 and pos[0].multiplier == 100
