@@ -4,11 +4,14 @@ bodies and its calls find our routes, the server is shaped like the real API."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
+from ttfast import orders as o
 from ttfast.sim.rest_server import RestSimServer
 
 tastytrade = pytest.importorskip("tastytrade")
@@ -74,3 +77,61 @@ async def test_sdk_order_flow(sdk_session: tuple[object, RestSimServer]) -> None
     got = await a.get_order(s, placed.order.id)
     assert got.status == tt_order.OrderStatus.CANCELLED
     assert srv.state.orders_accepted == 1
+
+
+def _sdk_otoco() -> object:
+    buy = tt_order.Leg(
+        instrument_type=tt_order.InstrumentType.EQUITY,
+        symbol="AAPL",
+        action=tt_order.OrderAction.BUY_TO_OPEN,
+        quantity=100,
+    )
+    sell = tt_order.Leg(
+        instrument_type=tt_order.InstrumentType.EQUITY,
+        symbol="AAPL",
+        action=tt_order.OrderAction.SELL_TO_CLOSE,
+        quantity=100,
+    )
+    return tt_order.OTOCOOrder(
+        trigger_order=tt_order.LimitOrder(legs=[buy], price=Decimal("-157.97")),
+        take_profit=tt_order.LimitOrder(legs=[sell], price=Decimal("198.68"), time_in_force="GTC"),
+        stop_loss=tt_order.StopOrder(
+            legs=[sell], stop_trigger=Decimal("143.06"), time_in_force="GTC"
+        ),
+    )
+
+
+def _strip(x: Any) -> Any:
+    """Drop the SDK-only fields (its `source` tag, paper-API `behavior`)."""
+    if isinstance(x, dict):
+        return {k: _strip(v) for k, v in x.items() if k not in ("source", "behavior")}
+    if isinstance(x, list):
+        return [_strip(v) for v in x]
+    return x
+
+
+def test_our_builders_emit_the_sdk_wire_form() -> None:
+    """An independent encoder (the SDK's pydantic models) produces the same JSON as ours."""
+    ours = o.otoco(
+        o.limit_order(o.leg("AAPL", 100, "Buy to Open"), "-157.97"),
+        o.limit_order(o.leg("AAPL", 100, "Sell to Close"), "198.68", time_in_force="GTC"),
+        o.stop_order(o.leg("AAPL", 100, "Sell to Close"), "143.06", time_in_force="GTC"),
+    )
+    theirs = json.loads(_sdk_otoco().model_dump_json(exclude_none=True, by_alias=True))  # type: ignore[attr-defined]
+    assert json.loads(ours.to_json()) == _strip(theirs)
+
+
+async def test_sdk_complex_order_flow(sdk_session: tuple[object, RestSimServer]) -> None:
+    s, srv = sdk_session
+    a = (await tastytrade.Account.get(s))[0]
+    dry = await a.place_complex_order(s, _sdk_otoco(), dry_run=True)
+    assert type(dry.complex_order).__name__ == "UnplacedComplexOrder"
+    placed = await a.place_complex_order(s, _sdk_otoco(), dry_run=False)
+    cx = placed.complex_order
+    assert type(cx).__name__ == "PlacedOTOCOOrder"
+    assert [x.status for x in cx.orders] == [tt_order.OrderStatus.CONTINGENT] * 2
+    assert [c.id for c in await a.get_live_complex_orders(s)] == [cx.id]
+    await a.delete_complex_order(s, cx.id)
+    got = await a.get_complex_order(s, cx.id)
+    assert got.trigger_order.status == tt_order.OrderStatus.CANCELLED
+    assert srv.state.orders_accepted == 3
