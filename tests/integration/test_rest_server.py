@@ -307,6 +307,7 @@ async def test_order_lifecycle(client: TastytradeClient, server: RestSimServer) 
     assert await client.find_order_by_external_id(ACCT, "never-sent") is None
     hist = await client.search_orders(ACCT, per_page=1)
     assert len(hist) == 3  # three pages of one
+    assert [x.id for x in await client.search_orders(ACCT, status=["Live"])] == [auto.order.id]
     with pytest.raises(ApiError) as ei:
         await client.cancel_order(ACCT, new.id)  # type: ignore[arg-type]
     assert ei.value.status == 422
@@ -557,3 +558,16 @@ async def test_admin_fault_endpoint(server: RestSimServer) -> None:
         assert st["faults"][0]["status"] == 503
         await h.delete(server.base_url + "/_sim/faults")
     assert server.state.faults == []
+
+
+async def test_latency_switch(server: RestSimServer) -> None:
+    async with make_client(server) as c:
+        await c.get_accounts()
+        server.add_fault("latency", seconds=0.3, path="/positions$")
+        t0 = time.perf_counter()
+        await c.get_positions(ACCT)
+        assert time.perf_counter() - t0 >= 0.3
+        server.state.latency = 0.2  # global latency
+        t0 = time.perf_counter()
+        await c.get_positions(ACCT)
+        assert time.perf_counter() - t0 >= 0.2

@@ -345,3 +345,60 @@ def test_quantity_wire_form_property(q: Decimal) -> None:
     wire = o.leg("AAPL", q, "Buy to Open").quantity
     assert Decimal(str(wire)) == q
     assert isinstance(wire, int) == (q == q.to_integral_value())
+
+
+def test_rules_and_advanced_instructions_wire_form() -> None:
+    from datetime import UTC, datetime
+
+    rules = o.OrderRules(
+        route_after=datetime(2026, 6, 9, 14, 30, tzinfo=UTC),
+        conditions=[
+            o.OrderCondition(
+                action="route",
+                symbol="SPY",
+                instrument_type="Equity",
+                indicator="last",
+                comparator="gte",
+                threshold=Decimal("600.5"),
+                price_components=[
+                    o.PriceComponent(
+                        symbol="SPY",
+                        instrument_type="Equity",
+                        quantity=1,
+                        quantity_direction="Long",
+                    )
+                ],
+            )
+        ],
+    )
+    built = o.limit_order(
+        o.leg(AAPL, 1, "Buy to Open"),
+        -1,
+        rules=rules,
+        strict_position_effect=False,
+        partition_key="pk-1",
+    )
+    wire = json.loads(built.to_json())
+    assert wire["advanced-instructions"] == {"strict-position-effect-validation": False}
+    assert wire["partition-key"] == "pk-1"
+    assert wire["rules"] == {
+        "route-after": "2026-06-09T14:30:00Z",
+        "conditions": [
+            {
+                "action": "route",
+                "symbol": "SPY",
+                "instrument-type": "Equity",
+                "indicator": "last",
+                "comparator": "gte",
+                "threshold": "600.5",
+                "price-components": [
+                    {
+                        "symbol": "SPY",
+                        "instrument-type": "Equity",
+                        "quantity": 1,
+                        "quantity-direction": "Long",
+                    }
+                ],
+            }
+        ],
+    }
