@@ -9,6 +9,8 @@ ROOT=$(pwd)
 VENV=${TTFAST_VENV:-$ROOT/.venv}
 PY=${PYTHON:-python3}
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+# Pinned versions: instruction-count budgets need the same Cython/numpy/library builds.
+export PIP_CONSTRAINT=$ROOT/tests/constraints.txt
 step() { printf '\n=== %s [%s]\n' "$*" "$(date +%T)"; }
 
 step "system packages"
