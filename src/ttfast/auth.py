@@ -204,6 +204,7 @@ class OAuthSession:
         self._token_store = token_store
         self._on_refresh = on_refresh
         self._token: AccessToken | None = None
+        self._revoked: tuple[str, ...] = ()
         self._lock = asyncio.Lock()
         self._http: aiohttp.ClientSession | None = None
         #: number of successful token grants obtained by this session (observability/tests)
@@ -287,6 +288,8 @@ class OAuthSession:
 
     def invalidate(self, token: str | None = None) -> None:
         """Forget the current token (after a 401). With ``token``, only if it is still current."""
+        if token is not None:
+            self._revoked = (*self._revoked[-7:], token)  # never reload it from the store
         if self._token is not None and (token is None or self._token.token == token):
             self._token = None
 
@@ -302,7 +305,7 @@ class OAuthSession:
                 return self._token
             if not force and self._token_store is not None:
                 stored = await self._token_store.load()
-                if stored is not None and self._fresh(stored):
+                if stored is not None and self._fresh(stored) and stored.token not in self._revoked:
                     log.info(
                         "using access token from token store (expires in %.0fs)", stored.remaining()
                     )

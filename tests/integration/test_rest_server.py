@@ -234,6 +234,12 @@ async def test_token_store_shares_token_between_sessions(
         await c2.get_customer()
         assert c2.session.refresh_count == 0
     assert server.state.token_grants == 1
+    # a stored token the server rejects is not reloaded from the store after the 401
+    await store.save(AccessToken("revoked-elsewhere", time.time() + 3600))
+    async with make_client(server, token_store=store) as c3:
+        await c3.get_customer()
+        assert c3.session.refresh_count == 1
+    assert server.state.token_grants == 2
 
 
 # --- secrets ------------------------------------------------------------------------------------
