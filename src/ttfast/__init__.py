@@ -5,5 +5,25 @@ Hot paths (frame decoding, candle storage, indicators, line protocol) are compil
 """
 
 from ttfast._version import __version__
+from ttfast.errors import (
+    ApiConnectionError,
+    ApiError,
+    AuthError,
+    OrderOutcomeUnknown,
+    OrderValidationError,
+    RateLimitedError,
+    ResponseDecodeError,
+    TtfastError,
+)
 
-__all__ = ["__version__"]
+__all__ = [
+    "ApiConnectionError",
+    "ApiError",
+    "AuthError",
+    "OrderOutcomeUnknown",
+    "OrderValidationError",
+    "RateLimitedError",
+    "ResponseDecodeError",
+    "TtfastError",
+    "__version__",
+]
