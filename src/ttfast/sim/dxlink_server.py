@@ -354,6 +354,7 @@ class _Conn(picows.WSListener):
 
     def error(self, channel: int, code: str, message: str) -> None:
         self.errors_sent.append((channel, code, message))
+        self.server.errors_sent.append((self.number, channel, code, message))
         self.send_msg({"type": "ERROR", "channel": channel, "error": code, "message": message})
 
     def close(self, code: int | None) -> None:
@@ -1043,6 +1044,8 @@ class DxLinkServer:
         self.path = path
         self.record_sent = record_sent
         self.received: list[tuple[int, dict[str, Any]]] = []
+        #: every ERROR sent: ``(connection number, channel, error, message)``
+        self.errors_sent: list[tuple[int, int, str, str]] = []
         self.connection_count = 0
         self.frames_sent = 0
         self.internal_errors = 0
