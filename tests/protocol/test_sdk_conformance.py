@@ -68,6 +68,7 @@ async def test_sdk_streamer_receives_quotes(sdk_session: tuple[DxLinkServer, obj
         assert q.bid_price == Decimal(str(bid[i])) and q.ask_price == Decimal(str(ask[i]))
         assert q.bid_size == Decimal(str(bs[i])) and q.ask_size == Decimal(str(as_[i]))
         assert q.bid_time == qt and q.bid_exchange_code == bex[i]
+        assert q.ask_exchange_code == aex[i]
     # the SDK followed the order the server enforces: no ERROR was ever sent to it
     types = [m["type"] for _, m in dx.received if m["type"] != "KEEPALIVE"]
     assert types[:2] == ["SETUP", "AUTH"] and "FEED_SUBSCRIPTION" in types
