@@ -556,3 +556,59 @@ async def test_faults_can_depend_on_connection_number() -> None:
         assert not c2.l.disconnected.is_set()
         assert srv.connection_count == 2
         await c2.close()
+
+
+# ------------------------------------------------------------------------------ ttfast sim runner
+
+
+async def test_sim_cli_serves_rest_and_dxlink_until_interrupted() -> None:
+    import signal
+    import sys
+
+    import aiohttp
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ttfast.sim.cli",
+        "--dxlink-port",
+        "0",
+        "--rest-port",
+        "0",
+        "--seed",
+        "3",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(30):
+            dx_line = (await proc.stdout.readline()).decode()
+            rest_line = (await proc.stdout.readline()).decode()
+        dx_url = dx_line.split()[-1]
+        rest_url = rest_line.split()[3]
+        assert dx_url.startswith("ws://127.0.0.1:") and rest_url.startswith("http://127.0.0.1:")
+        hdr = {"User-Agent": "ttfast-test/1.0"}
+        async with aiohttp.ClientSession(headers=hdr) as http:
+            r = await http.post(
+                f"{rest_url}/oauth/token",
+                json={"grant_type": "refresh_token", "client_secret": "s", "refresh_token": "r"},
+            )
+            tok = (await r.json())["access_token"]
+            r = await http.get(
+                f"{rest_url}/api-quote-tokens", headers={"Authorization": f"Bearer {tok}"}
+            )
+            qt = (await r.json())["data"]
+        assert qt["dxlink-url"] == dx_url
+        c = await Client.connect(qt["dxlink-url"])
+        await c.handshake(qt["token"])
+        await c.open_feed(1, fields={"Quote": ["eventSymbol", "bidPrice"]})
+        c.subscribe(1, {"type": "Quote", "symbol": "AAPL"})
+        m = await c.recv_type("FEED_DATA", timeout=5)
+        assert m["data"][1][0] == "AAPL"
+        await c.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        async with asyncio.timeout(10):
+            rc = await proc.wait()
+    assert rc == 0
