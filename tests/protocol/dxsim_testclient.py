@@ -63,11 +63,13 @@ class _L(picows.WSListener):
         self.close_code: int | None = None
         self.disconnected = asyncio.Event()
         self.raw: list[str] = []
+        self.arrivals: list[float] = []  # loop time of each TEXT frame (parallel to raw)
 
     def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
         if frame.msg_type == picows.WSMsgType.TEXT:
             text = frame.get_payload_as_utf8_text()
             self.raw.append(text)
+            self.arrivals.append(asyncio.get_running_loop().time())
             self.q.put_nowait(json.loads(text))
         elif frame.msg_type == picows.WSMsgType.CLOSE:
             self.close_code = frame.get_close_code().value

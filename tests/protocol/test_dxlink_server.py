@@ -8,6 +8,7 @@ data are recomputed from the pure functions of ``ttfast.sim.market``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import re
 import struct
@@ -256,23 +257,28 @@ async def test_full_format_and_default_fields(server: DxLinkServer) -> None:
 
 
 async def test_ticker_conflation_by_aggregation_period() -> None:
-    # real-time clock, 10 ms market ticks: every symbol changes constantly
+    # real-time clock, 10 ms market ticks: every symbol changes at every tick
     async with DxLinkServer(seed=3, tick_ms=10) as srv:
-        counts = {}
+        gaps = {}
         for agg in (0.25, 0.02):
             c = await Client.connect(srv.url)
             await c.handshake()
             await c.open_feed(1, fields={"Quote": ["eventSymbol", "bidPrice", "askPrice"]}, agg=agg)
             c.subscribe(1, *({"type": "Quote", "symbol": f"S{i}"} for i in range(20)))
-            msgs = await c.drain(1.0)
-            frames = [m for m in msgs if m["type"] == "FEED_DATA"]
-            for f in frames:
+            frames = []
+            async with asyncio.timeout(10):
+                while len(frames) < 5:
+                    m = await c.recv_type("FEED_DATA")
+                    frames.append((c.l.arrivals[len(c.log) - 1], m))
+            for _, f in frames:
                 syms = f["data"][1][0::3]
                 assert len(syms) == len(set(syms)), "a symbol twice in one conflated frame"
-            counts[agg] = len(frames)
+            t = [a for a, _ in frames[1:]]  # frames[0]: the initial state right on subscribe
+            gaps[agg] = [b - a for a, b in itertools.pairwise(t)]
             await c.close()
-        assert 3 <= counts[0.25] <= 7, counts
-        assert counts[0.02] >= 3 * counts[0.25], counts
+        # never more often than the aggregation period (a little timer jitter allowed)
+        assert min(gaps[0.25]) >= 0.2, gaps
+        assert sorted(gaps[0.02])[1] < 0.2, gaps
 
 
 async def test_time_and_sale_stream_sends_every_trade() -> None:
