@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import math
 import re
+import socket
 import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -618,3 +619,33 @@ async def test_sim_cli_serves_rest_and_dxlink_until_interrupted() -> None:
         async with asyncio.timeout(10):
             rc = await proc.wait()
     assert rc == 0
+
+
+async def test_slow_reader_backpressure_pauses_flushes() -> None:
+    async with DxLinkServer(seed=1, tick_ms=10) as srv:
+        c = await Client.connect(srv.url)
+        await c.handshake()
+        await c.open_feed(1, fields={"Quote": ["eventSymbol", "bidPrice", "bidSize"]})
+        for i in range(0, 3000, 300):
+            c.subscribe(1, *({"type": "Quote", "symbol": f"S{j}"} for j in range(i, i + 300)))
+        await c.recv_type("FEED_DATA")
+        conn = srv.connections[0]
+        # small kernel buffers on both ends so the server's write buffer fills quickly
+        for tr in (c.tr, conn.transport):
+            assert tr is not None
+            sock = tr.underlying_transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.tr.underlying_transport.pause_reading()  # stop reading: the server's buffer fills up
+        async with asyncio.timeout(10):
+            while not conn.paused:
+                await asyncio.sleep(0.02)
+        sent = srv.frames_sent
+        await asyncio.sleep(0.3)
+        assert srv.frames_sent == sent  # nothing queued while paused (rows conflate instead)
+        c.tr.underlying_transport.resume_reading()
+        async with asyncio.timeout(10):
+            while conn.paused or srv.frames_sent == sent:
+                await asyncio.sleep(0.02)
+        assert conn.paused_count >= 1
+        await c.close()

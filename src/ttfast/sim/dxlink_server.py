@@ -298,12 +298,21 @@ class _Conn(picows.WSListener):
         self._adds: list[float] = []
         self._frag: list[bytes] = []
         self._task: asyncio.Task[None] | None = None
+        self.paused = False  # transport buffer full: data flushes wait (TICKER rows conflate)
+        self.paused_count = 0
 
     # -------------------------------------------------------------------- transport callbacks
     def on_ws_connected(self, transport: picows.WSTransport) -> None:
         self.transport = transport
         self.server._conns.append(self)
         self._task = self.loop.create_task(self._ticker())
+
+    def pause_writing(self) -> None:
+        self.paused = True
+        self.paused_count += 1
+
+    def resume_writing(self) -> None:
+        self.paused = False
 
     def on_ws_disconnected(self, transport: picows.WSTransport) -> None:
         self.closed = True
@@ -960,7 +969,7 @@ class _Conn(picows.WSListener):
                     self.close(1000)
                     return
                 for ch in list(self.channels.values()):
-                    if now < ch.next_flush:
+                    if now < ch.next_flush or self.paused:
                         continue
                     ch.next_flush = now + max(ch.agg, srv.min_flush_interval)
                     if ch.ticker:
