@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis as hyp
+import hypothesis.strategies as st
 import numpy as np
 import pytest
 from dxsim_testclient import (
@@ -649,3 +651,51 @@ async def test_slow_reader_backpressure_pauses_flushes() -> None:
                 await asyncio.sleep(0.02)
         assert conn.paused_count >= 1
         await c.close()
+
+
+def _java_oracle(x: float) -> str:
+    """Obviously-right (slow) Java Double.toString via Decimal and the shortest repr digits."""
+    from decimal import Decimal
+
+    d = Decimal(repr(x))
+    sign, digits, exp = d.as_tuple()
+    assert isinstance(exp, int)
+    ds = "".join(map(str, digits)).rstrip("0") or "0"
+    sci = len("".join(map(str, digits)).lstrip("0")) + exp - 1 if d != 0 else 0
+    ds = ds.lstrip("0") or "0"
+    s = "-" if sign else ""
+    if x == 0:
+        return s + "0.0"
+    if len(ds) == 1:  # Java picks the closest 2-digit decimal (differs only for subnormals)
+        m, _, e = f"{abs(x):.1e}".partition("e")
+        ds, sci = m.replace(".", "").rstrip("0") or "0", int(e)
+    if 1e-3 <= abs(x) < 1e7:
+        q = Decimal(int(ds)).scaleb(sci - len(ds) + 1)
+        txt = format(q, "f")
+        return s + (txt if "." in txt else txt + ".0")
+    return f"{s}{ds[0]}.{ds[1:] or '0'}E{sci}"
+
+
+@hyp.settings(max_examples=300, deadline=None)
+@hyp.given(st.floats(allow_nan=False, allow_infinity=False))
+def test_java_double_property(x: float) -> None:
+    s = java_double(x)
+    assert float(s) == x and s == _java_oracle(x)
+    assert re.fullmatch(r"-?\d+\.\d+(E-?\d+)?", s)
+    if s.endswith(".0") and "E" not in s:
+        assert x.is_integer()
+    assert json_double(x) == s
+
+
+async def test_drop_connections_and_runtime_fault_change() -> None:
+    async with DxLinkServer() as srv:
+        c = await Client.connect(srv.url)
+        await c.handshake()
+        assert srv.drop_connections(1012) == 1
+        await asyncio.wait_for(c.l.disconnected.wait(), 2)
+        assert c.l.close_code == 1012
+        c = await Client.connect(srv.url)
+        await c.handshake()
+        srv.connections[0].faults = Faults(close_after_s=0.0, close_code=1011)
+        await asyncio.wait_for(c.l.disconnected.wait(), 2)
+        assert c.l.close_code == 1011

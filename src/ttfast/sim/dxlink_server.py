@@ -945,10 +945,10 @@ class _Conn(picows.WSListener):
 
     async def _ticker(self) -> None:
         srv = self.server
-        fa = self.faults
         try:
             while not self.closed:
                 await asyncio.sleep(srv.poll_interval)
+                fa = self.faults  # may be replaced while the connection runs
                 now = self.loop.time()
                 el = now - self.t_connect
                 if fa.silent_after_s is not None and el >= fa.silent_after_s:
@@ -1079,6 +1079,13 @@ class DxLinkServer:
     def _factory(self, _req: picows.WSUpgradeRequest) -> _Conn:
         self.connection_count += 1
         return _Conn(self, self.connection_count)
+
+    def drop_connections(self, code: int | None = 1012) -> int:
+        """Close every open connection now (``None``: drop TCP without a close frame)."""
+        conns = list(self._conns)
+        for c in conns:
+            c.close(code)
+        return len(conns)
 
     async def start(self) -> str:
         """Start listening; returns the ``ws://host:port/path`` URL."""

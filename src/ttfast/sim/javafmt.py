@@ -78,6 +78,8 @@ def json_double(x: float) -> str:
 
     Cached: the simulator formats the same cent-rounded prices over and over.
     """
+    if x == 0.0:
+        return java_double(x)  # 0.0 and -0.0 are the same dict key: never cache them
     s = _CACHE.get(x)
     if s is not None:
         return s
