@@ -699,3 +699,17 @@ async def test_drop_connections_and_runtime_fault_change() -> None:
         srv.connections[0].faults = Faults(close_after_s=0.0, close_code=1011)
         await asyncio.wait_for(c.l.disconnected.wait(), 2)
         assert c.l.close_code == 1011
+
+
+async def test_single_row_snapshots_carry_begin_and_end_together() -> None:
+    clock = ManualClock(T0)
+    async with DxLinkServer(seed=SEED, clock=clock, max_snapshot_rows=1) as srv:
+        c = await Client.connect(srv.url)
+        await c.handshake()
+        await c.open_feed(1, contract="HISTORY", fields={"Candle": CANDLE_FIELDS})
+        evs = await _candles(c, 1, "AAPL{=1m}", T0 - 3_600_000)  # capped at one row
+        assert [e["eventFlags"] for e in evs] == [0x04 | 0x10]
+        bar = mk.align_bar_start(T0, 60_000)
+        evs = await _candles(c, 1, "SPY{=1m}", bar)  # only the forming bar, exactly at fromTime
+        assert [(e["eventFlags"], e["time"]) for e in evs] == [(0x04 | 0x08, bar)]
+        await c.close()
