@@ -738,3 +738,25 @@ async def test_accelerated_clock_rolls_bars() -> None:
             assert bar["time"] == t
             _same_bar(last[t], bar)
         await c.close()
+
+
+async def test_shorter_aggregation_period_applies_at_once() -> None:
+    async with DxLinkServer(seed=2, tick_ms=10, default_aggregation=5.0) as srv:
+        c = await Client.connect(srv.url)
+        await c.handshake()
+        c.send({"type": "CHANNEL_REQUEST", "channel": 1, "service": "FEED", "parameters": {}})
+        await c.recv_type("CHANNEL_OPENED")
+        await asyncio.sleep(0.1)  # the channel ticks with the 5 s default meanwhile
+        c.send(
+            {
+                "type": "FEED_SETUP",
+                "channel": 1,
+                "acceptAggregationPeriod": 0.02,
+                "acceptEventFields": {"Quote": ["eventSymbol", "bidSize"]},
+            }
+        )
+        await c.recv_type("FEED_CONFIG")
+        c.subscribe(1, {"type": "Quote", "symbol": "AAPL"})
+        frames = [m for m in await c.drain(0.5) if m["type"] == "FEED_DATA"]
+        assert len(frames) >= 4  # initial state + updates every ~20 ms, not after 5 s
+        await c.close()
