@@ -679,12 +679,8 @@ class _Conn(picows.WSListener):
             ]  # fmt: skip
         if etype == "Summary":
             day0 = (now // market.DAY_MS) * market.DAY_MS
-            samples = np.arange(day0, now + 1, max(1, (now - day0) // 32 or 1), dtype=np.int64)
-            sm = np.round(
-                market.mid_price(np.repeat(keys, samples.size), np.tile(samples, n)), 2
-            ).reshape(n, samples.size)
-            prev_close = np.round(market.mid_price(keys, np.full(n, day0 - 1)), 2).tolist()
-            o, hi, lo = sm[:, 0].tolist(), sm.max(axis=1).tolist(), sm.min(axis=1).tolist()
+            oa, ha, la, pa = market.day_summary(keys, now, srv.tick_ms)
+            o, hi, lo, prev_close = oa.tolist(), ha.tolist(), la.tolist(), pa.tolist()
             rate = (50.0 + (keys % np.uint64(500)).astype(np.float64)).tolist()
             d, pd = str(day0 // market.DAY_MS), str(day0 // market.DAY_MS - 1)
             return [
