@@ -5,5 +5,6 @@ Hot paths (frame decoding, candle storage, indicators, line protocol) are compil
 """
 
 from ttfast._version import __version__
+from ttfast.indicators import Ema, Hma, Macd, Wma, ema, hma, macd, wma
 
-__all__ = ["__version__"]
+__all__ = ["Ema", "Hma", "Macd", "Wma", "__version__", "ema", "hma", "macd", "wma"]

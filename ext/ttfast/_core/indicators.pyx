@@ -69,7 +69,15 @@ MACD_LINE_COLOR = "#2962FF"
 SIGNAL_LINE_COLOR = "#ff6d00"
 HMA_UP_COLOR = "#01FFFF"
 HMA_DOWN_COLOR = "#FF66FE"
-_DIRECTIONS = (None, "up", "down")    # index: 0 none, 1 up, -1 -> 2 down
+
+
+cdef inline object _direction_name(int d):
+    # (no tuple[-1] here: the module is compiled with wraparound=False)
+    if d > 0:
+        return "up"
+    if d < 0:
+        return "down"
+    return None
 
 cdef bint _cpu_fma = ttf_cpu_has_fma() != 0
 cdef bint _use_fma = _cpu_fma
@@ -822,7 +830,7 @@ cdef class Hma:
     @property
     def direction(self):
         """"up", "down" or None for the last committed bar."""
-        return _DIRECTIONS[self.st.direction]
+        return _direction_name(self.st.direction)
 
     @property
     def color(self):
@@ -831,7 +839,7 @@ cdef class Hma:
 
     def direction_for(self, double value):
         """Direction of a (revised) value for the forming bar, vs the committed history."""
-        return _DIRECTIONS[hma_direction_for(&self.st, value)]
+        return _direction_name(hma_direction_for(&self.st, value))
 
     def update(self, double x):
         """Commit a closed bar; returns the committed HMA (NaN while not ready)."""
@@ -895,16 +903,59 @@ def wma(closes, n):
     return out
 
 
+cdef Py_ssize_t _count_nonfinite(const double* x, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i, k = 0
+    for i in range(n):
+        k += not isfinite(x[i])
+    return k
+
+
+cdef void _wma_pass(WmaState* s, const double* x, Py_ssize_t n, double* out) noexcept nogil:
+    # One WMA over a whole array with its state in registers (the same wma_push step).
+    cdef WmaState st = s[0]
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = wma_push(&st, x[i])
+    s[0] = st
+
+
+cdef void _ema_pass(EmaState* s, const double* x, Py_ssize_t n, double* out) noexcept nogil:
+    cdef EmaState st = s[0]
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = ema_push(&st, x[i])
+    s[0] = st
+
+
 def hma(closes, n):
     """HMA over a 1-D array (= TA-Lib WMA(2*WMA(x, n//2) - WMA(x, n), isqrt(n)) bits)."""
     cdef Hma ind = Hma(n)
     cdef const double[::1] a = _as_closes(closes)
-    cdef Py_ssize_t N = a.shape[0], k = 0
+    cdef Py_ssize_t N = a.shape[0], k = 0, i, p
     out = np.empty(N, dtype=np.float64)
     cdef double[::1] o = out
+    cdef double[::1] t1, t2
     if N:
         with nogil:
-            k = ind.update_many(&a[0], N, &o[0])
+            k = _count_nonfinite(&a[0], N)
+        if k:
+            with nogil:
+                ind.update_many(&a[0], N, &o[0])
+        else:
+            # Three passes (half, full, outer) of the very same wma_push: identical bits to the
+            # interleaved streaming order, but each state stays in registers.
+            t1 = np.empty(N, dtype=np.float64)
+            t2 = np.empty(N, dtype=np.float64)
+            p = ind.st.full.n - 1
+            with nogil:
+                _wma_pass(&ind.st.half, &a[0], N, &t1[0])
+                _wma_pass(&ind.st.full, &a[0], N, &t2[0])
+                for i in range(p, N):
+                    t1[i] = 2.0 * t1[i] - t2[i]
+                for i in range(min(p, N)):
+                    o[i] = NAN
+                if p < N:
+                    _wma_pass(&ind.st.outer, &t1[p], N - p, &o[p])
     _note_skipped("hma", k)
     return out
 
@@ -913,7 +964,7 @@ def macd(closes, fast=12, slow=26, signal=9, seed="talib"):
     """(macd, signal, hist) arrays over a 1-D array (TA-Lib `MACD` bits in "talib" mode)."""
     cdef Macd ind = Macd(fast, slow, signal, seed)
     cdef const double[::1] a = _as_closes(closes)
-    cdef Py_ssize_t N = a.shape[0], i, k = 0
+    cdef Py_ssize_t N = a.shape[0], i, k = 0, skip, p, q
     m_out = np.empty(N, dtype=np.float64)
     s_out = np.empty(N, dtype=np.float64)
     h_out = np.empty(N, dtype=np.float64)
@@ -922,15 +973,65 @@ def macd(closes, fast=12, slow=26, signal=9, seed="talib"):
     cdef double[::1] ho = h_out
     cdef MacdOut v
     cdef MacdState st = ind.st
+    if N == 0:
+        return m_out, s_out, h_out
     with nogil:
-        for i in range(N):
-            if isfinite(a[i]):
-                v = macd_push(&st, a[i])
-            else:
-                k += 1
-                v = macd_nan()
-            mo[i] = v.macd
-            so[i] = v.signal
-            ho[i] = v.hist
+        k = _count_nonfinite(&a[0], N)
+    if k:
+        with nogil:
+            for i in range(N):
+                if isfinite(a[i]):
+                    v = macd_push(&st, a[i])
+                else:
+                    v = macd_nan()
+                mo[i] = v.macd
+                so[i] = v.signal
+                ho[i] = v.hist
+    else:
+        # Pass per EMA (the same ema_push steps as streaming, so the same bits):
+        # slow -> so, fast -> ho (from bar `skip`), macd -> mo, signal -> so, hist -> ho.
+        skip = st.skip
+        p = st.slow.n - 1 if not st.slow.first else 0      # first bar with a macd value
+        with nogil:
+            _ema_pass(&st.slow, &a[0], N, &so[0])
+            if skip < N:
+                _ema_pass(&st.fast, &a[skip], N - skip, &ho[skip])
+            for i in range(p, N):
+                mo[i] = ho[i] - so[i]
+            if p < N:
+                _ema_pass(&st.sig, &mo[p], N - p, &so[p])
+            q = p + (st.sig.n - 1 if not st.sig.first else 0)   # first complete output
+            if q > N:
+                q = N
+            for i in range(q):
+                mo[i] = NAN
+                so[i] = NAN
+                ho[i] = NAN
+            for i in range(q, N):
+                ho[i] = mo[i] - so[i]
     _note_skipped("macd", k)
     return m_out, s_out, h_out
+
+
+def _c_api_selftest(closes, double revise_with):
+    """Drive Macd(12,26,9) and Hma(20) through the C-level API (update_raw / revise_raw /
+    colour and direction codes), as the worker does; for tests. Per bar: (macd, signal, hist,
+    hma, colour code, direction code) after committing the bar, then, computed before it, the
+    forming-bar (hist, colour code, hma, direction code) for close `revise_with`."""
+    cdef const double[::1] a = _as_closes(closes)
+    cdef Macd m = Macd()
+    cdef Hma h = Hma(20)
+    cdef MacdOut o, r
+    cdef double hv, rh
+    cdef Py_ssize_t i
+    rows = []
+    for i in range(a.shape[0]):
+        r = m.revise_raw(revise_with)
+        rh = h.revise_raw(revise_with)
+        rc = m.color_code_for(r.hist)
+        rd = h.direction_code_for(rh)
+        o = m.update_raw(a[i])
+        hv = h.update_raw(a[i])
+        rows.append((o.macd, o.signal, o.hist, hv, m.color_code(), h.direction_code(),
+                     r.hist, rc, rh, rd))
+    return rows
