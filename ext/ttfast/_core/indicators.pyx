@@ -22,6 +22,8 @@ Exactness notes (see docs/README-indicators.md):
 import logging
 import os
 
+cimport cython
+
 import numpy as np
 
 cimport numpy as cnp
@@ -508,11 +510,13 @@ cdef class Ema:
     def count(self):
         return self.st.count
 
+    @cython.always_allow_keywords(False)
     def update(self, double x):
         """Commit a closed bar; returns the committed value (NaN while not ready)."""
         _check(x)
         return ema_push(&self.st, x)
 
+    @cython.always_allow_keywords(False)
     def revise(self, double x):
         """Value for the still-forming bar with close x; does not change the state."""
         _check(x)
@@ -588,11 +592,13 @@ cdef class Wma:
     def value(self):
         return self.st.last
 
+    @cython.always_allow_keywords(False)
     def update(self, double x):
         """Commit a closed bar; returns the committed value (NaN while not ready)."""
         _check(x)
         return wma_push(&self.st, x)
 
+    @cython.always_allow_keywords(False)
     def revise(self, double x):
         _check(x)
         return wma_peek(&self.st, x)
@@ -712,18 +718,21 @@ cdef class Macd:
         cdef int c = hist_color_code(self.st.last.hist, self.st.prev_hist)
         return None if c < 0 else HIST_COLORS[c]
 
+    @cython.always_allow_keywords(False)
     def color_for(self, double hist):
         """Colour of a (revised) histogram value for the forming bar: compared with the last
         committed hist. None for NaN."""
         cdef int c = hist_color_code(hist, self.st.last.hist)
         return None if c < 0 else HIST_COLORS[c]
 
+    @cython.always_allow_keywords(False)
     def update(self, double x):
         """Commit a closed bar; returns (macd, signal, hist), NaNs while not ready."""
         _check(x)
         cdef MacdOut o = macd_push(&self.st, x)
         return (o.macd, o.signal, o.hist)
 
+    @cython.always_allow_keywords(False)
     def revise(self, double x):
         """(macd, signal, hist) for the still-forming bar; does not change the state."""
         _check(x)
@@ -837,15 +846,18 @@ cdef class Hma:
         d = self.st.direction
         return None if d == 0 else (HMA_UP_COLOR if d > 0 else HMA_DOWN_COLOR)
 
+    @cython.always_allow_keywords(False)
     def direction_for(self, double value):
         """Direction of a (revised) value for the forming bar, vs the committed history."""
         return _direction_name(hma_direction_for(&self.st, value))
 
+    @cython.always_allow_keywords(False)
     def update(self, double x):
         """Commit a closed bar; returns the committed HMA (NaN while not ready)."""
         _check(x)
         return hma_push(&self.st, x)
 
+    @cython.always_allow_keywords(False)
     def revise(self, double x):
         """HMA for the still-forming bar; does not change the state."""
         _check(x)
@@ -927,6 +939,50 @@ cdef void _ema_pass(EmaState* s, const double* x, Py_ssize_t n, double* out) noe
     s[0] = st
 
 
+cdef void _macd_fill(MacdState* s, const double* x, Py_ssize_t N, double* mo, double* so,
+                     double* ho) noexcept nogil:
+    # Warm-up through macd_push; once all three EMAs are seeded, macd_push reduces to three
+    # ema_step calls: run exactly those in a tight loop with the state in registers (same
+    # expressions, same order -> the same bits as streaming).
+    cdef MacdState st = s[0]
+    cdef MacdOut v
+    cdef Py_ssize_t i = 0
+    cdef double m, g
+    while i < N and isnan(st.last.hist):
+        v = macd_push(&st, x[i])
+        mo[i] = v.macd
+        so[i] = v.signal
+        ho[i] = v.hist
+        i += 1
+    if i < N and ema_ready(&st.fast) and ema_ready(&st.slow) and ema_ready(&st.sig):
+        # steady state: fast/slow/sig each past their seed (ema_push == ema_step)
+        while i < N:
+            st.fast.e = ema_step(&st.fast, x[i])
+            st.slow.e = ema_step(&st.slow, x[i])
+            m = st.fast.e - st.slow.e
+            st.sig.e = ema_step(&st.sig, m)
+            g = st.sig.e
+            mo[i] = m
+            so[i] = g
+            ho[i] = m - g
+            i += 1
+        st.fast.count += N - st.count
+        st.sig.count += N - st.count
+        st.slow.count += N - st.count
+        st.count = N
+        st.prev_hist = ho[N - 2] if N >= 2 else NAN
+        st.last.macd = mo[N - 1]
+        st.last.signal = so[N - 1]
+        st.last.hist = ho[N - 1]
+    while i < N:
+        v = macd_push(&st, x[i])
+        mo[i] = v.macd
+        so[i] = v.signal
+        ho[i] = v.hist
+        i += 1
+    s[0] = st
+
+
 def hma(closes, n):
     """HMA over a 1-D array (= TA-Lib WMA(2*WMA(x, n//2) - WMA(x, n), isqrt(n)) bits)."""
     cdef Hma ind = Hma(n)
@@ -934,7 +990,7 @@ def hma(closes, n):
     cdef Py_ssize_t N = a.shape[0], k = 0, i, p
     out = np.empty(N, dtype=np.float64)
     cdef double[::1] o = out
-    cdef double[::1] t1, t2
+    cdef double[::1] t1
     if N:
         with nogil:
             k = _count_nonfinite(&a[0], N)
@@ -945,13 +1001,12 @@ def hma(closes, n):
             # Three passes (half, full, outer) of the very same wma_push: identical bits to the
             # interleaved streaming order, but each state stays in registers.
             t1 = np.empty(N, dtype=np.float64)
-            t2 = np.empty(N, dtype=np.float64)
             p = ind.st.full.n - 1
             with nogil:
                 _wma_pass(&ind.st.half, &a[0], N, &t1[0])
-                _wma_pass(&ind.st.full, &a[0], N, &t2[0])
+                _wma_pass(&ind.st.full, &a[0], N, &o[0])      # `out` doubles as scratch
                 for i in range(p, N):
-                    t1[i] = 2.0 * t1[i] - t2[i]
+                    t1[i] = 2.0 * t1[i] - o[i]
                 for i in range(min(p, N)):
                     o[i] = NAN
                 if p < N:
@@ -988,27 +1043,8 @@ def macd(closes, fast=12, slow=26, signal=9, seed="talib"):
                 so[i] = v.signal
                 ho[i] = v.hist
     else:
-        # Pass per EMA (the same ema_push steps as streaming, so the same bits):
-        # slow -> so, fast -> ho (from bar `skip`), macd -> mo, signal -> so, hist -> ho.
-        skip = st.skip
-        p = st.slow.n - 1 if not st.slow.first else 0      # first bar with a macd value
         with nogil:
-            _ema_pass(&st.slow, &a[0], N, &so[0])
-            if skip < N:
-                _ema_pass(&st.fast, &a[skip], N - skip, &ho[skip])
-            for i in range(p, N):
-                mo[i] = ho[i] - so[i]
-            if p < N:
-                _ema_pass(&st.sig, &mo[p], N - p, &so[p])
-            q = p + (st.sig.n - 1 if not st.sig.first else 0)   # first complete output
-            if q > N:
-                q = N
-            for i in range(q):
-                mo[i] = NAN
-                so[i] = NAN
-                ho[i] = NAN
-            for i in range(q, N):
-                ho[i] = mo[i] - so[i]
+            _macd_fill(&st, &a[0], N, &mo[0], &so[0], &ho[0])
     _note_skipped("macd", k)
     return m_out, s_out, h_out
 
