@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from talipp.indicators import HMA as TalippHMA
 from talipp.indicators import MACD as TalippMACD
 
 from bench import datagen
-from bench.gatelib import CallgrindCase, RatioCase
+from bench.gatelib import CallgrindCase, RatioCase, measure_ratio
 from ttfast._core.indicators import Hma, Macd, hma, macd, wma
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -221,49 +220,64 @@ GATE_CALLGRIND = [
 # ----------------------------------------------------------------------- table
 
 
-def _per_call(fn: Callable[[], object], reps: int = 5) -> float:
-    best = math.inf
-    fn()
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def table() -> str:
-    rows = [
-        ("ttfast update() from Python", ttfast_stream, NB),
-        ("ttfast revise() from Python (forming bar)", ttfast_stream_revise, NB),
-        ("ttfast C-level loop (update_many)", ttfast_c_loop, NB),
-        ("talipp 2.7 add()", talipp_stream, NB),
-        ("TA-Lib recompute last 50 bars", talib_tail, NB),
-        ("pure-Python O(1) twin", python_twin, 200),
+    """Markdown tables for the README. Each row is measured interleaved with its reference
+    (gatelib.measure_ratio: median of alternating rounds), so load on a shared machine skews
+    both sides alike; absolute ns are medians of the same rounds."""
+    stream = [
+        ("ttfast `update()` from Python", ttfast_stream, NB),
+        ("ttfast `revise()` from Python (forming bar)", ttfast_stream_revise, NB),
+        ("ttfast C-level loop (`update_many`, worker)", ttfast_c_loop, NB),
+        ("TA-Lib 0.8, recompute the last 50 bars", talib_tail, NB),
+        ("pure-Python O(1) twin (tests/oracles)", python_twin, 200),
     ]
     out = [
-        "| streaming, MACD(12,26,9) + HMA(20) per bar | ns/bar | talipp / this |",
-        "|---|---:|---:|",
+        "| streaming: MACD(12,26,9) + HMA(20), per bar | ns/bar | talipp ns/bar | talipp / this |",
+        "|---|---:|---:|---:|",
     ]
-    t_talipp = _per_call(talipp_stream) / NB
-    for name, fn, units in rows:
-        t = _per_call(fn) / units
-        out.append(f"| {name} | {t * 1e9:,.0f} | {t_talipp / t:,.1f}x |")
+    for name, fn, units in stream:
+
+        def ref(u: int = units) -> None:
+            if u == NB:
+                talipp_stream()
+            else:  # same number of bars as fn
+                m, h = _TALIPP.m.add, _TALIPP.h.add
+                for v in STREAM[:u]:
+                    m(v)
+                    h(v)
+
+        r = measure_ratio(RatioCase(name, fn, ref, units=units), rounds=5)
+        out.append(
+            f"| {name} | {r.fast_ns_per_unit:,.0f} | {r.ref_ns_per_unit:,.0f} | {r.ratio:,.1f}x |"
+        )
     n = len(BATCH)
-    brows = [
-        ("ttfast macd()", batch_macd), ("TA-Lib MACD", talib_macd),
-        ("pandas ewm MACD", pandas_macd), ("ttfast hma(20)", batch_hma),
-        ("TA-Lib WMA-composed HMA(20)", talib_hma),
-        ("ttfast wma(20)", lambda: wma(BATCH, 20)),
-        ("TA-Lib WMA(20)", lambda: talib.WMA(BATCH, 20)),
-        ("ttfast wma(400)", lambda: wma(BATCH, 400)),
-        ("TA-Lib WMA(400)", lambda: talib.WMA(BATCH, 400)),
+    batch = [
+        ("ttfast `macd()`", batch_macd, talib_macd, "TA-Lib MACD"),
+        ("pandas ewm MACD", pandas_macd, talib_macd, "TA-Lib MACD"),
+        ("ttfast `hma(20)`", batch_hma, talib_hma, "TA-Lib WMA-composed HMA(20)"),
+        ("ttfast `wma(20)`", lambda: wma(BATCH, 20), lambda: talib.WMA(BATCH, 20),
+         "TA-Lib WMA(20)"),
+        ("ttfast `wma(400)`", lambda: wma(BATCH, 400), lambda: talib.WMA(BATCH, 400),
+         "TA-Lib WMA(400)"),
     ]  # fmt: skip
-    out += ["", "| batch over 1M closes | ns/element |", "|---|---:|"]
-    for name, fn in brows:
-        out.append(f"| {name} | {_per_call(fn) / n * 1e9:.2f} |")
-    t20 = _per_call(_hma_stream(_H20)) / NB
-    t400 = _per_call(_hma_stream(_H400)) / NB
-    out += ["", f"streaming Hma(400)/Hma(20) cost: {t400 / t20:.2f}"]
+    out += [
+        "",
+        "| batch over 1M closes | ns/element | reference | ref ns/element | this / ref |",
+        "|---|---:|---|---:|---:|",
+    ]
+    for name, fn, ref_fn, ref_name in batch:
+        r = measure_ratio(RatioCase(name, fn, ref_fn, units=n), rounds=3, min_time=0.05)
+        out.append(
+            f"| {name} | {r.fast_ns_per_unit:.2f} | {ref_name} | {r.ref_ns_per_unit:.2f} "
+            f"| {1 / r.ratio:.2f} |"
+        )
+    c1 = measure_ratio(RatioCase("", lambda: wma(BATCH, 20), lambda: wma(BATCH, 400), units=n),
+                       rounds=3)  # fmt: skip
+    c2 = measure_ratio(RatioCase("", _hma_stream(_H20), _hma_stream(_H400), units=NB), rounds=5)
+    out += [
+        "",
+        f"Cost at n=400 / cost at n=20: batch WMA {c1.ratio:.2f}, streaming HMA {c2.ratio:.2f}.",
+    ]
     return "\n".join(out)
 
 

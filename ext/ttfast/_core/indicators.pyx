@@ -939,48 +939,52 @@ cdef void _ema_pass(EmaState* s, const double* x, Py_ssize_t n, double* out) noe
     s[0] = st
 
 
-cdef void _macd_fill(MacdState* s, const double* x, Py_ssize_t N, double* mo, double* so,
-                     double* ho) noexcept nogil:
-    # Warm-up through macd_push; once all three EMAs are seeded, macd_push reduces to three
-    # ema_step calls: run exactly those in a tight loop with the state in registers (same
-    # expressions, same order -> the same bits as streaming).
+cdef Py_ssize_t _macd_fill(MacdState* s, const double* x, Py_ssize_t N, double* mo, double* so,
+                           double* ho) noexcept nogil:
+    # Generic bars (warm-up, non-finite inputs) go through macd_push. Once all three EMAs are
+    # seeded, macd_push reduces to three ema_step calls: run exactly those in a tight loop with
+    # the state in registers (same expressions, same order -> the same bits as streaming).
+    # Returns the number of non-finite inputs skipped.
     cdef MacdState st = s[0]
     cdef MacdOut v
-    cdef Py_ssize_t i = 0
+    cdef Py_ssize_t i = 0, j0, done, skipped = 0
     cdef double m, g
-    while i < N and isnan(st.last.hist):
-        v = macd_push(&st, x[i])
-        mo[i] = v.macd
-        so[i] = v.signal
-        ho[i] = v.hist
-        i += 1
-    if i < N and ema_ready(&st.fast) and ema_ready(&st.slow) and ema_ready(&st.sig):
-        # steady state: fast/slow/sig each past their seed (ema_push == ema_step)
-        while i < N:
-            st.fast.e = ema_step(&st.fast, x[i])
-            st.slow.e = ema_step(&st.slow, x[i])
-            m = st.fast.e - st.slow.e
-            st.sig.e = ema_step(&st.sig, m)
-            g = st.sig.e
-            mo[i] = m
-            so[i] = g
-            ho[i] = m - g
-            i += 1
-        st.fast.count += N - st.count
-        st.sig.count += N - st.count
-        st.slow.count += N - st.count
-        st.count = N
-        st.prev_hist = ho[N - 2] if N >= 2 else NAN
-        st.last.macd = mo[N - 1]
-        st.last.signal = so[N - 1]
-        st.last.hist = ho[N - 1]
     while i < N:
-        v = macd_push(&st, x[i])
+        if ema_ready(&st.fast) and ema_ready(&st.slow) and ema_ready(&st.sig):
+            j0 = i
+            while i < N and isfinite(x[i]):
+                st.fast.e = ema_step(&st.fast, x[i])
+                st.slow.e = ema_step(&st.slow, x[i])
+                m = st.fast.e - st.slow.e
+                st.sig.e = ema_step(&st.sig, m)
+                g = st.sig.e
+                mo[i] = m
+                so[i] = g
+                ho[i] = m - g
+                i += 1
+            done = i - j0
+            if done:
+                st.fast.count += done
+                st.slow.count += done
+                st.sig.count += done
+                st.count += done
+                st.prev_hist = ho[i - 2] if done >= 2 else st.last.hist
+                st.last.macd = mo[i - 1]
+                st.last.signal = so[i - 1]
+                st.last.hist = ho[i - 1]
+            if i == N:
+                break
+        if isfinite(x[i]):
+            v = macd_push(&st, x[i])
+        else:
+            skipped += 1
+            v = macd_nan()
         mo[i] = v.macd
         so[i] = v.signal
         ho[i] = v.hist
         i += 1
     s[0] = st
+    return skipped
 
 
 def hma(closes, n):
@@ -1019,32 +1023,17 @@ def macd(closes, fast=12, slow=26, signal=9, seed="talib"):
     """(macd, signal, hist) arrays over a 1-D array (TA-Lib `MACD` bits in "talib" mode)."""
     cdef Macd ind = Macd(fast, slow, signal, seed)
     cdef const double[::1] a = _as_closes(closes)
-    cdef Py_ssize_t N = a.shape[0], i, k = 0, skip, p, q
+    cdef Py_ssize_t N = a.shape[0], k = 0
     m_out = np.empty(N, dtype=np.float64)
     s_out = np.empty(N, dtype=np.float64)
     h_out = np.empty(N, dtype=np.float64)
     cdef double[::1] mo = m_out
     cdef double[::1] so = s_out
     cdef double[::1] ho = h_out
-    cdef MacdOut v
-    cdef MacdState st = ind.st
     if N == 0:
         return m_out, s_out, h_out
     with nogil:
-        k = _count_nonfinite(&a[0], N)
-    if k:
-        with nogil:
-            for i in range(N):
-                if isfinite(a[i]):
-                    v = macd_push(&st, a[i])
-                else:
-                    v = macd_nan()
-                mo[i] = v.macd
-                so[i] = v.signal
-                ho[i] = v.hist
-    else:
-        with nogil:
-            _macd_fill(&st, &a[0], N, &mo[0], &so[0], &ho[0])
+        k = _macd_fill(&ind.st, &a[0], N, &mo[0], &so[0], &ho[0])
     _note_skipped("macd", k)
     return m_out, s_out, h_out
 
