@@ -402,6 +402,10 @@ def test_invalid_parameters(make: object) -> None:
         make()  # type: ignore[operator]
 
 
+def test_numpy_integer_periods() -> None:
+    assert Hma(np.int64(20)).n == 20 and Macd(np.int32(12), np.int64(26)).slow_period == 26
+
+
 def test_invalid_parameter_types() -> None:
     with pytest.raises(TypeError):
         Ema(2.5)  # type: ignore[arg-type]

@@ -447,8 +447,9 @@ cdef str _check_seed(str seed):
 
 
 cdef inline Py_ssize_t _check_period(object n, str name) except -1:
-    if not isinstance(n, int) or isinstance(n, bool):
+    if isinstance(n, bool) or not hasattr(n, "__index__"):
         raise TypeError(f"{name} must be an int, got {type(n).__name__}")
+    n = n.__index__()  # accepts numpy integers
     if n < 1 or n > 1_000_000:
         raise ValueError(f"{name} must be in 1..1000000, got {n}")
     return n
