@@ -5,6 +5,34 @@ Hot paths (frame decoding, candle storage, indicators, line protocol) are compil
 """
 
 from ttfast._version import __version__
+from ttfast.errors import (
+    ApiConnectionError,
+    ApiError,
+    AuthError,
+    OrderOutcomeUnknown,
+    OrderValidationError,
+    RateLimitedError,
+    ResponseDecodeError,
+    TtfastError,
+)
 from ttfast.indicators import Ema, Hma, Macd, Wma, ema, hma, macd, wma
 
-__all__ = ["Ema", "Hma", "Macd", "Wma", "__version__", "ema", "hma", "macd", "wma"]
+__all__ = [
+    "ApiConnectionError",
+    "ApiError",
+    "AuthError",
+    "Ema",
+    "Hma",
+    "Macd",
+    "OrderOutcomeUnknown",
+    "OrderValidationError",
+    "RateLimitedError",
+    "ResponseDecodeError",
+    "TtfastError",
+    "Wma",
+    "__version__",
+    "ema",
+    "hma",
+    "macd",
+    "wma",
+]
