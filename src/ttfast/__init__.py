@@ -15,15 +15,24 @@ from ttfast.errors import (
     ResponseDecodeError,
     TtfastError,
 )
+from ttfast.indicators import Ema, Hma, Macd, Wma, ema, hma, macd, wma
 
 __all__ = [
     "ApiConnectionError",
     "ApiError",
     "AuthError",
+    "Ema",
+    "Hma",
+    "Macd",
     "OrderOutcomeUnknown",
     "OrderValidationError",
     "RateLimitedError",
     "ResponseDecodeError",
     "TtfastError",
+    "Wma",
     "__version__",
+    "ema",
+    "hma",
+    "macd",
+    "wma",
 ]

@@ -5,10 +5,25 @@ directly. Input validation that must happen before a C loop lives in the compile
 themselves (they raise clear Python exceptions); this package only re-exports.
 """
 
-from ttfast._core import numparse
+from ttfast._core import indicators, numparse
+from ttfast._core.indicators import Ema, Hma, Macd, Wma, ema, hma, macd, wma
 from ttfast._core.numparse import to_double, to_int64
 
-__all__ = ["compiled_modules", "numparse", "to_double", "to_int64"]
+__all__ = [
+    "Ema",
+    "Hma",
+    "Macd",
+    "Wma",
+    "compiled_modules",
+    "ema",
+    "hma",
+    "indicators",
+    "macd",
+    "numparse",
+    "to_double",
+    "to_int64",
+    "wma",
+]
 
 
 def compiled_modules() -> dict[str, str]:
