@@ -4,6 +4,15 @@ Hot paths (frame decoding, candle storage, indicators, line protocol) are compil
 ``ttfast._core``; this package is the small typed public API over them.
 """
 
+from ttfast._core import EventBatch, FeedDecoder, message_type
 from ttfast._version import __version__
+from ttfast.errors import DecodeError, TtfastError
 
-__all__ = ["__version__"]
+__all__ = [
+    "DecodeError",
+    "EventBatch",
+    "FeedDecoder",
+    "TtfastError",
+    "__version__",
+    "message_type",
+]

@@ -5,10 +5,21 @@ directly. Input validation that must happen before a C loop lives in the compile
 themselves (they raise clear Python exceptions); this package only re-exports.
 """
 
-from ttfast._core import numparse
+from ttfast._core import feed, numparse
+from ttfast._core.feed import EventBatch, FeedDecoder, field_kinds, message_type
 from ttfast._core.numparse import to_double, to_int64
 
-__all__ = ["compiled_modules", "numparse", "to_double", "to_int64"]
+__all__ = [
+    "EventBatch",
+    "FeedDecoder",
+    "compiled_modules",
+    "feed",
+    "field_kinds",
+    "message_type",
+    "numparse",
+    "to_double",
+    "to_int64",
+]
 
 
 def compiled_modules() -> dict[str, str]:
