@@ -4,11 +4,13 @@ Hot paths (frame decoding, candle storage, indicators, line protocol) are compil
 ``ttfast._core``; this package is the small typed public API over them.
 """
 
+from ttfast._core import EventBatch, FeedDecoder, message_type
 from ttfast._version import __version__
 from ttfast.errors import (
     ApiConnectionError,
     ApiError,
     AuthError,
+    DecodeError,
     OrderOutcomeUnknown,
     OrderValidationError,
     RateLimitedError,
@@ -21,7 +23,10 @@ __all__ = [
     "ApiConnectionError",
     "ApiError",
     "AuthError",
+    "DecodeError",
     "Ema",
+    "EventBatch",
+    "FeedDecoder",
     "Hma",
     "Macd",
     "OrderOutcomeUnknown",
@@ -34,5 +39,6 @@ __all__ = [
     "ema",
     "hma",
     "macd",
+    "message_type",
     "wma",
 ]

@@ -17,9 +17,10 @@ from libc.stdint cimport int64_t, uint8_t
 
 cdef class _StrCache:
     # direct-mapped cache of recently seen short ASCII strings (symbols), keyed by their bytes
-    cdef object[:] _unused
     cdef void** _slots
     cdef Py_ssize_t _mask
+    cdef int _alloc(self) except -1
+    cdef object get(self, const unsigned char* s, Py_ssize_t n)
 
 
 cdef class _FrameData:

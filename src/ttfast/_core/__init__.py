@@ -5,20 +5,26 @@ directly. Input validation that must happen before a C loop lives in the compile
 themselves (they raise clear Python exceptions); this package only re-exports.
 """
 
-from ttfast._core import indicators, numparse
+from ttfast._core import feed, indicators, numparse
+from ttfast._core.feed import EventBatch, FeedDecoder, field_kinds, message_type
 from ttfast._core.indicators import Ema, Hma, Macd, Wma, ema, hma, macd, wma
 from ttfast._core.numparse import to_double, to_int64
 
 __all__ = [
     "Ema",
+    "EventBatch",
+    "FeedDecoder",
     "Hma",
     "Macd",
     "Wma",
     "compiled_modules",
     "ema",
+    "feed",
+    "field_kinds",
     "hma",
     "indicators",
     "macd",
+    "message_type",
     "numparse",
     "to_double",
     "to_int64",
