@@ -131,6 +131,17 @@ cdef inline void ring_get(const Ring* r, Py_ssize_t slot, Bar* b) noexcept nogil
         b.f[c] = r.f[c][slot]
 
 
+cdef inline void* _regrow(void* old, Py_ssize_t newbuf, Py_ssize_t dst, Py_ssize_t src,
+                          Py_ssize_t n, size_t item) noexcept nogil:
+    """A new buffer of newbuf items holding old[src:src+n] at dst (one copy); NULL if OOM."""
+    cdef char* p = <char*>malloc(newbuf * item)
+    if p != NULL:
+        if n:
+            memcpy(p + dst * item, <char*>old + src * item, n * item)
+        free(old)
+    return p
+
+
 cdef int ring_make_room(Ring* r, bint front, Py_ssize_t maxbuf) except -1 nogil:
     """Ensure a free slot before (front) or after the bars: grow or re-center the buffer.
 
@@ -140,36 +151,14 @@ cdef int ring_make_room(Ring* r, bint front, Py_ssize_t maxbuf) except -1 nogil:
     cdef Py_ssize_t n = r.n, nbuf = r.nbuf, newbuf, free_, new_start
     cdef int c
     cdef void* p
-    if nbuf - n < n // 2 + 1 and nbuf < maxbuf:
+    cdef bint grow = nbuf - n < n // 2 + 1 and nbuf < maxbuf
+    if grow:
         newbuf = nbuf * 2 if nbuf >= 8 else 16
         if newbuf > maxbuf:
             newbuf = maxbuf
-        if newbuf <= n:
-            with gil:
-                raise MemoryError("candle ring cannot grow")
-        p = realloc(r.index, newbuf * sizeof(int64_t))
-        if p == NULL:
-            with gil:
-                raise MemoryError()
-        r.index = <int64_t*>p
-        p = realloc(r.time, newbuf * sizeof(int64_t))
-        if p == NULL:
-            with gil:
-                raise MemoryError()
-        r.time = <int64_t*>p
-        p = realloc(r.count, newbuf * sizeof(int64_t))
-        if p == NULL:
-            with gil:
-                raise MemoryError()
-        r.count = <int64_t*>p
-        for c in range(CF_NDOUBLE):
-            p = realloc(r.f[c], newbuf * sizeof(double))
-            if p == NULL:
-                with gil:
-                    raise MemoryError()
-            r.f[c] = <double*>p
-        r.nbuf = newbuf
-    free_ = r.nbuf - n
+    else:
+        newbuf = nbuf
+    free_ = newbuf - n
     if free_ <= 0:
         with gil:
             raise MemoryError("candle ring full")   # unreachable: maxbuf > capacity >= n
@@ -177,7 +166,32 @@ cdef int ring_make_room(Ring* r, bint front, Py_ssize_t maxbuf) except -1 nogil:
         new_start = free_ - free_ // 4
     else:
         new_start = free_ // 4
-    ring_move(r, new_start, r.start, n)
+    if not grow:
+        ring_move(r, new_start, r.start, n)
+        r.start = new_start
+        return 0
+    p = _regrow(r.index, newbuf, new_start, r.start, n, sizeof(int64_t))
+    if p == NULL:
+        with gil:
+            raise MemoryError()
+    r.index = <int64_t*>p
+    p = _regrow(r.time, newbuf, new_start, r.start, n, sizeof(int64_t))
+    if p == NULL:
+        with gil:
+            raise MemoryError()
+    r.time = <int64_t*>p
+    p = _regrow(r.count, newbuf, new_start, r.start, n, sizeof(int64_t))
+    if p == NULL:
+        with gil:
+            raise MemoryError()
+    r.count = <int64_t*>p
+    for c in range(CF_NDOUBLE):
+        p = _regrow(r.f[c], newbuf, new_start, r.start, n, sizeof(double))
+        if p == NULL:
+            with gil:
+                raise MemoryError()
+        r.f[c] = <double*>p
+    r.nbuf = newbuf
     r.start = new_start
     return 0
 
@@ -938,6 +952,20 @@ cdef class CandleStore:
                     s._min_touched = b.index
                 elif s._touch_state == 1 and b.index < s._min_touched:
                     s._min_touched = b.index
+                continue
+            # hot path: next older bar of a newest-first snapshot (prepend into staging)
+            if ((fl & ~TX_PENDING) == 0 and s._in_snapshot and s._staging.n > 0
+                    and s._staging.n < s.capacity and s._staging.start > 0
+                    and b.index < s._staging.index[s._staging.start]):
+                s._staging.start -= 1
+                s._staging.n += 1
+                slot = s._staging.start
+                s._staging.index[slot] = b.index
+                s._staging.time[slot] = b.time
+                s._staging.count[slot] = count[i]
+                for c in range(CF_NDOUBLE):
+                    s._staging.f[c][slot] = d[c][i]
+                s._st_events += 1
                 continue
             b.count = count[i]
             for c in range(CF_NDOUBLE):
