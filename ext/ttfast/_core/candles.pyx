@@ -908,23 +908,28 @@ cdef class CandleStore:
         cdef uint64_t epoch
         # batch-local symbol cache keyed by object identity (the batch keeps its symbol objects
         # alive, so a pointer cannot be reused for another string during this call)
-        cdef PyObject* ckey[64]
-        cdef PyObject* cval[64]
+        cdef PyObject* ckey[128]
+        cdef PyObject* cval[128]
         memset(ckey, 0, sizeof(ckey))
         self._epoch += 1
         epoch = self._epoch
         for i in range(n):
             sp = syms[i]
             if sp != last_sym:
-                h = (<Py_ssize_t>sp >> 4) & 63
+                # multiplicative hash into 64 pairs of slots, 2-way: collisions stay rare
+                h = <Py_ssize_t>(((<uint64_t>sp >> 4) * <uint64_t>0x9E3779B97F4A7C15) >> 58) << 1
                 if ckey[h] == sp:
                     s = <CandleSeries>cval[h]
+                elif ckey[h + 1] == sp:
+                    s = <CandleSeries>cval[h + 1]
                 else:
                     obj = <object>sp
                     if not isinstance(obj, str) or len(<str>obj) == 0:
                         self.rejected += 1
                         continue
                     s = self._series_for(obj, True)
+                    if ckey[h] != NULL:
+                        h += 1
                     ckey[h] = sp
                     cval[h] = <PyObject*>s
                 last_sym = sp
