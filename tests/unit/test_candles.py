@@ -426,6 +426,15 @@ def test_series_api() -> None:
     assert store.discard("S") and "S" not in store and len(s) == 4
 
 
+def test_iterating_while_the_store_changes_is_safe() -> None:
+    store = CandleStore()
+    store.apply(batch(FIELDS_QC, qc_snapshot(n=50)))
+    it = iter(store["AAPL{=d}"])
+    next(it)
+    store.apply(batch(FIELDS_QC, qc_snapshot(n=3)))  # new snapshot frees the old ring
+    assert len(list(it)) == 2  # continues on the live (3-bar) series, never on freed memory
+
+
 def test_interleaved_symbols_in_one_batch() -> None:
     store = CandleStore()
     rows = []

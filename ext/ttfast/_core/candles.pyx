@@ -528,9 +528,11 @@ cdef class CandleSeries:
         return _bar_tuple(&self.ring, self.ring.start + i)
 
     def __iter__(self):
-        cdef Py_ssize_t i
-        for i in range(self.ring.n):
+        # re-checks the live length each step: the store may change the ring between yields
+        cdef Py_ssize_t i = 0
+        while i < self.ring.n:
             yield _bar_tuple(&self.ring, self.ring.start + i)
+            i += 1
 
     def position(self, int64_t time_ms):
         """Position of the bar starting at time_ms (sequence 0), or -1 when absent."""
