@@ -6,6 +6,7 @@ Hot paths (frame decoding, candle storage, indicators, line protocol) are compil
 
 from ttfast._core import EventBatch, FeedDecoder, message_type
 from ttfast._version import __version__
+from ttfast.candles import CandleSeries, CandleStore, Changes, normalize_candle_symbol
 from ttfast.errors import (
     ApiConnectionError,
     ApiError,
@@ -23,6 +24,9 @@ __all__ = [
     "ApiConnectionError",
     "ApiError",
     "AuthError",
+    "CandleSeries",
+    "CandleStore",
+    "Changes",
     "DecodeError",
     "Ema",
     "EventBatch",
@@ -40,5 +44,6 @@ __all__ = [
     "hma",
     "macd",
     "message_type",
+    "normalize_candle_symbol",
     "wma",
 ]

@@ -5,18 +5,47 @@ directly. Input validation that must happen before a C loop lives in the compile
 themselves (they raise clear Python exceptions); this package only re-exports.
 """
 
-from ttfast._core import feed, indicators, numparse
+from ttfast._core import candles, feed, indicators, numparse
+from ttfast._core.candles import (
+    CHANGE_APPENDED,
+    CHANGE_CORRECTED,
+    CHANGE_EVICTED,
+    CHANGE_REMOVED,
+    CHANGE_REVISED_LAST,
+    CHANGE_SNAPSHOT,
+    CandleBar,
+    CandleSeries,
+    CandleStore,
+    Changes,
+    SymbolChange,
+    candle_index,
+    candle_time,
+)
 from ttfast._core.feed import EventBatch, FeedDecoder, field_kinds, message_type
 from ttfast._core.indicators import Ema, Hma, Macd, Wma, ema, hma, macd, wma
 from ttfast._core.numparse import to_double, to_int64
 
 __all__ = [
+    "CHANGE_APPENDED",
+    "CHANGE_CORRECTED",
+    "CHANGE_EVICTED",
+    "CHANGE_REMOVED",
+    "CHANGE_REVISED_LAST",
+    "CHANGE_SNAPSHOT",
+    "CandleBar",
+    "CandleSeries",
+    "CandleStore",
+    "Changes",
     "Ema",
     "EventBatch",
     "FeedDecoder",
     "Hma",
     "Macd",
+    "SymbolChange",
     "Wma",
+    "candle_index",
+    "candle_time",
+    "candles",
     "compiled_modules",
     "ema",
     "feed",
