@@ -48,8 +48,11 @@ def out(p: DxLinkProtocol) -> list[dict[str, Any]]:
 
 def paced(p: DxLinkProtocol) -> list[dict[str, Any]]:
     res = []
-    while (b := p.take_paced()) is not None:
-        res.append(json.loads(b))
+    while (item := p.take_paced()) is not None:
+        sym, b = item
+        m = json.loads(b)
+        assert m["add"][0]["symbol"] == sym
+        res.append(m)
     return res
 
 

@@ -368,7 +368,7 @@ class DxLinkProtocol:
         self._auth_sent = False
         self._auth_state_seen = False
         self._out: list[bytes] = []
-        self._paced: deque[bytes] = deque()
+        self._paced: deque[tuple[str, bytes]] = deque()
 
     # ---- routing ---------------------------------------------------------------------------
 
@@ -387,7 +387,8 @@ class DxLinkProtocol:
         out, self._out = self._out, []
         return out
 
-    def take_paced(self) -> bytes | None:
+    def take_paced(self) -> tuple[str, bytes] | None:
+        """Next (candle symbol, FEED_SUBSCRIPTION frame) to send, or None."""
         return self._paced.popleft() if self._paced else None
 
     @property
@@ -623,7 +624,8 @@ class DxLinkProtocol:
         msgs = subscription_messages(ch, plain, remove, reset=reset, limit=self.max_frame_bytes)
         self._out.extend(msgs)
         for e in candles:  # one candle per message, paced by the transport
-            self._paced.append(_encode({"type": "FEED_SUBSCRIPTION", "channel": ch, "add": [e]}))
+            msg = _encode({"type": "FEED_SUBSCRIPTION", "channel": ch, "add": [e]})
+            self._paced.append((e["symbol"], msg))
 
     def requeue_candles(self, candle_symbols: Iterable[str]) -> int:
         """Re-send candle subscriptions (after a rate-limit rejection). Returns how many."""
@@ -633,9 +635,8 @@ class DxLinkProtocol:
         for sym in candle_symbols:
             e = subs.get(("Candle", sym))
             if e is not None and self.channels[ch].opened:
-                self._paced.append(
-                    _encode({"type": "FEED_SUBSCRIPTION", "channel": ch, "add": [e]})
-                )
+                msg = _encode({"type": "FEED_SUBSCRIPTION", "channel": ch, "add": [e]})
+                self._paced.append((sym, msg))
                 n += 1
         return n
 
