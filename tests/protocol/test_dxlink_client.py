@@ -18,17 +18,7 @@ import pytest
 from ttfast.dxlink.streamer import ConnectionEvent, DxLinkStreamer, StreamState
 from ttfast.sim.dxlink_server import DxLinkServer, Faults
 
-
-class _NullStore:  # TEMP until the candles branch lands
-    def apply(self, b: Any) -> None:
-        pass
-
-    def get(self, s: str, d: Any = None) -> Any:
-        return d
-
-
 FAST = dict(
-    candle_store=_NullStore(),
     aggregation_period=0.02,
     keepalive_interval=0.05,
     receive_timeout=0.5,
@@ -419,3 +409,200 @@ async def test_unsubscribe_reaches_server() -> None:
         await until(lambda: len(server_subs(srv)) == 2)
         s.unsubscribe("Quote", ["SPY"])
         await until(lambda: server_subs(srv) == {(1, "Quote", "QQQ")})
+
+
+# --------------------------------------------------------------------------- candles
+
+
+class ManualClock:
+    """Simulated market time that moves only when the test says so."""
+
+    def __init__(self, t: int) -> None:
+        self.t = t
+
+    def now_ms(self) -> int:
+        return self.t
+
+
+T0 = 1_767_000_000_000 - 1_767_000_000_000 % 60_000 + 25_000  # mid-bar, minute grid
+START = T0 - 25_000 - 30 * 60_000  # on the minute grid
+
+
+def series_cols(s: DxLinkStreamer, sym: str) -> dict[str, Any]:
+    ser = s.candles[sym]
+    return {k: ser.columns()[k] for k in ("time", "open", "high", "low", "close", "volume")}
+
+
+def assert_series_equal(a: dict[str, Any], b: dict[str, Any]) -> None:
+    import numpy as np
+
+    for k in a:
+        assert np.array_equal(a[k], b[k], equal_nan=True), k
+
+
+async def test_candles_history_channel_snapshot_no_zero_bar() -> None:
+    clock = ManualClock(T0)
+    async with pair(server_kw=dict(clock=clock)) as (srv, s, events, _):
+        (sym,) = s.subscribe_candles(["SPY"], "1m", start=START)
+        assert sym == "SPY{=m}"
+        await until(lambda: sym in s.candles and s.candles[sym].ready, what="snapshot")
+        ser = s.candles[sym]
+        t = ser.time
+        assert t[0] == START and t[-1] == T0 - 25_000 and len(t) == 31
+        assert (t[1:] > t[:-1]).all()
+        assert not (ser.close == 0).any() and not np.isnan(ser.close).any()
+        sub = [m for _, m in srv.received if m["type"] == "FEED_SUBSCRIPTION" and m["channel"] == 3]
+        assert sub[-1]["add"] == [{"type": "Candle", "symbol": sym, "fromTime": START}]
+        chreq = [m for _, m in srv.received if m["type"] == "CHANNEL_REQUEST"]
+        assert chreq[0]["parameters"] == {"contract": "HISTORY"}
+        # live: market time moves, a new bar appears and the previous one is final
+        clock.t += 60_000
+        await until(lambda: len(s.candles[sym]) == 32, what="new bar")
+        assert "empty_snapshot" not in kinds(events)
+
+
+import numpy as np  # noqa: E402
+
+
+async def test_candles_period_normalized_and_seconds_rejected() -> None:
+    async with pair(server_kw=dict(clock=ManualClock(T0))) as (_srv, s, _, _):
+        assert s.subscribe_candles(["SPY"], "1d", start=START) == ["SPY{=d}"]
+        with pytest.raises(ValueError, match="seconds"):
+            s.subscribe_candles(["SPY"], "5m", start=START // 1000)
+
+
+async def test_candles_tx_correction_applied_atomically() -> None:
+    clock = ManualClock(T0)
+    async with pair(Faults(tx_correction_after_s=0.15), server_kw=dict(clock=clock)) as (
+        _srv,
+        s,
+        _,
+        _,
+    ):
+        (sym,) = s.subscribe_candles(["SPY"], "1m", start=START)
+        await until(lambda: sym in s.candles and s.candles[sym].ready)
+        before = s.candles[sym].volume.copy()
+        await until(lambda: not np.array_equal(s.candles[sym].volume, before), what="correction")
+        after = s.candles[sym].volume
+        n = len(after)
+        # 3rd and 4th newest bars corrected (+100 volume), together
+        assert after[n - 3] == before[n - 3] + 100 and after[n - 4] == before[n - 4] + 100
+        assert np.array_equal(after[: n - 4], before[: n - 4])
+
+
+async def test_candles_remove_event() -> None:
+    async with pair(Faults(remove_bar_after_s=0.15), server_kw=dict(clock=ManualClock(T0))) as (
+        _srv,
+        s,
+        _,
+        _,
+    ):
+        (sym,) = s.subscribe_candles(["SPY"], "1m", start=START)
+        await until(lambda: sym in s.candles and s.candles[sym].ready)
+        t = s.candles[sym].time.copy()
+        await until(lambda: len(s.candles[sym]) == len(t) - 1, what="removal")
+        assert int(t[-3]) not in s.candles[sym].time.tolist()
+
+
+async def test_candles_second_snapshot_replaces_consistently() -> None:
+    clock = ManualClock(T0)
+    async with pair(Faults(second_snapshot_after_s=0.2), server_kw=dict(clock=clock)) as (
+        _srv,
+        s,
+        _,
+        _,
+    ):
+        (sym,) = s.subscribe_candles(["SPY"], "1m", start=START)
+        await until(lambda: sym in s.candles and s.candles[sym].ready)
+        first = series_cols(s, sym)
+        snaps = s.candles.snapshots
+        await until(lambda: s.candles.snapshots > snaps, what="second snapshot")
+        assert s.candles[sym].ready
+        assert_series_equal(series_cols(s, sym), first)
+
+
+async def test_candles_snip_visible() -> None:
+    async with pair(Faults(snip_rows=10), server_kw=dict(clock=ManualClock(T0))) as (
+        _srv,
+        s,
+        events,
+        _,
+    ):
+        (sym,) = s.subscribe_candles(["SPY"], "1m", start=START)
+        await until(lambda: sym in s.candles and s.candles[sym].ready)
+        assert s.candles[sym].snip and len(s.candles[sym]) == 10
+        assert s.candles[sym].time[-1] == T0 - 25_000  # newest bars kept
+        assert "snapshot_snip" in kinds(events)
+
+
+async def test_candles_empty_snapshot() -> None:
+    clock = ManualClock(T0)
+    async with pair(Faults(empty_snapshot=True), server_kw=dict(clock=clock)) as (
+        _srv,
+        s,
+        events,
+        _,
+    ):
+        (sym,) = s.subscribe_candles(["SPY"], "1m", start=START)
+        await until(lambda: sym in s.candles and s.candles[sym].ready)
+        assert "empty_snapshot" in kinds(events)
+        # the 0x0E placeholder never becomes a bar; live bars still arrive
+        await until(lambda: len(s.candles[sym]) >= 1, what="live bar")
+        assert not (s.candles[sym].close == 0).any()
+        assert (s.candles[sym].time >= T0 - 25_000).all()
+
+
+@pytest.mark.parametrize("contract", ["HISTORY", "AUTO"])
+async def test_candles_on_auto_give_empty_snapshot(contract: str) -> None:
+    async with pair(
+        Faults(candles_auto_empty=True),
+        server_kw=dict(clock=ManualClock(T0)),
+        candle_contract=contract,
+    ) as (_srv, s, events, _):
+        (sym,) = s.subscribe_candles(["SPY"], "1m", start=START)
+        await until(lambda: sym in s.candles and s.candles[sym].ready)
+        if contract == "HISTORY":  # our default avoids the I-TW353 trap
+            assert len(s.candles[sym]) == 31
+            assert "empty_snapshot" not in kinds(events)
+        else:  # a user who forces AUTO sees the symptom, not silence
+            assert len(s.candles[sym]) == 0
+            assert "empty_snapshot" in kinds(events)
+
+
+async def test_candles_rate_limit_backs_off_and_completes() -> None:
+    syms = ["SPY", "QQQ", "AAPL", "MSFT", "NVDA", "TSLA"]
+    async with pair(
+        Faults(subscription_rate_limit=2),
+        server_kw=dict(clock=ManualClock(T0)),
+        candle_pace=0.001,
+    ) as (_srv, s, events, _):
+        cs = s.subscribe_candles(syms, "1m", start=START)
+        await until(
+            lambda: all(c in s.candles and s.candles[c].ready for c in cs),
+            timeout=15,
+            what="all candle snapshots",
+        )
+        assert "rate_limited" in kinds(events)
+        assert s.candle_pace > 0.001
+        assert all(len(s.candles[c]) == 31 for c in cs)
+
+
+async def test_candles_resume_from_last_bar_not_full_history() -> None:
+    clock = ManualClock(T0)
+    async with pair(server_kw=dict(clock=clock)) as (srv, s, _, _):
+        (sym,) = s.subscribe_candles(["SPY"], "1m", start=START)
+        await until(lambda: sym in s.candles and s.candles[sym].ready)
+        clock.t += 3 * 60_000
+        await until(lambda: len(s.candles[sym]) == 34)
+        last = int(s.candles[sym].time[-1])
+        srv.connections[0].close(1012)
+        await until(lambda: srv.connection_count == 2 and s.connected)
+        clock.t += 60_000
+        await until(lambda: len(s.candles[sym]) == 35, what="bar after resume")
+        subs = [
+            m["add"][0]
+            for n, m in srv.received
+            if n == 2 and m["type"] == "FEED_SUBSCRIPTION" and "add" in m
+        ]
+        assert subs == [{"type": "Candle", "symbol": sym, "fromTime": last}]
+        assert int(s.candles[sym].time[0]) == START  # history kept, not replaced

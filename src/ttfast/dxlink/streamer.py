@@ -31,6 +31,7 @@ from typing import Any, Final
 import numpy as np
 import picows
 
+from ttfast._core import CandleStore
 from ttfast._core import feed as _feed  # type: ignore[attr-defined]  # TEMP: until re-exported
 from ttfast.dxlink.protocol import (
     TICKER_TYPES,
@@ -88,7 +89,7 @@ class ConnectionEvent:
 
     ``kind``: connecting, connected, disconnected, reconnecting, closed, failed, auth_rejected,
     server_error, rate_limited, watchdog, decode_error, callback_error, token_error,
-    connect_error.
+    connect_error, snapshot_snip, empty_snapshot.
     """
 
     kind: str
@@ -342,7 +343,7 @@ class DxLinkStreamer:
         on_batch: BatchCallback | None = None,
         on_event: Callable[[ConnectionEvent], None] | None = None,
         candle_capacity: int = 4096,
-        candle_store: Any | None = None,
+        candle_store: CandleStore | None = None,
         keepalive_interval: float = 30.0,
         receive_timeout: float | None = None,
         handshake_timeout: float = 10.0,
@@ -364,11 +365,9 @@ class DxLinkStreamer:
             contract=contract,
             candle_contract=candle_contract,
         )
-        if candle_store is None:
-            from ttfast._core import candles as _candles  # type: ignore[attr-defined]
-
-            candle_store = _candles.CandleStore(candle_capacity)
-        self.candles: Any = candle_store
+        self.candles: CandleStore = (
+            candle_store if candle_store is not None else CandleStore(candle_capacity)
+        )
         self.stats = StreamerStats()
         self.state = StreamState.IDLE
         self.keepalive_interval = keepalive_interval
@@ -833,7 +832,7 @@ class DxLinkStreamer:
 
     def _on_rate_limited(self, ev: ServerError) -> None:
         self.candle_pace = min(max(self.candle_pace * 2, 0.01), 5.0)
-        again = [s for s in self._candles_sent_unseen if self.candles.get(s) is None]
+        again = sorted(self._candles_sent_unseen)  # sent on this connection, no data yet
         self._candles_sent_unseen.clear()
         n = self.protocol.requeue_candles(again)
         self._emit(
@@ -921,7 +920,27 @@ class DxLinkStreamer:
                             new[i] = (f & _REMOVE) | _TX_PENDING
                 if new is not None:
                     batch = _FlagsOverride(batch, new)
-        self.candles.apply(batch)
+        changes = self.candles.apply(batch)
+        for ch in changes:
+            if ch.snapshot:
+                series = ch.series
+                if series.snip:
+                    self._emit(
+                        ConnectionEvent(
+                            "snapshot_snip",
+                            self.state,
+                            f"{ch.symbol}: server truncated the snapshot ({len(series)} bars)",
+                        )
+                    )
+                elif not len(series):
+                    self._emit(
+                        ConnectionEvent(
+                            "empty_snapshot",
+                            self.state,
+                            f"{ch.symbol}: empty candle snapshot (on an AUTO channel this is "
+                            "the I-TW353 symptom; candles belong on HISTORY)",
+                        )
+                    )
 
 
 def _frame_channel(payload: bytes) -> int:
