@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import numpy as np
 import pytest
 
 from ttfast.dxlink.streamer import ConnectionEvent, DxLinkStreamer, StreamState
@@ -459,9 +460,6 @@ async def test_candles_history_channel_snapshot_no_zero_bar() -> None:
         clock.t += 60_000
         await until(lambda: len(s.candles[sym]) == 32, what="new bar")
         assert "empty_snapshot" not in kinds(events)
-
-
-import numpy as np  # noqa: E402
 
 
 async def test_candles_period_normalized_and_seconds_rejected() -> None:
