@@ -17,7 +17,7 @@ import math
 __all__ = ["java_double", "json_double"]
 
 _CACHE: dict[float, str] = {}
-_CACHE_MAX = 1 << 16
+_CACHE_MAX = 1 << 18
 
 
 def _digits_exp(x: float) -> tuple[str, int]:
@@ -54,6 +54,9 @@ def java_double(x: float) -> str:
         return "NaN"
     if math.isinf(x):
         return "Infinity" if x > 0 else "-Infinity"
+    if 1e-3 <= abs(x) < 1e7:
+        # Python's repr uses plain notation here and the same shortest digits: identical
+        return repr(x)
     if x == 0.0:
         return "-0.0" if math.copysign(1.0, x) < 0 else "0.0"
     sign = "-" if x < 0 else ""
@@ -75,6 +78,8 @@ def json_double(x: float) -> str:
 
     Cached: the simulator formats the same cent-rounded prices over and over.
     """
+    if x == 0.0:
+        return java_double(x)  # 0.0 and -0.0 are the same dict key: never cache them
     s = _CACHE.get(x)
     if s is not None:
         return s

@@ -46,6 +46,7 @@ __all__ = [
     "candle_index",
     "index_time",
     "mid_price",
+    "mid_price_at",
     "parse_candle_symbol",
     "quote_values",
     "symbol_key",
@@ -89,7 +90,8 @@ def _hash(key: U64, a: I64, salt: int) -> U64:
 
 def _unit(h: U64) -> F64:
     """uint64 hash -> float in [0, 1)."""
-    return (h >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
+    # via int64: numpy's uint64 -> float64 cast is a slow scalar loop
+    return (h >> np.uint64(11)).astype(np.int64).astype(np.float64) * (1.0 / 9007199254740992.0)
 
 
 def _keys(key: int | U64, shape: tuple[int, ...]) -> U64:
@@ -110,23 +112,69 @@ def _base_from_keys(keys: U64) -> F64:
     return np.round(10.0 + 490.0 * u, 2)
 
 
+_SPAN = [float(1 << k) for k in range(_LEVELS)]
+_AMP = [_VOL * math.sqrt(1 << k) for k in range(_LEVELS)]
+_CHUNK = 65_536
+
+
+def _ab(keys: U64, ii: I64, level: int) -> tuple[F64, F64]:
+    a = _unit(_hash(keys, ii, 100 + level)) * 2.0 - 1.0
+    b = _unit(_hash(keys, ii + 1, 100 + level)) * 2.0 - 1.0
+    return a, b
+
+
+def _mid_chunk(keys: U64, t: I64) -> F64:
+    ts = t.astype(np.float64) / 1000.0
+    logp = np.zeros(t.shape, dtype=np.float64)
+    for k in range(_LEVELS):
+        x = ts / _SPAN[k]
+        i = np.floor(x)
+        f = x - i
+        a, b = _ab(keys, i.astype(np.int64), k)
+        logp += _AMP[k] * (a + (b - a) * f)
+    return np.asarray(_base_from_keys(keys) * np.exp(logp), dtype=np.float64)
+
+
 def mid_price(key: int | U64, t_ms: I64 | int) -> F64:
     """Unrounded mid price of the path(s) ``key`` at epoch-ms time(s) ``t_ms`` (broadcast)."""
     t = np.atleast_1d(np.asarray(t_ms, dtype=np.int64))
     keys = _keys(key, t.shape) if isinstance(key, int) else np.asarray(key, dtype=np.uint64)
     t, keys = np.broadcast_arrays(t, keys)
-    keys = np.ascontiguousarray(keys)
-    ts = t.astype(np.float64) / 1000.0
-    logp = np.zeros(t.shape, dtype=np.float64)
+    shape = t.shape
+    t = np.ascontiguousarray(t).reshape(-1)
+    keys = np.ascontiguousarray(keys).reshape(-1)
+    if t.size <= _CHUNK:
+        return _mid_chunk(keys, t).reshape(shape)
+    out = np.empty(t.size, dtype=np.float64)
+    for j in range(0, t.size, _CHUNK):
+        out[j : j + _CHUNK] = _mid_chunk(keys[j : j + _CHUNK], t[j : j + _CHUNK])
+    return out.reshape(shape)
+
+
+_AB_CACHE: dict[tuple[int, int, int, int], tuple[F64, F64]] = {}
+
+
+def mid_price_at(keys: U64, t_ms: int) -> F64:
+    """:func:`mid_price` of many keys at one instant, bit-identical to it but memoising the
+    per-level lattice values (coarse levels change rarely), so the live server's per-tick cost
+    is a few array ops per level instead of two hashes per level."""
+    keys = np.ascontiguousarray(keys, dtype=np.uint64)
+    n = keys.shape[0]
+    tok = hash(keys.tobytes())
+    ts = float(np.float64(t_ms)) / 1000.0
+    logp = np.zeros(n, dtype=np.float64)
+    if len(_AB_CACHE) > 4096:
+        _AB_CACHE.clear()
     for k in range(_LEVELS):
-        span = float(1 << k)
-        x = ts / span
-        i = np.floor(x)
+        x = ts / _SPAN[k]
+        i = math.floor(x)
         f = x - i
-        ii = i.astype(np.int64)
-        a = _unit(_hash(keys, ii, 100 + k)) * 2.0 - 1.0
-        b = _unit(_hash(keys, ii + 1, 100 + k)) * 2.0 - 1.0
-        logp += (_VOL * math.sqrt(span)) * (a + (b - a) * f)
+        ck = (tok, n, k, i)
+        ab = _AB_CACHE.get(ck)
+        if ab is None:
+            ab = _AB_CACHE[ck] = _ab(keys, np.full(n, i, dtype=np.int64), k)
+        a, b = ab
+        logp += _AMP[k] * (a + (b - a) * f)
     return np.asarray(_base_from_keys(keys) * np.exp(logp), dtype=np.float64)
 
 
@@ -158,7 +206,7 @@ def quote_values(
     tt = tick_time(t_ms, tick_ms)
     n = keys.shape[0]
     t_arr = np.full(n, tt, dtype=np.int64)
-    mid = mid_price(keys, t_arr)
+    mid = mid_price_at(keys, tt)
     tick_no = t_arr // tick_ms
     h = _hash(keys, tick_no, 7)
     spread = 0.01 * (1 + (h % np.uint64(5)).astype(np.float64))
@@ -181,13 +229,13 @@ def trade_values(keys: U64, t_ms: int, tick_ms: int = 100) -> tuple[F64, F64, F6
     tt = tick_time(t_ms, tick_ms)
     n = keys.shape[0]
     t_arr = np.full(n, tt, dtype=np.int64)
-    price = np.round(mid_price(keys, t_arr), 2)
+    price = np.round(mid_price_at(keys, tt), 2)
     h = _hash(keys, t_arr // tick_ms, 9)
     size = 100.0 * (1 + (h % np.uint64(10)).astype(np.float64))
     rate = 50.0 + (keys % np.uint64(500)).astype(np.float64)
     day_start = (tt // DAY_MS) * DAY_MS
     day_volume = np.floor(rate * ((tt - day_start) / 1000.0))
-    prev_close = np.round(mid_price(keys, np.full(n, day_start - 1, dtype=np.int64)), 2)
+    prev_close = np.round(mid_price_at(keys, day_start - 1), 2)
     change = np.round(price - prev_close, 2)
     return price, size, day_volume, change, tt
 
