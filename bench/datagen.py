@@ -48,3 +48,123 @@ def symbols(n: int) -> list[str]:
     base = ["SPY", "QQQ", "AAPL", "MSFT", "NVDA", "TSLA", "AMZN", "META", "GOOG", "IWM"]
     return [base[i % len(base)] + ("" if i < len(base) else str(i // len(base)))
             for i in range(n)]
+
+
+# --- dxLink FEED_DATA frames (decoder benchmarks and tests) ---------------------------------
+
+QUOTE_FIELDS = ("eventSymbol", "eventTime", "sequence", "timeNanoPart", "bidTime",
+                "bidExchangeCode", "askTime", "askExchangeCode", "bidPrice", "askPrice",
+                "bidSize", "askSize")
+"""tastytrade SDK's Quote layout (its pydantic field order; spec dxlink.md §5.1)."""
+
+CANDLE_FIELDS = ("eventSymbol", "eventTime", "eventFlags", "index", "time", "sequence", "count",
+                 "volume", "vwap", "bidVolume", "askVolume", "impVolatility", "openInterest",
+                 "open", "high", "low", "close")
+"""tastytrade SDK's Candle layout (its pydantic field order; spec dxlink.md §5.1)."""
+
+
+def java_double(x: float) -> str:
+    """Format a double like Java's Double.toString, as dxFeed's server does: ``100.0``,
+    ``559.36``, ``1.3743299E7``, ``1.0E-4``, and the strings ``"NaN"``/``"Infinity"`` quoted."""
+    import math
+
+    if math.isnan(x):
+        return '"NaN"'
+    if math.isinf(x):
+        return '"Infinity"' if x > 0 else '"-Infinity"'
+    if x == 0:
+        return "-0.0" if math.copysign(1, x) < 0 else "0.0"
+    if 1e-3 <= abs(x) < 1e7:
+        s = repr(x)
+        return s if "." in s else s + ".0"
+    digits, _, e10 = repr(abs(x)).partition("e")
+    intpart, _, frac = digits.partition(".")
+    all_digits = (intpart + frac).lstrip("0")
+    lead_zeros = len(intpart + frac) - len(all_digits)
+    point = len(intpart) - lead_zeros - 1 + (int(e10) if e10 else 0)
+    all_digits = all_digits.rstrip("0") or "0"
+    sign = "-" if x < 0 else ""
+    return f"{sign}{all_digits[0]}.{all_digits[1:] or '0'}E{point}"
+
+
+def candle_index(time_ms: int, sequence: int = 0) -> int:
+    """dxFeed time-series index (spec dxlink.md §6.4)."""
+    return ((time_ms // 1000) << 32) | ((time_ms % 1000) << 22) | sequence
+
+
+def _feed_data(channel: int, groups: list[tuple[str, list[str]]]) -> bytes:
+    parts = []
+    for etype, toks in groups:
+        parts.append(f'"{etype}",[{",".join(toks)}]')
+    return f'{{"type":"FEED_DATA","channel":{channel},"data":[{",".join(parts)}]}}'.encode()
+
+
+def quote_frames(n_frames: int, per_frame: int, seed: int = DEFAULT_SEED,
+                 channel: int = 1) -> list[bytes]:
+    """`n_frames` COMPACT FEED_DATA frames of `per_frame` Quote events each (QUOTE_FIELDS),
+    numbers formatted like dxFeed's Java server; ~3% of sizes are "NaN" (index quotes)."""
+    r = rng(seed)
+    syms = symbols(50)
+    mids = {s: float(r.uniform(5, 900)) for s in syms}
+    t = 1_748_020_169_000
+    frames = []
+    for _ in range(n_frames):
+        toks: list[str] = []
+        for _ in range(per_frame):
+            s = syms[int(r.integers(0, len(syms)))]
+            mids[s] *= float(np.exp(r.normal(0, 0.0005)))
+            bid = round(mids[s], 2)
+            ask = round(bid + 0.01 * int(r.integers(1, 6)), 2)
+            t += int(r.integers(0, 50))
+            nan_sizes = r.random() < 0.03
+            bsz = float("nan") if nan_sizes else float(r.integers(1, 50) * 100)
+            asz = float("nan") if nan_sizes else float(r.integers(1, 50) * 100)
+            toks += [f'"{s}"', "0", "0", "0", str(t), '"Q"', str(t + 3), '"Z"',
+                     java_double(bid), java_double(ask), java_double(bsz), java_double(asz)]
+        frames.append(_feed_data(channel, [("Quote", toks)]))
+    return frames
+
+
+def _candle_tokens(sym: str, bars: dict[str, np.ndarray], i: int, flags: int) -> list[str]:
+    t = int(bars["time"][i])
+    vol = float(bars["volume"][i])
+    return [f'"{sym}"', "0", str(flags), str(candle_index(t)), str(t), "0",
+            str(int(bars["count"][i])), java_double(vol),
+            java_double(round(float(bars["close"][i]), 4)), java_double(round(vol * 0.4)),
+            java_double(round(vol * 0.6)), '"NaN"', '"NaN"',
+            java_double(round(float(bars["open"][i]), 2)),
+            java_double(round(float(bars["high"][i]), 2)),
+            java_double(round(float(bars["low"][i]), 2)),
+            java_double(round(float(bars["close"][i]), 2))]
+
+
+def candle_snapshot_frames(n_bars: int, per_frame: int, symbol: str = "SPY{=5m}",
+                           seed: int = DEFAULT_SEED, channel: int = 3) -> list[bytes]:
+    """A dxLink Candle history snapshot of `n_bars` bars (CANDLE_FIELDS) split over frames of
+    `per_frame` events: newest first, first flagged SNAPSHOT_BEGIN (4), the last one the 0x0A
+    REMOVE|SNAPSHOT_END placeholder row with NaN values (spec dxlink.md §6.5)."""
+    bars = candles(n_bars, seed=seed)
+    rows: list[list[str]] = []
+    for k, i in enumerate(range(n_bars - 1, 0, -1)):
+        rows.append(_candle_tokens(symbol, bars, i, 4 if k == 0 else 0))
+    t0 = int(bars["time"][0])
+    rows.append([f'"{symbol}"', "0", "10", str(candle_index(t0)), str(t0), "0", "0"]
+                + ['"NaN"'] * 10)
+    return [_feed_data(channel, [("Candle", [tok for row in rows[i:i + per_frame]
+                                             for tok in row])])
+            for i in range(0, len(rows), per_frame)]
+
+
+def candle_frames(n_frames: int, per_frame: int, seed: int = DEFAULT_SEED,
+                  channel: int = 3) -> list[bytes]:
+    """`n_frames` live Candle update frames of `per_frame` events (several symbols, flags 0)."""
+    syms = [s + "{=5m}" for s in symbols(10)]
+    bars = candles(n_frames * per_frame, seed=seed)
+    frames = []
+    for f in range(n_frames):
+        toks: list[str] = []
+        for k in range(per_frame):
+            i = f * per_frame + k
+            toks += _candle_tokens(syms[i % len(syms)], bars, i, 0)
+        frames.append(_feed_data(channel, [("Candle", toks)]))
+    return frames

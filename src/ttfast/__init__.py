@@ -4,7 +4,20 @@ Hot paths (frame decoding, candle storage, indicators, line protocol) are compil
 ``ttfast._core``; this package is the small typed public API over them.
 """
 
+from ttfast._core import EventBatch, FeedDecoder, message_type
 from ttfast._version import __version__
 from ttfast.candles import CandleSeries, CandleStore, Changes, normalize_candle_symbol
+from ttfast.errors import DecodeError, TtfastError
 
-__all__ = ["CandleSeries", "CandleStore", "Changes", "__version__", "normalize_candle_symbol"]
+__all__ = [
+    "CandleSeries",
+    "CandleStore",
+    "Changes",
+    "DecodeError",
+    "EventBatch",
+    "FeedDecoder",
+    "TtfastError",
+    "__version__",
+    "message_type",
+    "normalize_candle_symbol",
+]

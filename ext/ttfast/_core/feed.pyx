@@ -20,6 +20,7 @@ from libc.stdint cimport int64_t, uint64_t, uint32_t, uint8_t
 from libc.stdlib cimport malloc, realloc, free, calloc
 from libc.string cimport memcmp, memcpy, memset, memchr
 from libc.math cimport NAN, INFINITY
+cimport cython
 cimport numpy as cnp
 import numpy as np
 import json
@@ -733,6 +734,7 @@ cdef object _decode_str(const unsigned char* s, Py_ssize_t n):
 
 
 
+@cython.no_gc
 cdef class _FrameData:
     """Parsed values of one frame; batches of that frame share it (and keep the bytes alive)."""
 
@@ -883,6 +885,7 @@ cdef object _materialize(_FrameData fd, _StrCache cache, Py_ssize_t start, Py_ss
     return arr
 
 
+@cython.no_gc
 cdef class EventBatch:
     """Events of one type from one FEED_DATA group, as typed columns.
 
@@ -1165,7 +1168,8 @@ cdef class FeedDecoder:
         cdef Py_ssize_t length = PyBytes_GET_SIZE(src)
         cdef Py_ssize_t st, ln, tst = -1, tln = 0
         cdef bint plain, tplain = True
-        cdef bint have_data = False
+        cdef int have_data = 0
+        cdef Py_ssize_t data_off = 0
         cdef list out = []
         cdef int64_t channel = -1
         cdef int rc
@@ -1175,7 +1179,7 @@ cdef class FeedDecoder:
         fd.src = src
         fd.base = PyBytes_AS_STRING(src)
         fd.length = length
-        fd.cap = length // 2 + 2          # a JSON array of k values needs >= 2k-1 bytes
+        fd.cap = length // 6 + 16         # typical values take >= 6 bytes; grown on demand
         fd.slots = <int64_t*>malloc(fd.cap * sizeof(int64_t))
         fd.tags = <uint8_t*>malloc(fd.cap)
         if fd.slots == NULL or fd.tags == NULL:
@@ -1226,12 +1230,14 @@ cdef class FeedDecoder:
                             out = []
                             fd.nslots = 0
                             self._parse_data(&ps, fd, out)
-                            have_data = True
+                            have_data = 1
                         else:
-                            st = ps.p - ps.base
+                            data_off = ps.p - ps.base
                             if _skip_value(&ps, 1) != OK:
                                 self._syntax(&ps, ps.p, "")
-                            raise DecodeError(st, "FEED_DATA 'data' is not an array")
+                            out = []
+                            fd.nslots = 0
+                            have_data = 2
                     else:
                         if _skip_value(&ps, 1) != OK:
                             self._syntax(&ps, ps.p, "")
@@ -1252,8 +1258,10 @@ cdef class FeedDecoder:
                 raise DecodeError(0, "message has no 'type'")
             if tst == -2 or not _is_feed_data(ps.base + tst, tln, tplain):
                 raise DecodeError(0, "not a FEED_DATA message")
-            if not have_data:
+            if have_data == 0:
                 raise DecodeError(0, "FEED_DATA message has no 'data'")
+            if have_data == 2:
+                raise DecodeError(data_off, "FEED_DATA 'data' is not an array")
         except DecodeError as e:
             self.last_error = e
             if self._skip and e.reason.startswith("invalid JSON"):
@@ -1448,7 +1456,7 @@ cdef class FeedDecoder:
         cdef const uint8_t* kinds
         etype = run[0][1]
         offsets = [r[0] for r in run]
-        known = self._active_by_name.get(etype)
+        cdef _Layout known = self._active_by_name.get(etype)
         fields = list(known.fields) if known is not None else []
         seen = set(fields)
         for _, _, keys in run:

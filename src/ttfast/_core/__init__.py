@@ -5,7 +5,7 @@ directly. Input validation that must happen before a C loop lives in the compile
 themselves (they raise clear Python exceptions); this package only re-exports.
 """
 
-from ttfast._core import candles, numparse
+from ttfast._core import candles, feed, numparse
 from ttfast._core.candles import (
     CHANGE_APPENDED,
     CHANGE_CORRECTED,
@@ -21,6 +21,7 @@ from ttfast._core.candles import (
     candle_index,
     candle_time,
 )
+from ttfast._core.feed import EventBatch, FeedDecoder, field_kinds, message_type
 from ttfast._core.numparse import to_double, to_int64
 
 __all__ = [
@@ -34,11 +35,16 @@ __all__ = [
     "CandleSeries",
     "CandleStore",
     "Changes",
+    "EventBatch",
+    "FeedDecoder",
     "SymbolChange",
     "candle_index",
     "candle_time",
     "candles",
     "compiled_modules",
+    "feed",
+    "field_kinds",
+    "message_type",
     "numparse",
     "to_double",
     "to_int64",
