@@ -31,7 +31,7 @@ from dxsim_testclient import (
     isnan,
 )
 
-from ttfast.sim import DxLinkServer, Faults, java_double, json_double
+from ttfast.sim import DxLinkServer, Faults, SimClock, java_double, json_double
 from ttfast.sim import market as mk
 
 T0 = 1_750_000_123_456  # a fixed market instant (mid-bar for 5m bars)
@@ -699,3 +699,42 @@ async def test_drop_connections_and_runtime_fault_change() -> None:
         srv.connections[0].faults = Faults(close_after_s=0.0, close_code=1011)
         await asyncio.wait_for(c.l.disconnected.wait(), 2)
         assert c.l.close_code == 1011
+
+
+async def test_single_row_snapshots_carry_begin_and_end_together() -> None:
+    clock = ManualClock(T0)
+    async with DxLinkServer(seed=SEED, clock=clock, max_snapshot_rows=1) as srv:
+        c = await Client.connect(srv.url)
+        await c.handshake()
+        await c.open_feed(1, contract="HISTORY", fields={"Candle": CANDLE_FIELDS})
+        evs = await _candles(c, 1, "AAPL{=1m}", T0 - 3_600_000)  # capped at one row
+        assert [e["eventFlags"] for e in evs] == [0x04 | 0x10]
+        bar = mk.align_bar_start(T0, 60_000)
+        evs = await _candles(c, 1, "SPY{=1m}", bar)  # only the forming bar, exactly at fromTime
+        assert [(e["eventFlags"], e["time"]) for e in evs] == [(0x04 | 0x08, bar)]
+        await c.close()
+
+
+async def test_accelerated_clock_rolls_bars() -> None:
+    clock = SimClock(start_ms=T0, time_scale=600.0)  # a 1-minute bar every 0.1 s
+    async with DxLinkServer(seed=SEED, clock=clock) as srv:
+        c = await Client.connect(srv.url)
+        await c.handshake()
+        await c.open_feed(1, contract="HISTORY", fields={"Candle": CANDLE_FIELDS}, agg=0.02)
+        snap = await _candles(c, 1, "AAPL{=1m}", T0 - 300_000)
+        live = []
+        for m in await c.drain(0.6):
+            if m["type"] == "FEED_DATA":
+                live += decode_compact(m["data"], {"Candle": CANDLE_FIELDS})
+        times = sorted({e["time"] for e in live})
+        assert len(times) >= 3 and times[0] >= snap[0]["time"]
+        assert all(b - a == 60_000 for a, b in itertools.pairwise(times))
+        assert all(e["eventFlags"] == 0 for e in live)
+        # every bar that is complete by now was last sent in its final form
+        now = clock.now_ms()
+        last = {e["time"]: e for e in live}
+        for t in times[:-2]:
+            bar = _expected("AAPL{=1m}", t, now)[-1]
+            assert bar["time"] == t
+            _same_bar(last[t], bar)
+        await c.close()

@@ -829,6 +829,30 @@ class _Conn(picows.WSListener):
             json_double(bar["askVolume"]), _NAN, _NAN,
         )  # fmt: skip
 
+    def _candle_rows_desc(self, sym: str, bars: market.CandleBars) -> list[tuple[str, ...]]:
+        """Rows of all ``bars`` newest first, first row flagged SNAPSHOT_BEGIN (column-wise
+        formatting: one ``map`` per column instead of a call per value)."""
+        n = len(bars)
+        jd = json_double
+
+        def col(a: Any) -> list[str]:
+            return list(map(jd, a[::-1].tolist()))
+
+        times = bars.time[::-1].tolist()
+        idx = [str(market.candle_index(t)) for t in times]
+        flags = ["0"] * n
+        flags[0] = str(SNAPSHOT_BEGIN)
+        const = [_js(sym)] * n
+        return list(
+            zip(
+                ['"Candle"'] * n, const, ["0"] * n, flags, idx, list(map(str, times)), ["0"] * n,
+                list(map(str, bars.count[::-1].tolist())), col(bars.open), col(bars.high),
+                col(bars.low), col(bars.close), col(bars.volume), col(bars.vwap),
+                col(bars.bid_volume), col(bars.ask_volume), [_NAN] * n, [_NAN] * n,
+                strict=True,
+            )
+        )  # fmt: skip
+
     def _placeholder(self, sym: str, t: int, flags: int) -> tuple[str, ...]:
         return ('"Candle"', _js(sym), "0", str(flags), str(market.candle_index(t)), str(t), "0",
                 "0", *([_NAN] * 10))  # fmt: skip
@@ -857,29 +881,32 @@ class _Conn(picows.WSListener):
         rows: list[tuple[str, ...]] = []
         bars_desc: list[dict[str, Any]] = []
         truncated = False
+        bars = market.candle_bars(0, 60_000, np.zeros(0, dtype=np.int64), 0)
         if not empty and sub.spec is not None:
             cap = self.faults.snip_rows or self.server.max_snapshot_rows
             bars, truncated = market.candle_bars_between(
                 sub.key, sub.spec.period_ms, sub.from_time, now, cap, self.server.history_start_ms
             )
-            bars_desc = [bars.row(i) for i in range(len(bars) - 1, -1, -1)]
+            n = len(bars)
+            # keep a few newest bars as dicts (fault injection works on them)
+            bars_desc = [bars.row(i) for i in range(n - 1, max(-1, n - 9), -1)]
+            if n:
+                rows = self._candle_rows_desc(sym, bars)
         sub.bars_at_snapshot = bars_desc
         if sub.spec is not None:
             sub.last_bar_time = market.align_bar_start(now, sub.spec.period_ms)
-        if not bars_desc:
+        if not rows:
             rows.append(self._placeholder(sym, sub.from_time, 0x0E))
             sub.last_row = ""
         else:
-            n = len(bars_desc)
-            for i, bar in enumerate(bars_desc):
-                flags = SNAPSHOT_BEGIN if i == 0 else 0
-                if i == n - 1:
-                    if truncated:
-                        flags |= SNAPSHOT_SNIP
-                    elif bar["time"] == sub.from_time:
-                        flags |= SNAPSHOT_END
-                rows.append(self._candle_row(sym, bar, flags))
-            if not truncated and bars_desc[-1]["time"] != sub.from_time:
+            last_time = int(bars.time[0])
+            flags = SNAPSHOT_SNIP if truncated else 0
+            if not truncated and last_time == sub.from_time:
+                flags = SNAPSHOT_END
+            if flags:
+                f0 = int(rows[-1][3]) | flags
+                rows[-1] = (*rows[-1][:3], str(f0), *rows[-1][4:])
+            if not truncated and last_time != sub.from_time:
                 rows.append(self._placeholder(sym, sub.from_time, SNAPSHOT_END | REMOVE_EVENT))
             newest = bars_desc[0]
             sub.last_bar_time = int(newest["time"])
