@@ -7,15 +7,19 @@ Hot paths (frame decoding, candle storage, indicators, line protocol) are compil
 from ttfast._core import EventBatch, FeedDecoder, message_type
 from ttfast._version import __version__
 from ttfast.candles import CandleSeries, CandleStore, Changes, normalize_candle_symbol
+from ttfast.dxlink import ConnectionEvent, DxLinkStreamer, StreamState
 from ttfast.errors import DecodeError, TtfastError
 
 __all__ = [
     "CandleSeries",
     "CandleStore",
     "Changes",
+    "ConnectionEvent",
     "DecodeError",
+    "DxLinkStreamer",
     "EventBatch",
     "FeedDecoder",
+    "StreamState",
     "TtfastError",
     "__version__",
     "message_type",

@@ -31,8 +31,7 @@ from typing import Any, Final
 import numpy as np
 import picows
 
-from ttfast._core import CandleStore
-from ttfast._core import feed as _feed  # type: ignore[attr-defined]  # TEMP: until re-exported
+from ttfast._core import CandleStore, FeedDecoder, message_type
 from ttfast.dxlink.protocol import (
     TICKER_TYPES,
     Authorized,
@@ -48,9 +47,6 @@ from ttfast.dxlink.protocol import (
     to_epoch_ms,
 )
 from ttfast.errors import DecodeError
-
-FeedDecoder = _feed.FeedDecoder
-message_type = _feed.message_type
 
 __all__ = [
     "ConnectionEvent",
@@ -387,7 +383,7 @@ class DxLinkStreamer:
         self._token: tuple[str, str] | None = None
         self._token_at = 0.0
         self._need_fresh_token = False
-        self._decoders: dict[int, Any] = {}
+        self._decoders: dict[int, FeedDecoder] = {}
         self._dec_bad: dict[int, int] = {}
         self._conn: _Conn | None = None
         self._conn_done: asyncio.Future[str] | None = None
