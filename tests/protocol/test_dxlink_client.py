@@ -604,3 +604,28 @@ async def test_candles_resume_from_last_bar_not_full_history() -> None:
         ]
         assert subs == [{"type": "Candle", "symbol": sym, "fromTime": last}]
         assert int(s.candles[sym].time[0]) == START  # history kept, not replaced
+
+
+async def test_big_subscription_chunked_below_server_frame_limit() -> None:
+    # the server closes with 1009 on frames > 8 KiB; 3000 option symbols must still go through
+    syms = [f".SPXW260116C{5000 + i}" for i in range(3000)]
+    async with pair(server_kw=dict(max_frame_size=8192)) as (srv, s, events, _):
+        s.subscribe("Quote", syms)
+        await until(lambda: len(server_subs(srv)) == 3000, timeout=15, what="3000 subscriptions")
+        assert srv.connection_count == 1 and "disconnected" not in kinds(events)
+        sizes = [len(str(m)) for _, m in srv.received if m["type"] == "FEED_SUBSCRIPTION"]
+        assert len(sizes) > 10
+
+
+async def test_null_strings_decode_to_none() -> None:
+    rows: list[dict[str, Any]] = []
+    async with pair(Faults(special_values=True), on_batch=lambda b: rows.extend(b.to_dicts())) as (
+        _srv,
+        s,
+        _,
+        _,
+    ):
+        s.subscribe("TimeAndSale", ["SPY", "/ESZ26:XCME"])
+        await until(lambda: len(rows) > 30, what="rows")
+    assert any(r["exchangeSaleConditions"] is None or r["buyer"] is None for r in rows)
+    assert s.stats.decode_errors == 0

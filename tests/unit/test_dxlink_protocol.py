@@ -426,3 +426,15 @@ def test_authorized_event() -> None:
     p.receive(SERVER_SETUP)
     assert p.receive(AUTHED) == [Authorized("u1")]
     assert p.receive(AUTHED) == []  # duplicate ignored
+
+
+@pytest.mark.parametrize(
+    ("sym", "period", "ext"),
+    [("SPY", "5m", True), ("AAPL", "1d", True), ("QQQ", "1h", False), ("IBM", "2mo", True),
+     ("/ESU24:XCME", "1600t", True), ("SPY", "15s", False)],
+)  # fmt: skip
+def test_built_candle_symbol_is_already_normalized(sym: str, period: str, ext: bool) -> None:
+    from ttfast.candles import normalize_candle_symbol
+
+    built = build_candle_symbol(sym, period, extended_hours=ext)
+    assert normalize_candle_symbol(built) == built
