@@ -751,8 +751,6 @@ class DxLinkStreamer:
                 return
             conn.transport.send(picows.WSMsgType.TEXT, msg)
             self._candles_sent_unseen.add(sym)
-            if sym in self._candle_resume:
-                self._resume_in_snapshot.discard(sym)
             await asyncio.sleep(self.candle_pace)
 
     def _flush(self) -> None:
@@ -897,9 +895,13 @@ class DxLinkStreamer:
             self._candles_sent_unseen.difference_update(set(syms.tolist()))
         if resume:
             flags = batch.column("eventFlags")
-            if flags is not None and syms is not None:
+            in_snap = self._resume_in_snapshot
+            if (
+                flags is not None
+                and syms is not None
+                and (in_snap or (flags & (_SNAPSHOT_BEGIN | _SNAPSHOT_END | _SNAPSHOT_SNIP)).any())
+            ):  # live updates (flags 0, no snapshot open) skip the per-row loop
                 new = None
-                in_snap = self._resume_in_snapshot
                 for i, s in enumerate(syms.tolist()):
                     if s not in resume:
                         continue
