@@ -19,6 +19,7 @@ cdef class _StrCache:
     # direct-mapped cache of recently seen short ASCII strings (symbols), keyed by their bytes
     cdef void** _slots
     cdef Py_ssize_t _mask
+    cdef int _alloc(self) except -1
     cdef object get(self, const unsigned char* s, Py_ssize_t n)
 
 

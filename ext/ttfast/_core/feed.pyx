@@ -26,7 +26,8 @@ import numpy as np
 import json
 import logging
 
-from ttfast._core.numparse cimport scan_number, parse_double, parse_int64, NP_OK
+from ttfast._core.numparse cimport (scan_number, parse_double, parse_int64, NP_OK,
+                                     ttfast_pow10)
 from ttfast._core.common cimport COL_DOUBLE, COL_INT64, COL_BOOL, COL_OBJECT
 
 from ttfast.errors import DecodeError
@@ -429,6 +430,113 @@ cdef inline int64_t _ref(Py_ssize_t start, Py_ssize_t length) noexcept nogil:
     return (<int64_t>start << 32) | <int64_t>length
 
 
+cdef inline Py_ssize_t _rstart(int64_t r) noexcept nogil:
+    return <Py_ssize_t>(<uint64_t>r >> 32)
+
+
+cdef inline Py_ssize_t _rlen(int64_t r) noexcept nogil:
+    return <Py_ssize_t>(<uint64_t>r & <uint64_t>0xFFFFFFFFu)
+
+
+cdef inline bint _isdigit(unsigned char c) noexcept nogil:
+    return <unsigned char>(c - c'0') < 10
+
+
+cdef inline bint _fast_double(const unsigned char* q, const unsigned char* end, double* out,
+                              const unsigned char** after) noexcept nogil:
+    """One-pass parse of the common number token (<= 15 significant digits, |exp10| <= 22):
+    Clinger's exact fast path, so the same double as float(token). False = use the full path
+    (which also reports syntax errors)."""
+    cdef const unsigned char* p = q
+    cdef bint neg = False
+    cdef bint eneg = False
+    cdef uint64_t mant = 0
+    cdef int nd = 0
+    cdef int frac = 0
+    cdef int e = 0
+    cdef double v
+    if p < end and p[0] == c'-':
+        neg = True
+        p += 1
+    if p >= end or not _isdigit(p[0]):
+        return False
+    if p[0] == c'0':
+        p += 1
+        if p < end and _isdigit(p[0]):
+            return False
+    else:
+        while p < end and _isdigit(p[0]):
+            mant = mant * 10 + (p[0] - c'0')
+            nd += 1
+            p += 1
+            if nd > 15:
+                return False
+    if p < end and p[0] == c'.':
+        p += 1
+        if p >= end or not _isdigit(p[0]):
+            return False
+        while p < end and _isdigit(p[0]):
+            mant = mant * 10 + (p[0] - c'0')
+            nd += 1
+            frac += 1
+            p += 1
+            if nd > 15:
+                return False
+    if p < end and (p[0] == c'e' or p[0] == c'E'):
+        p += 1
+        if p < end and (p[0] == c'+' or p[0] == c'-'):
+            eneg = p[0] == c'-'
+            p += 1
+        if p >= end or not _isdigit(p[0]):
+            return False
+        while p < end and _isdigit(p[0]):
+            if e > 1000:
+                return False
+            e = e * 10 + (p[0] - c'0')
+            p += 1
+        if eneg:
+            e = -e
+    e -= frac
+    if e < -22 or e > 22:
+        return False
+    v = <double>mant
+    if e >= 0:
+        v = v * ttfast_pow10[e]
+    else:
+        v = v / ttfast_pow10[-e]
+    out[0] = -v if neg else v
+    after[0] = p
+    return True
+
+
+cdef inline bint _fast_int(const unsigned char* q, const unsigned char* end, int64_t* out,
+                           const unsigned char** after) noexcept nogil:
+    """One-pass parse of an integer token of <= 18 digits (cannot overflow int64)."""
+    cdef const unsigned char* p = q
+    cdef bint neg = False
+    cdef int64_t v = 0
+    cdef int nd = 0
+    if p < end and p[0] == c'-':
+        neg = True
+        p += 1
+    if p >= end or not _isdigit(p[0]):
+        return False
+    if p[0] == c'0':
+        p += 1
+    else:
+        while p < end and _isdigit(p[0]):
+            v = v * 10 + (p[0] - c'0')
+            nd += 1
+            p += 1
+            if nd > 18:
+                return False
+    if p < end and (_isdigit(p[0]) or p[0] == c'.' or p[0] == c'e' or p[0] == c'E'):
+        return False
+    out[0] = -v if neg else v
+    after[0] = p
+    return True
+
+
 cdef inline int _special_double(const unsigned char* s, Py_ssize_t n, double* out) noexcept nogil:
     if n == 3 and memcmp(s, b"NaN", 3) == 0:
         out[0] = NAN
@@ -567,9 +675,13 @@ cdef int _parse_compact(Parser* ps, _FrameData fd, const uint8_t* kinds, Py_ssiz
     cdef Py_ssize_t col = 0
     cdef int rc
     cdef int bad = 0
-    cdef int64_t dummy_slot
-    cdef uint8_t dummy_tag
     cdef int kind
+    cdef int64_t* slot
+    cdef uint8_t* tag
+    cdef const unsigned char* q
+    cdef const unsigned char* r
+    cdef const unsigned char* after = NULL
+    cdef unsigned char c
     ps.p += 1
     _ws(ps)
     if ps.p < ps.end and ps.p[0] == c']':
@@ -584,7 +696,33 @@ cdef int _parse_compact(Parser* ps, _FrameData fd, const uint8_t* kinds, Py_ssiz
             if fd.nslots + k >= fd.cap and _grow(fd, k + 1) != 0:
                 return _fail(ps, ps.p, "out of memory", SYNTAX)
             kind = kinds[col] if nf > 0 else KIND_INFER
-            rc = _take_value(ps, kind, fd.slots + fd.nslots + k, fd.tags + fd.nslots + k)
+            slot = fd.slots + fd.nslots + k
+            tag = fd.tags + fd.nslots + k
+            q = ps.p
+            rc = -1
+            if q < ps.end:
+                c = q[0]
+                if kind == COL_DOUBLE:
+                    if c != 0x22 and _fast_double(q, ps.end, <double*>slot, &after):
+                        tag[0] = TAG_F64
+                        ps.p = after
+                        rc = OK
+                elif kind == COL_INT64:
+                    if c != 0x22 and _fast_int(q, ps.end, slot, &after):
+                        tag[0] = TAG_I64
+                        ps.p = after
+                        rc = OK
+                elif c == 0x22 and (kind == COL_OBJECT or kind == KIND_INFER):
+                    r = q + 1
+                    while r < ps.end and not _STR_SPECIAL[r[0]]:
+                        r += 1
+                    if r < ps.end and r[0] == 0x22:
+                        slot[0] = _ref(q + 1 - ps.base, r - q - 1)
+                        tag[0] = TAG_STR
+                        ps.p = r + 1
+                        rc = OK
+            if rc == -1:
+                rc = _take_value(ps, kind, slot, tag)
             if rc == SEMANTIC:
                 bad = 1
                 ps.errcol = col
@@ -615,11 +753,14 @@ cdef int _parse_compact(Parser* ps, _FrameData fd, const uint8_t* kinds, Py_ssiz
 cdef class _StrCache:
     """Direct-mapped cache of short ASCII str objects keyed by their bytes (symbols repeat)."""
 
-    def __cinit__(self):
+    # (no __cinit__: Cython's generated tp_new argument handling trips UBSan's
+    # pointer-overflow check; the decoder allocates the table through _alloc())
+    cdef int _alloc(self) except -1:
         self._slots = <void**>calloc(CACHE_SIZE, sizeof(void*))
         if self._slots == NULL:
             raise MemoryError()
         self._mask = CACHE_SIZE - 1
+        return 0
 
     def __dealloc__(self):
         cdef Py_ssize_t i
@@ -814,14 +955,14 @@ cdef object _materialize(_FrameData fd, _StrCache cache, Py_ssize_t start, Py_ss
         for i in range(n):
             t = tags[s]
             if t == TAG_STR:
-                st = slots[s] >> 32
-                ln = slots[s] & 0xFFFFFFFF
+                st = _rstart(slots[s])
+                ln = _rlen(slots[s])
                 if not _special_double(base + st, ln, &d):
                     numeric = False
                     break
             elif t == TAG_STRU:
-                st = slots[s] >> 32
-                ln = slots[s] & 0xFFFFFFFF
+                st = _rstart(slots[s])
+                ln = _rlen(slots[s])
                 if _decode_str(base + st, ln) not in ("NaN", "Infinity", "-Infinity"):
                     numeric = False
                     break
@@ -835,8 +976,8 @@ cdef object _materialize(_FrameData fd, _StrCache cache, Py_ssize_t start, Py_ss
             s = start + j
             for i in range(n):
                 t = tags[s]
-                st = slots[s] >> 32
-                ln = slots[s] & 0xFFFFFFFF
+                st = _rstart(slots[s])
+                ln = _rlen(slots[s])
                 if t == TAG_MISSING:
                     dp[i] = NAN
                 elif t == TAG_STR:
@@ -853,8 +994,8 @@ cdef object _materialize(_FrameData fd, _StrCache cache, Py_ssize_t start, Py_ss
     s = start + j
     for i in range(n):
         t = tags[s]
-        st = slots[s] >> 32
-        ln = slots[s] & 0xFFFFFFFF
+        st = _rstart(slots[s])
+        ln = _rlen(slots[s])
         if t == TAG_STR:
             v = cache.get(base + st, ln)
         elif t == TAG_STRU:
@@ -1045,7 +1186,8 @@ cdef class FeedDecoder:
         self._requested = {}
         self._active = []
         self._active_by_name = {}
-        self._cache = _StrCache()
+        self._cache = _StrCache.__new__(_StrCache)
+        self._cache._alloc()
         self.last_channel = -1
         self.data_format = None
         self.aggregation_period = None
