@@ -10,7 +10,7 @@ files) that `CandleStore.apply` accepts like a decoded EventBatch.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -211,15 +211,14 @@ class CandleBatch:
         self._cols = cols
         self.size = size or 0
         self.fields = tuple(cols)
+        # column(name) -> array or None; a bound dict.get keeps the per-call cost tiny
+        self.column: Callable[[str], npt.NDArray[Any] | None] = cols.get
 
     @classmethod
     def from_rows(cls, fields: Sequence[str], rows: Iterable[Sequence[Any]]) -> CandleBatch:
         """From row tuples in `fields` order (like a dxLink COMPACT payload)."""
         rows = list(rows)
         return cls({f: [r[i] for r in rows] for i, f in enumerate(fields)})
-
-    def column(self, name: str) -> npt.NDArray[Any] | None:
-        return self._cols.get(name)
 
     def __len__(self) -> int:
         return self.size

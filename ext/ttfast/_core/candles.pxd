@@ -8,6 +8,7 @@
 #   * Changes holds one ChangeRec per symbol with a visible change in one apply() call,
 #     in first-touched order; Changes.series[i] is the CandleSeries of Changes.recs[i].
 # Everything whose name starts with an underscore is private to candles.pyx.
+cimport cython
 from libc.stdint cimport int64_t, uint64_t
 
 # double columns of a bar (index into Bar.f / Ring.f)
@@ -63,6 +64,7 @@ cdef class Changes
 cdef class CandleStore
 
 
+@cython.final
 cdef class CandleSeries:
     cdef readonly str symbol
     cdef readonly Py_ssize_t capacity
@@ -102,6 +104,7 @@ cdef class SymbolChange:
     cdef readonly Py_ssize_t first
 
 
+@cython.final
 cdef class Changes:
     cdef readonly list series      # CandleSeries per record
     cdef ChangeRec* recs
@@ -111,6 +114,7 @@ cdef class Changes:
     cdef SymbolChange _record(self, Py_ssize_t i)
 
 
+@cython.final
 cdef class CandleStore:
     cdef readonly Py_ssize_t capacity
     cdef dict _by_symbol

@@ -20,8 +20,9 @@ from cpython.object cimport PyObject
 from cpython.dict cimport PyDict_GetItem
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memmove, memcpy
+from libc.string cimport memmove, memcpy, memset
 from libc.math cimport NAN
+cimport cython
 cimport numpy as cnp
 import numpy as np
 from collections import namedtuple
@@ -130,6 +131,17 @@ cdef inline void ring_get(const Ring* r, Py_ssize_t slot, Bar* b) noexcept nogil
         b.f[c] = r.f[c][slot]
 
 
+cdef inline void* _regrow(void* old, Py_ssize_t newbuf, Py_ssize_t dst, Py_ssize_t src,
+                          Py_ssize_t n, size_t item) noexcept nogil:
+    """A new buffer of newbuf items holding old[src:src+n] at dst (one copy); NULL if OOM."""
+    cdef char* p = <char*>malloc(newbuf * item)
+    if p != NULL:
+        if n:
+            memcpy(p + dst * item, <char*>old + src * item, n * item)
+        free(old)
+    return p
+
+
 cdef int ring_make_room(Ring* r, bint front, Py_ssize_t maxbuf) except -1 nogil:
     """Ensure a free slot before (front) or after the bars: grow or re-center the buffer.
 
@@ -139,36 +151,14 @@ cdef int ring_make_room(Ring* r, bint front, Py_ssize_t maxbuf) except -1 nogil:
     cdef Py_ssize_t n = r.n, nbuf = r.nbuf, newbuf, free_, new_start
     cdef int c
     cdef void* p
-    if nbuf - n < n // 2 + 1 and nbuf < maxbuf:
+    cdef bint grow = nbuf - n < n // 2 + 1 and nbuf < maxbuf
+    if grow:
         newbuf = nbuf * 2 if nbuf >= 8 else 16
         if newbuf > maxbuf:
             newbuf = maxbuf
-        if newbuf <= n:
-            with gil:
-                raise MemoryError("candle ring cannot grow")
-        p = realloc(r.index, newbuf * sizeof(int64_t))
-        if p == NULL:
-            with gil:
-                raise MemoryError()
-        r.index = <int64_t*>p
-        p = realloc(r.time, newbuf * sizeof(int64_t))
-        if p == NULL:
-            with gil:
-                raise MemoryError()
-        r.time = <int64_t*>p
-        p = realloc(r.count, newbuf * sizeof(int64_t))
-        if p == NULL:
-            with gil:
-                raise MemoryError()
-        r.count = <int64_t*>p
-        for c in range(CF_NDOUBLE):
-            p = realloc(r.f[c], newbuf * sizeof(double))
-            if p == NULL:
-                with gil:
-                    raise MemoryError()
-            r.f[c] = <double*>p
-        r.nbuf = newbuf
-    free_ = r.nbuf - n
+    else:
+        newbuf = nbuf
+    free_ = newbuf - n
     if free_ <= 0:
         with gil:
             raise MemoryError("candle ring full")   # unreachable: maxbuf > capacity >= n
@@ -176,7 +166,32 @@ cdef int ring_make_room(Ring* r, bint front, Py_ssize_t maxbuf) except -1 nogil:
         new_start = free_ - free_ // 4
     else:
         new_start = free_ // 4
-    ring_move(r, new_start, r.start, n)
+    if not grow:
+        ring_move(r, new_start, r.start, n)
+        r.start = new_start
+        return 0
+    p = _regrow(r.index, newbuf, new_start, r.start, n, sizeof(int64_t))
+    if p == NULL:
+        with gil:
+            raise MemoryError()
+    r.index = <int64_t*>p
+    p = _regrow(r.time, newbuf, new_start, r.start, n, sizeof(int64_t))
+    if p == NULL:
+        with gil:
+            raise MemoryError()
+    r.time = <int64_t*>p
+    p = _regrow(r.count, newbuf, new_start, r.start, n, sizeof(int64_t))
+    if p == NULL:
+        with gil:
+            raise MemoryError()
+    r.count = <int64_t*>p
+    for c in range(CF_NDOUBLE):
+        p = _regrow(r.f[c], newbuf, new_start, r.start, n, sizeof(double))
+        if p == NULL:
+            with gil:
+                raise MemoryError()
+        r.f[c] = <double*>p
+    r.nbuf = newbuf
     r.start = new_start
     return 0
 
@@ -247,10 +262,13 @@ cdef int ring_write(Ring* r, const Bar* b, Py_ssize_t capacity, Py_ssize_t maxbu
             ring_put(r, r.start + r.n, b)
             r.n += 1
             return W_INSERTED
-        pos = ring_lower_bound(r, idx)
-        if r.index[r.start + pos] == idx:
-            ring_put(r, r.start + pos, b)
-            return W_REPLACED
+        if idx < r.index[r.start]:                          # older than all (snapshots)
+            pos = 0
+        else:
+            pos = ring_lower_bound(r, idx)
+            if r.index[r.start + pos] == idx:
+                ring_put(r, r.start + pos, b)
+                return W_REPLACED
         if n >= capacity:
             if pos == 0:                                    # older than everything kept
                 evicted[0] += 1
@@ -305,6 +323,7 @@ cdef object _bar_tuple(const Ring* r, Py_ssize_t slot):
 
 # ----------------------------------------------------------------------------------------------
 
+@cython.final
 cdef class CandleSeries:
     """The bars of one candle symbol, oldest→newest (a live view owned by a CandleStore).
 
@@ -622,6 +641,7 @@ cdef class SymbolChange:
                 f"first={self.first})")
 
 
+@cython.final
 cdef class Changes:
     """Per-symbol summary of one CandleStore.apply()/apply_bar() call."""
 
@@ -742,22 +762,37 @@ cdef class Changes:
 
 # ----------------------------------------------------------------------------------------------
 
-cdef inline object _column(object batch, str name, int typenum, object dtype, Py_ssize_t n):
-    cdef object a = batch.column(name)
+cdef object _as_column(object a, str name, int typenum):
+    cdef object dtype = _DTYPES[typenum]
+    try:
+        a = np.ascontiguousarray(a, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"Candle column {name!r} cannot be read as {dtype}: {exc}") from None
+    if cnp.PyArray_NDIM(<cnp.ndarray>a) != 1:
+        raise ValueError(f"Candle column {name!r} is not one-dimensional")
+    return a
+
+
+cdef inline object _column(object getcol, str name, int typenum, Py_ssize_t n):
+    """The batch's column `name` as a C-contiguous 1-D array of `typenum`, or None if absent."""
+    cdef object a = getcol(name)
     if a is None:
         return None
     if not (type(a) is np.ndarray and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
             and cnp.PyArray_NDIM(<cnp.ndarray>a) == 1
             and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)):
-        a = np.ascontiguousarray(a, dtype=dtype)
-        if cnp.PyArray_NDIM(<cnp.ndarray>a) != 1:
-            raise ValueError(f"Candle column {name!r} is not one-dimensional")
+        a = _as_column(a, name, typenum)
     if cnp.PyArray_DIMS(<cnp.ndarray>a)[0] != n:
         raise ValueError(f"Candle column {name!r} has {cnp.PyArray_DIMS(<cnp.ndarray>a)[0]} "
                          f"values for a batch of {n} events")
     return a
 
 
+cdef dict _DTYPES = {cnp.NPY_OBJECT: np.dtype(object), cnp.NPY_INT64: np.dtype(np.int64),
+                     cnp.NPY_FLOAT64: np.dtype(np.float64)}
+
+
+@cython.final
 cdef class CandleStore:
     """Per-symbol, fixed-capacity candle series built from dxLink Candle batches (spec §6.6).
 
@@ -833,17 +868,18 @@ cdef class CandleStore:
         n = batch.size
         if n < 0:
             raise ValueError("negative batch size")
-        sym_a = _column(batch, "eventSymbol", cnp.NPY_OBJECT, object, n)
+        getcol = batch.column
+        sym_a = _column(getcol, "eventSymbol", cnp.NPY_OBJECT, n)
         if sym_a is None:
             raise ValueError("Candle batch has no eventSymbol column")
-        flags_a = _column(batch, "eventFlags", cnp.NPY_INT64, np.int64, n)
-        index_a = _column(batch, "index", cnp.NPY_INT64, np.int64, n)
-        time_a = _column(batch, "time", cnp.NPY_INT64, np.int64, n)
-        seq_a = _column(batch, "sequence", cnp.NPY_INT64, np.int64, n)
-        count_a = _column(batch, "count", cnp.NPY_INT64, np.int64, n)
+        flags_a = _column(getcol, "eventFlags", cnp.NPY_INT64, n)
+        index_a = _column(getcol, "index", cnp.NPY_INT64, n)
+        time_a = _column(getcol, "time", cnp.NPY_INT64, n)
+        seq_a = _column(getcol, "sequence", cnp.NPY_INT64, n)
+        count_a = _column(getcol, "count", cnp.NPY_INT64, n)
         if index_a is None and time_a is None:
             raise ValueError("Candle batch has neither an index nor a time column")
-        dcols = [_column(batch, f, cnp.NPY_FLOAT64, np.float64, n) for f in _DOUBLE_FIELDS]
+        dcols = [_column(getcol, f, cnp.NPY_FLOAT64, n) for f in _DOUBLE_FIELDS]
         self._ensure_scratch(n)
 
         cdef PyObject** syms = <PyObject**>cnp.PyArray_DATA(<cnp.ndarray>sym_a)
@@ -867,15 +903,30 @@ cdef class CandleStore:
         cdef PyObject* last_sym = NULL
         cdef PyObject* sp
         cdef Bar b
+        cdef int fl
+        cdef Py_ssize_t slot, h
+        cdef uint64_t epoch
+        # batch-local symbol cache keyed by object identity (the batch keeps its symbol objects
+        # alive, so a pointer cannot be reused for another string during this call)
+        cdef PyObject* ckey[64]
+        cdef PyObject* cval[64]
+        memset(ckey, 0, sizeof(ckey))
         self._epoch += 1
+        epoch = self._epoch
         for i in range(n):
             sp = syms[i]
             if sp != last_sym:
-                obj = <object>sp
-                if not isinstance(obj, str) or len(<str>obj) == 0:
-                    self.rejected += 1
-                    continue
-                s = self._series_for(obj, True)
+                h = (<Py_ssize_t>sp >> 4) & 63
+                if ckey[h] == sp:
+                    s = <CandleSeries>cval[h]
+                else:
+                    obj = <object>sp
+                    if not isinstance(obj, str) or len(<str>obj) == 0:
+                        self.rejected += 1
+                        continue
+                    s = self._series_for(obj, True)
+                    ckey[h] = sp
+                    cval[h] = <PyObject*>s
                 last_sym = sp
             if index != NULL:
                 b.index = index[i]
@@ -883,11 +934,43 @@ cdef class CandleStore:
             else:
                 b.time = time[i]
                 b.index = index_from_time(b.time, seq[i])
+            fl = <int>flags[i]
+            self.events += 1
+            # hot path: a plain update of the forming (last) bar, nothing held, already tracked
+            if (fl == 0 and not s._building and s._tx_n == 0 and s._epoch == epoch
+                    and s.ring.n > 0
+                    and b.index == s.ring.index[s.ring.start + s.ring.n - 1]):
+                slot = s.ring.start + s.ring.n - 1
+                s.ring.time[slot] = b.time
+                s.ring.count[slot] = count[i]
+                for c in range(CF_NDOUBLE):
+                    s.ring.f[c][slot] = d[c][i]
+                if not s._base_none and b.index == s._base_last:
+                    s._ch_flags |= CH_REVISED_LAST
+                if s._touch_state == 0:
+                    s._touch_state = 1
+                    s._min_touched = b.index
+                elif s._touch_state == 1 and b.index < s._min_touched:
+                    s._min_touched = b.index
+                continue
+            # hot path: next older bar of a newest-first snapshot (prepend into staging)
+            if ((fl & ~TX_PENDING) == 0 and s._in_snapshot and s._staging.n > 0
+                    and s._staging.n < s.capacity and s._staging.start > 0
+                    and b.index < s._staging.index[s._staging.start]):
+                s._staging.start -= 1
+                s._staging.n += 1
+                slot = s._staging.start
+                s._staging.index[slot] = b.index
+                s._staging.time[slot] = b.time
+                s._staging.count[slot] = count[i]
+                for c in range(CF_NDOUBLE):
+                    s._staging.f[c][slot] = d[c][i]
+                s._st_events += 1
+                continue
             b.count = count[i]
             for c in range(CF_NDOUBLE):
                 b.f[c] = d[c][i]
-            s._event(&b, <int>flags[i], ch, self)
-            self.events += 1
+            s._event(&b, fl, ch, self)
         ch._finalize()
         return ch
 
