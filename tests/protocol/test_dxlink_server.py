@@ -738,3 +738,58 @@ async def test_accelerated_clock_rolls_bars() -> None:
             assert bar["time"] == t
             _same_bar(last[t], bar)
         await c.close()
+
+
+async def test_shorter_aggregation_period_applies_at_once() -> None:
+    async with DxLinkServer(seed=2, tick_ms=10, default_aggregation=5.0) as srv:
+        c = await Client.connect(srv.url)
+        await c.handshake()
+        c.send({"type": "CHANNEL_REQUEST", "channel": 1, "service": "FEED", "parameters": {}})
+        await c.recv_type("CHANNEL_OPENED")
+        await asyncio.sleep(0.1)  # the channel ticks with the 5 s default meanwhile
+        c.send(
+            {
+                "type": "FEED_SETUP",
+                "channel": 1,
+                "acceptAggregationPeriod": 0.02,
+                "acceptEventFields": {"Quote": ["eventSymbol", "bidSize"]},
+            }
+        )
+        await c.recv_type("FEED_CONFIG")
+        c.subscribe(1, {"type": "Quote", "symbol": "AAPL"})
+        frames = [m for m in await c.drain(0.5) if m["type"] == "FEED_DATA"]
+        assert len(frames) >= 4  # initial state + updates every ~20 ms, not after 5 s
+        await c.close()
+
+
+async def test_summary_and_profile_rows(server: DxLinkServer) -> None:
+    c = await _client(server)
+    await c.handshake()
+    sf = [
+        "eventSymbol",
+        "dayId",
+        "dayOpenPrice",
+        "dayHighPrice",
+        "dayLowPrice",
+        "prevDayClosePrice",
+        "dayClosePrice",
+        "prevDayId",
+    ]
+    await c.open_feed(1, fields={"Summary": sf, "Profile": ["eventSymbol", "description"]})
+    c.subscribe(1, {"type": "Summary", "symbol": "AAPL"}, {"type": "Summary", "symbol": "QQQ"})
+    cfg = await c.recv_type("FEED_CONFIG")
+    evs = decode_compact((await c.recv_type("FEED_DATA"))["data"], cfg["eventFields"])
+    keys = np.array([mk.symbol_key(SEED, e["eventSymbol"]) for e in evs], dtype=np.uint64)
+    o, hi, lo, pc = mk.day_summary(keys, T0, server.tick_ms)
+    day0 = T0 // mk.DAY_MS * mk.DAY_MS
+    for i, e in enumerate(evs):
+        assert (e["dayOpenPrice"], e["dayHighPrice"], e["dayLowPrice"]) == (o[i], hi[i], lo[i])
+        assert e["prevDayClosePrice"] == pc[i] and isnan(e["dayClosePrice"])
+        assert e["dayId"] == T0 // mk.DAY_MS and e["prevDayId"] == e["dayId"] - 1
+        assert lo[i] <= o[i] <= hi[i]
+        assert o[i] == float(np.round(mk.mid_price(int(keys[i]), day0), 2)[0])
+    c.subscribe(1, {"type": "Profile", "symbol": "AAPL"})
+    cfg = await c.recv_type("FEED_CONFIG")
+    m = await c.recv_type("FEED_DATA")
+    assert m["data"] == ["Profile", ["AAPL", "AAPL (simulated)"]]
+    await c.close()

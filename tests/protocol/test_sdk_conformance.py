@@ -72,7 +72,7 @@ async def test_sdk_streamer_receives_quotes(sdk_session: tuple[DxLinkServer, obj
     # the SDK followed the order the server enforces: no ERROR was ever sent to it
     types = [m["type"] for _, m in dx.received if m["type"] != "KEEPALIVE"]
     assert types[:2] == ["SETUP", "AUTH"] and "FEED_SUBSCRIPTION" in types
-    assert dx.errors_sent == [] and dx.internal_errors == 0
+    assert not dx.errors_sent and dx.internal_errors == 0
 
 
 async def test_sdk_streamer_receives_candle_history(
@@ -104,4 +104,4 @@ async def test_sdk_streamer_receives_candle_history(
             Decimal(str(b[k])) for k in ("open", "high", "low", "close")
         )
         assert c.volume == Decimal(str(b["volume"]))
-    assert dx.errors_sent == []
+    assert not dx.errors_sent

@@ -37,6 +37,7 @@ import json
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -292,9 +293,10 @@ class _Conn(picows.WSListener):
         self.data_frames = 0
         self.closed = False
         self.silent = False
-        self.sent: list[str] = []
-        self.received: list[dict[str, Any]] = []
-        self.errors_sent: list[tuple[int, str, str]] = []
+        lim = server.record_limit
+        self.sent: deque[str] = deque(maxlen=lim)
+        self.received: deque[dict[str, Any]] = deque(maxlen=lim)
+        self.errors_sent: deque[tuple[int, str, str]] = deque(maxlen=lim)
         self._adds: list[float] = []
         self._frag: list[bytes] = []
         self._task: asyncio.Task[None] | None = None
@@ -522,6 +524,8 @@ class _Conn(picows.WSListener):
             ch.agg = max(0.0, float(agg))
         elif agg == "NaN":
             ch.agg = self.server.default_aggregation
+        # a shorter period applies at once (not only after the old period's next flush)
+        ch.next_flush = min(ch.next_flush, self.loop.time() + ch.agg)
         fmt = msg.get("acceptDataFormat")
         if fmt in ("COMPACT", "FULL"):
             ch.fmt = fmt
@@ -675,12 +679,8 @@ class _Conn(picows.WSListener):
             ]  # fmt: skip
         if etype == "Summary":
             day0 = (now // market.DAY_MS) * market.DAY_MS
-            samples = np.arange(day0, now + 1, max(1, (now - day0) // 32 or 1), dtype=np.int64)
-            sm = np.round(
-                market.mid_price(np.repeat(keys, samples.size), np.tile(samples, n)), 2
-            ).reshape(n, samples.size)
-            prev_close = np.round(market.mid_price(keys, np.full(n, day0 - 1)), 2).tolist()
-            o, hi, lo = sm[:, 0].tolist(), sm.max(axis=1).tolist(), sm.min(axis=1).tolist()
+            oa, ha, la, pa = market.day_summary(keys, now, srv.tick_ms)
+            o, hi, lo, prev_close = oa.tolist(), ha.tolist(), la.tolist(), pa.tolist()
             rate = (50.0 + (keys % np.uint64(500)).astype(np.float64)).tolist()
             d, pd = str(day0 // market.DAY_MS), str(day0 // market.DAY_MS - 1)
             return [
@@ -1057,6 +1057,7 @@ class DxLinkServer:
         max_frame_size: int = 64 * 1024,
         path: str = "/realtime",
         record_sent: bool = False,
+        record_limit: int = 100_000,
     ) -> None:
         self.host = host
         self.port = port
@@ -1079,9 +1080,11 @@ class DxLinkServer:
         self.max_frame_size = max_frame_size
         self.path = path
         self.record_sent = record_sent
-        self.received: list[tuple[int, dict[str, Any]]] = []
+        #: inspection logs keep the newest ``record_limit`` entries (bounded for long runs)
+        self.record_limit = record_limit
+        self.received: deque[tuple[int, dict[str, Any]]] = deque(maxlen=record_limit)
         #: every ERROR sent: ``(connection number, channel, error, message)``
-        self.errors_sent: list[tuple[int, int, str, str]] = []
+        self.errors_sent: deque[tuple[int, int, str, str]] = deque(maxlen=record_limit)
         self.connection_count = 0
         self.frames_sent = 0
         self.internal_errors = 0

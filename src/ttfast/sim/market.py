@@ -44,6 +44,7 @@ __all__ = [
     "candle_bars",
     "candle_bars_between",
     "candle_index",
+    "day_summary",
     "index_time",
     "mid_price",
     "mid_price_at",
@@ -238,6 +239,36 @@ def trade_values(keys: U64, t_ms: int, tick_ms: int = 100) -> tuple[F64, F64, F6
     prev_close = np.round(mid_price_at(keys, day_start - 1), 2)
     change = np.round(price - prev_close, 2)
     return price, size, day_volume, change, tt
+
+
+SUMMARY_GRID_MS = 900_000  # day high/low are sampled every 15 minutes (+ the current tick)
+_GRID_CACHE: dict[tuple[int, int, int], F64] = {}
+
+
+def day_summary(keys: U64, t_ms: int, tick_ms: int = 100) -> tuple[F64, F64, F64, F64]:
+    """``(dayOpen, dayHigh, dayLow, prevDayClose)`` of many symbols at ``t_ms`` (cent-rounded).
+
+    Open = price at 00:00 UTC; high/low over the 15-minute grid of the day so far and the
+    current tick; previous close = price at the last ms of the previous day.
+    """
+    keys = np.ascontiguousarray(keys, dtype=np.uint64)
+    tt = tick_time(t_ms, tick_ms)
+    day0 = (tt // DAY_MS) * DAY_MS
+    tok = hash(keys.tobytes())
+    if len(_GRID_CACHE) > 8192:
+        _GRID_CACHE.clear()
+
+    def at(t: int) -> F64:
+        ck = (tok, keys.shape[0], t)
+        v = _GRID_CACHE.get(ck)
+        if v is None:
+            v = _GRID_CACHE[ck] = np.round(mid_price_at(keys, t), 2)
+        return v
+
+    grid = [at(t) for t in range(day0, tt + 1, SUMMARY_GRID_MS)]
+    cur = np.round(mid_price_at(keys, tt), 2)
+    allp = np.vstack([*grid, cur])
+    return grid[0], allp.max(axis=0), allp.min(axis=0), at(day0 - 1)
 
 
 # ------------------------------------------------------------------------------ candles
