@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import numpy as np
 from hypothesis import given, settings
@@ -108,3 +109,29 @@ def test_frame_channel(ch: int, ws: str, first: bool) -> None:
         msg = f'{{"data":["Quote",[]],"type":"FEED_DATA", "channel" :{ws}{ch}}}'
     assert _frame_channel(msg.encode()) == ch == json.loads(msg)["channel"]
     assert _frame_channel(b'{"type":"KEEPALIVE"}') == -1
+
+
+def test_fragmented_frames_are_reassembled() -> None:
+    import picows
+    from picows.picows import _make_test_ws_frame  # type: ignore[attr-defined]
+
+    from ttfast.dxlink.streamer import _Conn
+
+    got: list[Any] = []
+    s = DxLinkStreamer(None, _tp, on_batch=got.append)
+    s._prepare_connection()
+    conn = _Conn(s)
+    s._conn = conn
+    msg = (
+        b'{"type":"FEED_DATA","channel":1,"data":["Quote",["Quote","SPY",0,0,0,0,"Q",1.5,'
+        b'100.0,0,"Q",1.6,200.0]]}'
+    )
+    T, C = picows.WSMsgType.TEXT, picows.WSMsgType.CONTINUATION
+    conn.on_ws_frame(None, _make_test_ws_frame(T, msg[:20], False, False))  # type: ignore[arg-type]
+    conn.on_ws_frame(None, _make_test_ws_frame(C, msg[20:50], False, False))  # type: ignore[arg-type]
+    assert got == []
+    conn.on_ws_frame(None, _make_test_ws_frame(C, msg[50:], True, False))  # type: ignore[arg-type]
+    assert len(got) == 1 and got[0].to_dicts()[0]["askPrice"] == 1.6
+    # a stray CONTINUATION is a counted protocol error, not a crash
+    conn.on_ws_frame(None, _make_test_ws_frame(C, b"x", True, False))  # type: ignore[arg-type]
+    assert s.stats.decode_errors == 1 and s.stats.frames == 1
