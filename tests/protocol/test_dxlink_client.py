@@ -402,6 +402,7 @@ async def test_listen_ends_on_close_and_events_iterator() -> None:
     assert await asyncio.wait_for(c, 2) >= 1
     await asyncio.wait_for(w, 2)
     assert evs[-1] == "closed"
+    assert [b async for b in s.listen("Quote")] == []  # after close: ends, never hangs
 
 
 async def test_unsubscribe_reaches_server() -> None:

@@ -510,7 +510,12 @@ class DxLinkStreamer:
         if policy is None:
             policy = "conflate" if event_type in TICKER_TYPES else "drop_oldest"
         lst = Listener(self, event_type, maxlen, policy)
-        self._listeners.setdefault(event_type, []).append(lst)
+        if self.state is StreamState.CLOSED:
+            lst._finish()  # iterating a closed streamer ends at once instead of hanging
+        elif self.state is StreamState.FAILED:
+            lst._finish(ConnectionError(f"dxLink failed: {self._last_error!r}"))
+        else:
+            self._listeners.setdefault(event_type, []).append(lst)
         return lst
 
     async def events(self, maxlen: int = 1000) -> AsyncIterator[ConnectionEvent]:
