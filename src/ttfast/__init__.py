@@ -7,6 +7,7 @@ Hot paths (frame decoding, candle storage, indicators, line protocol) are compil
 from ttfast._core import EventBatch, FeedDecoder, message_type
 from ttfast._version import __version__
 from ttfast.candles import CandleSeries, CandleStore, Changes, normalize_candle_symbol
+from ttfast.dxlink import ConnectionEvent, DxLinkStreamer, StreamState
 from ttfast.errors import (
     ApiConnectionError,
     ApiError,
@@ -27,7 +28,9 @@ __all__ = [
     "CandleSeries",
     "CandleStore",
     "Changes",
+    "ConnectionEvent",
     "DecodeError",
+    "DxLinkStreamer",
     "Ema",
     "EventBatch",
     "FeedDecoder",
@@ -37,6 +40,7 @@ __all__ = [
     "OrderValidationError",
     "RateLimitedError",
     "ResponseDecodeError",
+    "StreamState",
     "TtfastError",
     "Wma",
     "__version__",
