@@ -5,10 +5,11 @@ directly. Input validation that must happen before a C loop lives in the compile
 themselves (they raise clear Python exceptions); this package only re-exports.
 """
 
-from ttfast._core import numparse
+from ttfast._core import lineproto, numparse
+from ttfast._core.lineproto import LineEncoder
 from ttfast._core.numparse import to_double, to_int64
 
-__all__ = ["compiled_modules", "numparse", "to_double", "to_int64"]
+__all__ = ["LineEncoder", "compiled_modules", "lineproto", "numparse", "to_double", "to_int64"]
 
 
 def compiled_modules() -> dict[str, str]:
