@@ -1,0 +1,245 @@
+"""Redis sink: pipelined PUBLISH / SET with a bounded backlog that survives Redis restarts.
+
+The producer (the worker's batch loop) calls `publish()` / `set_snapshot()`, which only queue
+and never block or raise. A single flusher task sends everything queued as one redis-py
+pipeline per round (at most `max_commands` commands), so there is one network round trip per
+loop iteration, not per message.
+
+When Redis is down or restarting, the flusher reconnects with exponential backoff while the
+worker keeps running. Meanwhile at most `max_backlog` publishes are kept (the oldest are
+dropped and counted in `stats.dropped`); snapshots are one per symbol, the latest always wins
+(an overwritten snapshot is not a loss: SET keeps only the last value anyway). What a failed
+round had taken is put back in front of the queue, so delivery is at-least-once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ttfast.sinks import redact_url
+
+log = logging.getLogger("ttfast.sinks.redis")
+
+
+@dataclass
+class RedisSinkStats:
+    published: int = 0  # PUBLISH commands acknowledged by Redis
+    snapshots: int = 0  # SET snapshot commands acknowledged
+    dropped: int = 0  # publishes dropped from a full backlog (never sent)
+    reconnects: int = 0  # successful rounds after a failure
+    failures: int = 0  # failed rounds (connection/timeout errors), retried
+    rejected: int = 0  # commands Redis answered with an error (not retried)
+    flushes: int = 0  # pipelines executed
+    connected: bool = False
+
+
+class RedisSink:
+    """Batched PUBLISH/SET to one Redis, robust to Redis going away.
+
+    ``sink = RedisSink("redis://127.0.0.1:6379/0"); await sink.start(); sink.publish(ch, data);
+    ...; await sink.close()``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_backlog: int = 100_000,
+        max_commands: int = 1024,
+        backoff_initial: float = 0.05,
+        backoff_max: float = 2.0,
+        socket_timeout: float = 2.0,
+    ) -> None:
+        if max_backlog < 1 or max_commands < 1:
+            raise ValueError("max_backlog and max_commands must be >= 1")
+        self.url = url
+        self.max_backlog = max_backlog
+        self.max_commands = max_commands
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.stats = RedisSinkStats()
+        self._client = aioredis.Redis.from_url(
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            retry=Retry(NoBackoff(), 0),  # we own the backoff; never block the flusher longer
+            health_check_interval=0,
+        )
+        self._pubs: deque[tuple[bytes, bytes]] = deque()
+        self._snaps: dict[bytes, bytes] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def __repr__(self) -> str:
+        return f"<RedisSink {redact_url(self.url)} backlog={self.backlog}>"
+
+    @property
+    def backlog(self) -> int:
+        """Commands queued and not yet acknowledged."""
+        return len(self._pubs) + len(self._snaps)
+
+    # -- producer side (never blocks, never raises on Redis trouble) ---------------------------
+    def publish(self, channel: bytes, payload: bytes) -> None:
+        if len(self._pubs) >= self.max_backlog:
+            self._pubs.popleft()
+            self.stats.dropped += 1
+        self._pubs.append((channel, payload))
+        self._idle.clear()
+        self._wake.set()
+
+    def publish_many(self, items: list[tuple[bytes, bytes]]) -> None:
+        over = len(self._pubs) + len(items) - self.max_backlog
+        if over > 0:
+            from_queue = min(over, len(self._pubs))
+            for _ in range(from_queue):
+                self._pubs.popleft()
+            self.stats.dropped += over
+            if over > from_queue:
+                items = items[over - from_queue :]
+        self._pubs.extend(items)
+        if items:
+            self._idle.clear()
+            self._wake.set()
+
+    def set_snapshot(self, key: bytes, payload: bytes) -> None:
+        self._snaps[key] = payload
+        self._idle.clear()
+        self._wake.set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="ttfast-redis-sink")
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far is acknowledged; False on timeout."""
+        self._wake.set()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Flush what is queued (up to `timeout`), stop the flusher, close the connection."""
+        if self._task is not None:
+            ok = await self.flush(timeout)
+            if not ok:
+                lost = len(self._pubs)
+                self.stats.dropped += lost
+                log.warning(
+                    "redis sink closing with %d publishes and %d snapshots unsent",
+                    lost,
+                    len(self._snaps),
+                )
+            self._closing = True
+            self._wake.set()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._client.aclose()
+
+    # -- flusher -----------------------------------------------------------------------------
+    def _take(self) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
+        snaps: list[tuple[bytes, bytes]] = []
+        budget = self.max_commands
+        if self._snaps:
+            while self._snaps and len(snaps) < budget:
+                key = next(iter(self._snaps))
+                snaps.append((key, self._snaps.pop(key)))
+            budget -= len(snaps)
+        pubs: list[tuple[bytes, bytes]] = []
+        take = min(budget, len(self._pubs))
+        for _ in range(take):
+            pubs.append(self._pubs.popleft())
+        return pubs, snaps
+
+    def _put_back(self, pubs: list[tuple[bytes, bytes]], snaps: list[tuple[bytes, bytes]]) -> None:
+        for key, payload in snaps:
+            self._snaps.setdefault(key, payload)  # a newer snapshot queued meanwhile wins
+        room = self.max_backlog - len(self._pubs)
+        if len(pubs) > room:
+            self.stats.dropped += len(pubs) - room
+            pubs = pubs[len(pubs) - room :] if room > 0 else []
+        self._pubs.extendleft(reversed(pubs))
+
+    async def _run(self) -> None:
+        delay = self.backoff_initial
+        failing = False
+        while not self._closing:
+            if not self._pubs and not self._snaps:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            pubs, snaps = self._take()
+            pipe = self._client.pipeline(transaction=False)
+            for key, payload in snaps:
+                pipe.set(key, payload)
+            for channel, payload in pubs:
+                pipe.publish(channel, payload)
+            try:
+                results = await pipe.execute(raise_on_error=False)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                self._put_back(pubs, snaps)
+                self.stats.failures += 1
+                self.stats.connected = False
+                if not failing:
+                    log.warning(
+                        "redis %s unavailable (%s); retrying with backoff",
+                        redact_url(self.url),
+                        type(exc).__name__,
+                    )
+                failing = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff_max)
+                continue
+            finally:
+                await pipe.reset()  # type: ignore[no-untyped-call]
+            if failing:
+                self.stats.reconnects += 1
+                log.info("redis %s reconnected", redact_url(self.url))
+            failing = False
+            delay = self.backoff_initial
+            self.stats.connected = True
+            errors = [r for r in results if isinstance(r, Exception)]
+            if errors:  # e.g. a key of the wrong type or OOM: not retryable, count + log once
+                self.stats.rejected += len(errors)
+                log.error(
+                    "redis rejected %d of %d commands: %s", len(errors), len(results), errors[0]
+                )
+            self.stats.flushes += 1
+            self.stats.published += len(pubs)
+            self.stats.snapshots += len(snaps)
+
+
+async def wait_for_redis(url: str, timeout: float = 5.0) -> bool:
+    """True once `url` answers PING (used by tests and the CLI's start-up check)."""
+    client = aioredis.Redis.from_url(url, socket_connect_timeout=0.5)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                if await client.ping():
+                    return True
+            except (RedisError, OSError):
+                await asyncio.sleep(0.05)
+        return False
+    finally:
+        await client.aclose()
