@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.oracles import lineproto as oracle
+
 from ttfast._core.lineproto import (
     LineEncoder,
     escape_key,
