@@ -1,0 +1,1 @@
+"""dxLink market-data client (see docs/README-dxlink.md)."""
