@@ -55,12 +55,6 @@ KIND_FORMING = 0
 KIND_FINAL = 1
 KIND_HISTORY = 2
 
-cdef enum:
-    K_FORMING = 0
-    K_FINAL = 1
-    K_HISTORY = 2
-
-
 cdef struct Row:
     int64_t time
     double o, h, l, c, v

@@ -35,6 +35,7 @@ log = logging.getLogger("ttfast.sinks.redis")
 
 @dataclass
 class RedisSinkStats:
+    enqueued: int = 0  # publish() calls accepted (= published + dropped + still queued)
     published: int = 0  # PUBLISH commands acknowledged by Redis
     snapshots: int = 0  # SET snapshot commands acknowledged
     dropped: int = 0  # publishes dropped from a full backlog (never sent)
@@ -95,6 +96,7 @@ class RedisSink:
 
     # -- producer side (never blocks, never raises on Redis trouble) ---------------------------
     def publish(self, channel: bytes, payload: bytes) -> None:
+        self.stats.enqueued += 1
         if len(self._pubs) >= self.max_backlog:
             self._pubs.popleft()
             self.stats.dropped += 1
@@ -103,6 +105,7 @@ class RedisSink:
         self._wake.set()
 
     def publish_many(self, items: list[tuple[bytes, bytes]]) -> None:
+        self.stats.enqueued += len(items)
         over = len(self._pubs) + len(items) - self.max_backlog
         if over > 0:
             from_queue = min(over, len(self._pubs))
@@ -147,6 +150,8 @@ class RedisSink:
                     lost,
                     len(self._snaps),
                 )
+                self._pubs.clear()
+                self._snaps.clear()
             self._closing = True
             self._wake.set()
             self._task.cancel()
@@ -196,6 +201,9 @@ class RedisSink:
                 pipe.publish(channel, payload)
             try:
                 results = await pipe.execute(raise_on_error=False)
+            except asyncio.CancelledError:  # closing mid-round: what was in flight is lost
+                self.stats.dropped += len(pubs)
+                raise
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 self._put_back(pubs, snaps)
                 self.stats.failures += 1
