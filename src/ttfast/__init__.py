@@ -5,5 +5,6 @@ Hot paths (frame decoding, candle storage, indicators, line protocol) are compil
 """
 
 from ttfast._version import __version__
+from ttfast.candles import CandleSeries, CandleStore, Changes, normalize_candle_symbol
 
-__all__ = ["__version__"]
+__all__ = ["CandleSeries", "CandleStore", "Changes", "__version__", "normalize_candle_symbol"]

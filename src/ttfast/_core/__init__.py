@@ -5,11 +5,51 @@ directly. Input validation that must happen before a C loop lives in the compile
 themselves (they raise clear Python exceptions); this package only re-exports.
 """
 
-from ttfast._core import lineproto, numparse
+from ttfast._core import candles, lineproto, numparse, pipeline
+from ttfast._core.candles import (
+    CHANGE_APPENDED,
+    CHANGE_CORRECTED,
+    CHANGE_EVICTED,
+    CHANGE_REMOVED,
+    CHANGE_REVISED_LAST,
+    CHANGE_SNAPSHOT,
+    CandleBar,
+    CandleSeries,
+    CandleStore,
+    Changes,
+    SymbolChange,
+    candle_index,
+    candle_time,
+)
 from ttfast._core.lineproto import LineEncoder
 from ttfast._core.numparse import to_double, to_int64
+from ttfast._core.pipeline import IndicatorPipeline, PipelineOutput
 
-__all__ = ["LineEncoder", "compiled_modules", "lineproto", "numparse", "to_double", "to_int64"]
+__all__ = [
+    "CHANGE_APPENDED",
+    "CHANGE_CORRECTED",
+    "CHANGE_EVICTED",
+    "CHANGE_REMOVED",
+    "CHANGE_REVISED_LAST",
+    "CHANGE_SNAPSHOT",
+    "CandleBar",
+    "CandleSeries",
+    "CandleStore",
+    "Changes",
+    "IndicatorPipeline",
+    "LineEncoder",
+    "PipelineOutput",
+    "SymbolChange",
+    "candle_index",
+    "candle_time",
+    "candles",
+    "compiled_modules",
+    "lineproto",
+    "numparse",
+    "pipeline",
+    "to_double",
+    "to_int64",
+]
 
 
 def compiled_modules() -> dict[str, str]:
