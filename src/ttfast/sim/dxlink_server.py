@@ -354,6 +354,7 @@ class _Conn(picows.WSListener):
 
     def error(self, channel: int, code: str, message: str) -> None:
         self.errors_sent.append((channel, code, message))
+        self.server.errors_sent.append((self.number, channel, code, message))
         self.send_msg({"type": "ERROR", "channel": channel, "error": code, "message": message})
 
     def close(self, code: int | None) -> None:
@@ -701,29 +702,37 @@ class _Conn(picows.WSListener):
             ]  # fmt: skip
         raise KeyError(etype)
 
-    def _tas_rows(
-        self, symbol: str, key: int, from_tick: int, to_tick: int
-    ) -> list[tuple[str, ...]]:
-        """TimeAndSale rows for market ticks ``from_tick < k <= to_tick`` (one trade per tick)."""
+    def _tas_rows(self, symbols: list[str], from_tick: int, to_tick: int) -> list[tuple[str, ...]]:
+        """TimeAndSale rows of ``symbols`` for market ticks ``from_tick < k <= to_tick`` (one
+        trade per symbol and tick), tick-major. One vectorised price evaluation per call."""
         srv = self.server
         ticks = np.arange(from_tick + 1, to_tick + 1, dtype=np.int64)
-        if ticks.size == 0:
+        if ticks.size == 0 or not symbols:
             return []
-        t = ticks * srv.tick_ms
-        keys = np.full(ticks.size, key, dtype=np.uint64)
+        ns = len(symbols)
+        t = np.repeat(ticks * srv.tick_ms, ns)
+        keys = np.tile(np.array([srv.key(x) for x in symbols], dtype=np.uint64), ticks.size)
         price = np.round(market.mid_price(keys, t), 2).tolist()
         sv = self.faults.special_values
-        sym = _js(symbol)
+        syms = [_js(x) for x in symbols]
+        exch = '"\\u0000"' if sv else '"Q"'
+        cond = "null" if sv else '""'
         out: list[tuple[str, ...]] = []
-        for k, tm, p in zip(ticks.tolist(), t.tolist(), price, strict=True):
+        j = 0
+        for k in ticks.tolist():
+            tm = k * srv.tick_ms
             seq = k % 1000
-            out.append((
-                '"TimeAndSale"', sym, "0", "0", str(market.candle_index(tm, seq)), str(tm), "0",
-                str(seq), '"\\u0000"' if sv else '"Q"', json_double(p),
-                json_double(100.0 * (1 + k % 7)), json_double(round(p - 0.01, 2)),
-                json_double(round(p + 0.01, 2)), "null" if sv else '""', '"\\u0000"',
-                '"BUY"' if k % 2 else '"SELL"', "false", "false", "true", '"NEW"', "null", "null",
-            ))  # fmt: skip
+            idx, tms, seqs = str(market.candle_index(tm, seq)), str(tm), str(seq)
+            size = json_double(100.0 * (1 + k % 7))
+            side = '"BUY"' if k % 2 else '"SELL"'
+            for sym in syms:
+                p = price[j]
+                j += 1
+                out.append((
+                    '"TimeAndSale"', sym, "0", "0", idx, tms, "0", seqs, exch, json_double(p),
+                    size, json_double(round(p - 0.01, 2)), json_double(round(p + 0.01, 2)), cond,
+                    '"\\u0000"', side, "false", "false", "true", '"NEW"', "null", "null",
+                ))  # fmt: skip
         return out
 
     def _format(self, ch: _Channel, etype: str, rows: list[tuple[str, ...]]) -> list[str]:
@@ -791,11 +800,15 @@ class _Conn(picows.WSListener):
         now = self.server.clock.now_ms()
         tick = now // self.server.tick_ms
         for t, d in ch.stream.items():
-            rows: list[tuple[str, ...]] = []
+            by_start: dict[int, list[str]] = {}
             for s, last in d.items():
                 start = tick - 1 if last < 0 else max(last, tick - 1000)
-                rows.extend(self._tas_rows(s, self.server.key(s), start, tick))
+                if start < tick:
+                    by_start.setdefault(start, []).append(s)
                 d[s] = tick
+            rows: list[tuple[str, ...]] = []
+            for start, syms in by_start.items():
+                rows.extend(self._tas_rows(syms, start, tick))
             self._emit(ch, [(t, rows)])
 
     def _candle_row(self, sym: str, bar: dict[str, Any], flags: int) -> tuple[str, ...]:
@@ -1031,6 +1044,8 @@ class DxLinkServer:
         self.path = path
         self.record_sent = record_sent
         self.received: list[tuple[int, dict[str, Any]]] = []
+        #: every ERROR sent: ``(connection number, channel, error, message)``
+        self.errors_sent: list[tuple[int, int, str, str]] = []
         self.connection_count = 0
         self.frames_sent = 0
         self.internal_errors = 0
