@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 from tests.servers import InfluxServer, RedisServer
-
 from ttfast._core.indicators import hma as batch_hma
 from ttfast._core.indicators import macd as batch_macd
+
 from ttfast.worker import Worker, WorkerConfig, main
 
 SYMS = ["SPY", "QQQ", "AAPL"]
