@@ -243,6 +243,7 @@ cdef class IndicatorPipeline:
         cdef const double* c
         cdef const double* v
         cdef bint rebuild
+        cdef int kind
         self._n = 0
         for k in range(changes.n):
             rec = &changes.recs[k]
@@ -267,15 +268,21 @@ cdef class IndicatorPipeline:
             if not rebuild and st.has_committed and t[0] > st.last_committed:
                 rebuild = True  # evictions overtook what was committed: state is unanchored
             if rebuild or not st.has_committed:
-                self.rebuilds += 1
+                # no committed state yet (first bars of a symbol without a snapshot): bars that
+                # close now are genuinely final; after a snapshot/correction they are history
+                kind = K_HISTORY if rebuild else K_FINAL
+                if rebuild or n > 1:
+                    self.rebuilds += 1
                 st.macd.reset()
                 st.hma.reset()
                 st.has_committed = False
                 self._reserve(n)
                 for i in range(n - 1):
-                    self._emit(st, t, o, h, l, c, v, i, n, K_HISTORY)
-                    if i < rec.first:  # unchanged history: not re-emitted
+                    self._emit(st, t, o, h, l, c, v, i, n, kind)
+                    if i < rec.first and kind == K_HISTORY:  # unchanged history: not re-emitted
                         self._n -= 1
+                    elif kind == K_FINAL:
+                        self.finals += 1
             else:
                 # first bar newer than the last committed one (usually n-1 or n-2)
                 start = n - 1
