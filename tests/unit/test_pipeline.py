@@ -118,7 +118,7 @@ def test_long_stream_matches_batch_and_counts() -> None:
             finals += int(np.count_nonzero(out.kind == 1))
             assert out.symbols == ["X"] * out.n
     assert finals == pipe.finals == 2999
-    m, _s, h = batch_macd(closes)
+    _m, _s, h = batch_macd(closes)
     snap = json.loads(out.snapshots[0][1])
     assert snap["macd"]["hist"] == h[-1] and snap["hma"]["value"] == batch_hma(closes, 20)[-1]
     assert all(not ch.startswith(b"market:") for ch, _ in out.publishes)
