@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis.asyncio as aioredis
 from tests.servers import RedisServer
 
@@ -77,3 +78,42 @@ async def test_close_flushes_and_counts_unsent(redis_srv: RedisServer) -> None:
 def test_redact_url() -> None:
     assert redact_url("redis://user:s3cret@host:6379/0?token=x") == "redis://user:***@host:6379/0"
     assert "s3cret" not in repr(RedisSink("redis://:s3cret@127.0.0.1:1/0"))
+
+
+async def test_password_db_and_rejections(redis_srv: RedisServer) -> None:
+    admin = aioredis.Redis.from_url(redis_srv.url)
+    await admin.config_set("requirepass", "s3cret")
+    url = f"redis://:s3cret@127.0.0.1:{redis_srv.port}/3"
+    sink = RedisSink(url)
+    await sink.start()
+    sink.set_snapshot(b"snapshot:X", b"1")
+    assert await sink.flush(5.0)
+    reader = aioredis.Redis.from_url(url)
+    assert await reader.get("snapshot:X") == b"1"
+    # out of memory: Redis refuses the SET; counted as rejected, not retried forever
+    await reader.config_set("maxmemory", "1")
+    await reader.config_set("maxmemory-policy", "noeviction")
+    sink.set_snapshot(b"snapshot:Y", b"2")
+    sink.publish(b"ch", b"still fine")
+    assert await sink.flush(5.0)
+    assert sink.stats.rejected == 1 and sink.stats.published == 1
+    await reader.config_set("maxmemory", "0")
+    await sink.close()
+    await reader.aclose()
+    await admin.aclose()
+
+
+async def test_wrong_password_is_retried_not_fatal(
+    redis_srv: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = aioredis.Redis.from_url(redis_srv.url)
+    await admin.config_set("requirepass", "right")
+    sink = RedisSink(f"redis://:wrong@127.0.0.1:{redis_srv.port}/0", backoff_initial=0.01)
+    await sink.start()
+    sink.publish(b"ch", b"x")
+    assert not await sink.flush(0.3)
+    assert sink.stats.failures >= 1
+    await sink.close(timeout=0.1)
+    assert "wrong" not in caplog.text  # the password never reaches the log
+    assert sink.stats.dropped == 1
+    await admin.aclose()
