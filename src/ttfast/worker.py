@@ -171,18 +171,19 @@ class Worker:
                     self.telegraf.write_rows(syms, out.time[sel], tuple(cols[:5]), tuple(cols[5:]))
             else:
                 self.telegraf.write_rows(out.symbols, out.time, out.candle, out.indicators)
-        # newest row per symbol, for the --print table
+        if not self.cfg.print_table:
+            return
+        # newest row per symbol, for the --print table (per row, so only when asked for)
         cols = out.columns
-        for i in range(out.n):
-            if kind[i] != 2:
-                self.latest[out.symbols[i]] = (
-                    int(out.time[i]),
-                    float(cols[3, i]),
-                    float(cols[7, i]),
-                    int(out.color[i]),
-                    float(cols[8, i]),
-                    int(out.direction[i]),
-                )
+        for i in np.flatnonzero(kind != 2).tolist():
+            self.latest[out.symbols[i]] = (
+                int(out.time[i]),
+                float(cols[3, i]),
+                float(cols[7, i]),
+                int(out.color[i]),
+                float(cols[8, i]),
+                int(out.direction[i]),
+            )
 
     # -- sources -----------------------------------------------------------------------------
     def _tap_store(self, streamer: Any) -> None:
@@ -453,7 +454,7 @@ class Worker:
             f"events {s.events} ({s.events / el:,.0f}/s)",
             f"rows {s.rows} ({s.rows / el:,.0f}/s)",
             f"closed {s.finals}",
-            f"symbols {len(self.latest)}",
+            f"symbols {len(self.pipeline.symbols)}",
         ]
         if s.batches:
             parts.append(f"{s.process_ns / s.batches / 1000:.1f}us/batch")
