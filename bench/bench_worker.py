@@ -18,13 +18,14 @@ import json
 import statistics
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from ttfast._core.feed import FeedDecoder
 
 from bench import datagen
-from bench.gatelib import RatioCase
+from bench.gatelib import CallgrindCase, RatioCase
 from ttfast._core import CandleStore, IndicatorPipeline
 
 
@@ -159,22 +160,24 @@ def test_bench_naive_compute(benchmark: Any) -> None:
 
 # -- end to end with a real redis-server ----------------------------------------------------
 async def _e2e_fast(url: str, cfg: dict[str, object], frames: list[bytes]) -> float:
-    import redis.asyncio as aioredis
+    """Frames through the worker's path into the RedisSink, as fast as they can go."""
+    from ttfast.sinks.redis import RedisSink
 
-    r = aioredis.Redis.from_url(url)
+    sink = RedisSink(url, max_backlog=10_000_000)
+    await sink.start()
     f = Fast(cfg)
     f.prime(frames)
     t0 = time.perf_counter()
     for fr in frames:
         pubs, snaps = f.frame(fr)
-        p = r.pipeline(transaction=False)
+        sink.publish_many(pubs)
         for k, v in snaps:
-            p.set(k, v)
-        for ch, v in pubs:
-            p.publish(ch, v)
-        await p.execute()
+            sink.set_snapshot(k, v)
+        await asyncio.sleep(0)  # one loop iteration per frame, as when frames come off a socket
+    assert await sink.flush(120)
     dt = time.perf_counter() - t0
-    await r.aclose()
+    assert sink.stats.dropped == 0
+    await sink.close()
     return f.events / dt
 
 
@@ -196,10 +199,11 @@ async def _e2e_naive(url: str, frames: list[bytes]) -> float:
 
 async def _latency_fast(url: str, rate: float, seconds: float) -> tuple[float, float, float]:
     """p50/p99/max ms from a frame's scheduled arrival to its PUBLISHes being acknowledged."""
-    import redis.asyncio as aioredis
+    from ttfast.sinks.redis import RedisSink
 
     cfg, frames = _frames(50, int(rate * seconds / 50 / 10) + 1, 10)
-    r = aioredis.Redis.from_url(url)
+    sink = RedisSink(url, max_backlog=10_000_000)
+    await sink.start()
     f = Fast(cfg)
     f.prime(frames)
     per_frame = 50 / rate
@@ -213,20 +217,18 @@ async def _latency_fast(url: str, rate: float, seconds: float) -> tuple[float, f
             await asyncio.sleep(due - now)
         # everything that has arrived by now is processed as one loop iteration
         start_i = i
-        p = r.pipeline(transaction=False)
         while i < len(frames) and t0 + i * per_frame <= time.perf_counter():
             pubs, snaps = f.frame(frames[i])
+            sink.publish_many(pubs)
             for k, v in snaps:
-                p.set(k, v)
-            for ch, v in pubs:
-                p.publish(ch, v)
+                sink.set_snapshot(k, v)
             i += 1
         if i == start_i:
             continue
-        await p.execute()
+        await sink.flush(60)
         done = time.perf_counter()
         lat += [(done - (t0 + j * per_frame)) * 1000 for j in range(start_i, i)]
-    await r.aclose()
+    await sink.close()
     lat.sort()
     return (statistics.median(lat), lat[int(len(lat) * 0.99)], lat[-1])
 
@@ -318,3 +320,44 @@ def report() -> None:
 
 if __name__ == "__main__":
     report()
+
+
+_GRIND_SETUP = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
+from bench import datagen
+from ttfast._core import CandleStore, IndicatorPipeline, LineEncoder
+from ttfast._core.feed import FeedDecoder
+import numpy as np
+cfg, frames = datagen.candle_feed_frames(10, 20, 5, rows_per_frame=50)
+dec = FeedDecoder(); dec.configure(cfg)
+store = CandleStore(4096); pipe = IndicatorPipeline()
+for s in dict.fromkeys(dec.decode(frames[0])[0].column("eventSymbol").tolist()):
+    store.apply_bar(s, 1_600_000_000_000, 1.0, 1.0, 1.0, 1.0, 0.0)
+batches = [b for fr in frames for b in dec.decode(fr)]
+changes = [store.apply(b) for b in batches[:1]]
+enc = LineEncoder("candle", ("symbol", "period"), ("open", "high", "low", "close", "volume"))
+n = 1000
+t = np.arange(n, dtype=np.int64) * 60_000_000_000
+px = [np.round(100 + np.cumsum(np.random.default_rng(k).normal(0, 0.1, n)), 2) for k in range(5)]
+syms = [("SPY", "QQQ", "AAPL")[i % 3] for i in range(n)]
+"""
+
+GATE_CALLGRIND = [
+    # one batch of 50 live updates over 10 symbols -> rows + JSON payloads (instructions/batch)
+    CallgrindCase(
+        "worker.pipeline.process",
+        setup=_GRIND_SETUP,
+        stmt="pipe.process(changes[0])",
+        toggle="*IndicatorPipeline*process*",
+        per=10,
+    ),
+    # 1000 candle rows to line protocol (instructions per row)
+    CallgrindCase(
+        "worker.lineproto.encode",
+        setup=_GRIND_SETUP,
+        stmt="enc.encode(t, (syms, '1m'), px)",
+        toggle="*lineproto_11LineEncoder_6encode*",
+        per=1000,
+    ),
+]
