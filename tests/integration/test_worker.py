@@ -201,3 +201,38 @@ def test_cli_sim_offline_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     )
     err = capsys.readouterr().err
     assert "events" in err and "rows" in err
+
+
+async def test_dxlink_source_through_local_rest_and_dxlink_servers(
+    redis_srv: RedisServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """--source dxlink: OAuth from env -> /api-quote-tokens -> streamer, all against local
+    servers; secrets never reach the log."""
+    from ttfast.sim import DxLinkServer, SimClock
+    from ttfast.sim.rest_server import RestSimServer
+
+    dx = DxLinkServer(seed=3, clock=SimClock(time_scale=1200.0), default_aggregation=0.1)
+    dx_url = await dx.start()
+    rest = RestSimServer(dx_url)
+    base = await rest.start()
+    monkeypatch.setenv("TASTYTRADE_CLIENT_SECRET", "cs-SECRET-0123")
+    monkeypatch.setenv("TASTYTRADE_REFRESH_TOKEN", "rt-SECRET-4567")
+    monkeypatch.setenv("TASTYTRADE_BASE_URL", base)
+    caplog.set_level("DEBUG")
+    cfg = WorkerConfig(
+        symbols=["SPY"], source="dxlink", redis_url=redis_srv.url, history_days=0.5, quiet=True
+    )
+    worker = Worker(cfg)
+    try:
+        await _run(worker, 2.5)
+    finally:
+        await rest.stop()
+        await dx.stop()
+    reader = aioredis.Redis.from_url(redis_srv.url)
+    snap = json.loads(await reader.get("snapshot:SPY"))
+    await reader.aclose()
+    closes = np.asarray(worker.store["SPY{=5m}"].close)
+    assert snap["bars"] == len(closes) > 50
+    assert _same(snap["macd"]["hist"], batch_macd(closes)[2][-1])
+    for secret in ("cs-SECRET-0123", "rt-SECRET-4567", rest.state.quote_token):
+        assert secret not in caplog.text
