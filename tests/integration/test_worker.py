@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import signal
+import subprocess
+import sys
+import time
 import uuid
 
 import numpy as np
@@ -236,3 +240,43 @@ async def test_dxlink_source_through_local_rest_and_dxlink_servers(
     assert _same(snap["macd"]["hist"], batch_macd(closes)[2][-1])
     for secret in ("cs-SECRET-0123", "rt-SECRET-4567", rest.state.quote_token):
         assert secret not in caplog.text
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_flushes_and_exits_zero(redis_srv: RedisServer, sig: signal.Signals) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ttfast.worker",
+            "--symbols",
+            "SPY,QQQ",
+            "--redis",
+            redis_srv.url,
+            "--sim-speed",
+            "600",
+            "--status-interval",
+            "0.5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        import redis as sync_redis
+
+        r = sync_redis.Redis.from_url(redis_srv.url)
+        while r.get("snapshot:QQQ") is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err[-2000:]
+    assert "redis up" in err or "redis DOWN" in err  # final status line printed
+    snap = json.loads(r.get("snapshot:SPY"))
+    assert snap["type"] == "snapshot" and snap["bars"] > 0
+    r.close()
