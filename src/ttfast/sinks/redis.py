@@ -139,25 +139,29 @@ class RedisSink:
         return True
 
     async def close(self, timeout: float = 5.0) -> None:
-        """Flush what is queued (up to `timeout`), stop the flusher, close the connection."""
+        """Flush what is queued (up to `timeout`), stop the flusher, close the connection.
+
+        Whatever is still unsent afterwards (queued, or in flight when the flusher stopped) is
+        counted in `stats.dropped`.
+        """
         if self._task is not None:
-            ok = await self.flush(timeout)
-            if not ok:
-                lost = len(self._pubs)
-                self.stats.dropped += lost
-                log.warning(
-                    "redis sink closing with %d publishes and %d snapshots unsent",
-                    lost,
-                    len(self._snaps),
-                )
-                self._pubs.clear()
-                self._snaps.clear()
+            await self.flush(timeout)
             self._closing = True
             self._wake.set()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        lost = len(self._pubs)
+        if lost or self._snaps:
+            self.stats.dropped += lost
+            log.warning(
+                "redis sink closing with %d publishes and %d snapshots unsent",
+                lost,
+                len(self._snaps),
+            )
+            self._pubs.clear()
+            self._snaps.clear()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
