@@ -137,6 +137,7 @@ class Worker:
         )
         self.latest: dict[str, tuple[int, float, float, int, float, int]] = {}
         self.reconnects = 0
+        self.loop_lag = 0.0
         self._connected_once = False
         self._stop = asyncio.Event()
         self._started = time.monotonic()
@@ -456,6 +457,9 @@ class Worker:
             f"closed {s.finals}",
             f"symbols {len(self.pipeline.symbols)}",
         ]
+        parts.append(f"loop lag {self.loop_lag * 1000:.1f}ms")
+        if s.last_batch_at:
+            parts.append(f"last batch {time.monotonic() - s.last_batch_at:.1f}s ago")
         if s.batches:
             parts.append(f"{s.process_ns / s.batches / 1000:.1f}us/batch")
         if s.malformed:
@@ -493,7 +497,10 @@ class Worker:
     async def _status_loop(self) -> None:
         tty = sys.stderr.isatty()
         while True:
+            t = time.monotonic()
             await asyncio.sleep(self.cfg.status_interval)
+            # how late the loop woke us: every frame waits at least this long to be processed
+            self.loop_lag = max(0.0, time.monotonic() - t - self.cfg.status_interval)
             if self.cfg.quiet:
                 continue
             if self.cfg.print_table:
