@@ -89,6 +89,7 @@ cdef class IndicatorPipeline:
     """
     cdef dict _states               # store symbol -> _SymbolState
     cdef list _names                # display names by index
+    cdef list _by_index             # _SymbolState by index (Row.sym)
     cdef readonly tuple macd_periods
     cdef readonly Py_ssize_t hma_period
     cdef readonly Py_ssize_t hma_lookback
@@ -129,6 +130,7 @@ cdef class IndicatorPipeline:
         self.publish_raw = publish_raw
         self._states = {}
         self._names = []
+        self._by_index = []
         self._color_json = [b'"' + c.encode() + b'"' for c in HIST_COLORS]
         self._dir_json = [b'null,"color":null', b'"up","color":"' + HMA_UP_COLOR.encode() + b'"',
                           b'"down","color":"' + HMA_DOWN_COLOR.encode() + b'"']
@@ -151,6 +153,7 @@ cdef class IndicatorPipeline:
         st.name = name
         st.sym = len(self._names)
         self._names.append(name)
+        self._by_index.append(st)
         st.jname = json.dumps(name).encode()
         st.jevent_symbol = json.dumps(symbol).encode()
         st.delta_channel = b"analytics:delta:" + name.encode()
@@ -403,7 +406,7 @@ cdef class IndicatorPipeline:
             colv[i] = r.color
             dv[i] = r.direction
             syms[i] = names[r.sym]
-        states = {(<_SymbolState>x).sym: x for x in self._states.values()} if n else {}
+        cdef list states = self._by_index
         for i in range(n):
             r = &self._rows[i]
             st = <_SymbolState>states[r.sym]
