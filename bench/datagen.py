@@ -196,14 +196,41 @@ def candle_forming_update_batches(
 
 # --- dxLink FEED_DATA frames (decoder benchmarks and tests) ---------------------------------
 
-QUOTE_FIELDS = ("eventSymbol", "eventTime", "sequence", "timeNanoPart", "bidTime",
-                "bidExchangeCode", "askTime", "askExchangeCode", "bidPrice", "askPrice",
-                "bidSize", "askSize")
+QUOTE_FIELDS = (
+    "eventSymbol",
+    "eventTime",
+    "sequence",
+    "timeNanoPart",
+    "bidTime",
+    "bidExchangeCode",
+    "askTime",
+    "askExchangeCode",
+    "bidPrice",
+    "askPrice",
+    "bidSize",
+    "askSize",
+)
 """tastytrade SDK's Quote layout (its pydantic field order; spec dxlink.md §5.1)."""
 
-CANDLE_FIELDS = ("eventSymbol", "eventTime", "eventFlags", "index", "time", "sequence", "count",
-                 "volume", "vwap", "bidVolume", "askVolume", "impVolatility", "openInterest",
-                 "open", "high", "low", "close")
+CANDLE_FIELDS = (
+    "eventSymbol",
+    "eventTime",
+    "eventFlags",
+    "index",
+    "time",
+    "sequence",
+    "count",
+    "volume",
+    "vwap",
+    "bidVolume",
+    "askVolume",
+    "impVolatility",
+    "openInterest",
+    "open",
+    "high",
+    "low",
+    "close",
+)
 """tastytrade SDK's Candle layout (its pydantic field order; spec dxlink.md §5.1)."""
 
 
@@ -243,8 +270,9 @@ def _feed_data(channel: int, groups: list[tuple[str, list[str]]]) -> bytes:
     return f'{{"type":"FEED_DATA","channel":{channel},"data":[{",".join(parts)}]}}'.encode()
 
 
-def quote_frames(n_frames: int, per_frame: int, seed: int = DEFAULT_SEED,
-                 channel: int = 1) -> list[bytes]:
+def quote_frames(
+    n_frames: int, per_frame: int, seed: int = DEFAULT_SEED, channel: int = 1
+) -> list[bytes]:
     """`n_frames` COMPACT FEED_DATA frames of `per_frame` Quote events each (QUOTE_FIELDS),
     numbers formatted like dxFeed's Java server; ~3% of sizes are "NaN" (index quotes)."""
     r = rng(seed)
@@ -263,8 +291,20 @@ def quote_frames(n_frames: int, per_frame: int, seed: int = DEFAULT_SEED,
             nan_sizes = r.random() < 0.03
             bsz = float("nan") if nan_sizes else float(r.integers(1, 50) * 100)
             asz = float("nan") if nan_sizes else float(r.integers(1, 50) * 100)
-            toks += [f'"{s}"', "0", "0", "0", str(t), '"Q"', str(t + 3), '"Z"',
-                     java_double(bid), java_double(ask), java_double(bsz), java_double(asz)]
+            toks += [
+                f'"{s}"',
+                "0",
+                "0",
+                "0",
+                str(t),
+                '"Q"',
+                str(t + 3),
+                '"Z"',
+                java_double(bid),
+                java_double(ask),
+                java_double(bsz),
+                java_double(asz),
+            ]
         frames.append(_feed_data(channel, [("Quote", toks)]))
     return frames
 
@@ -272,18 +312,34 @@ def quote_frames(n_frames: int, per_frame: int, seed: int = DEFAULT_SEED,
 def _candle_tokens(sym: str, bars: dict[str, np.ndarray], i: int, flags: int) -> list[str]:
     t = int(bars["time"][i])
     vol = float(bars["volume"][i])
-    return [f'"{sym}"', "0", str(flags), str(candle_index(t)), str(t), "0",
-            str(int(bars["count"][i])), java_double(vol),
-            java_double(round(float(bars["close"][i]), 4)), java_double(round(vol * 0.4)),
-            java_double(round(vol * 0.6)), '"NaN"', '"NaN"',
-            java_double(round(float(bars["open"][i]), 2)),
-            java_double(round(float(bars["high"][i]), 2)),
-            java_double(round(float(bars["low"][i]), 2)),
-            java_double(round(float(bars["close"][i]), 2))]
+    return [
+        f'"{sym}"',
+        "0",
+        str(flags),
+        str(candle_index(t)),
+        str(t),
+        "0",
+        str(int(bars["count"][i])),
+        java_double(vol),
+        java_double(round(float(bars["close"][i]), 4)),
+        java_double(round(vol * 0.4)),
+        java_double(round(vol * 0.6)),
+        '"NaN"',
+        '"NaN"',
+        java_double(round(float(bars["open"][i]), 2)),
+        java_double(round(float(bars["high"][i]), 2)),
+        java_double(round(float(bars["low"][i]), 2)),
+        java_double(round(float(bars["close"][i]), 2)),
+    ]
 
 
-def candle_snapshot_frames(n_bars: int, per_frame: int, symbol: str = "SPY{=5m}",
-                           seed: int = DEFAULT_SEED, channel: int = 3) -> list[bytes]:
+def candle_snapshot_frames(
+    n_bars: int,
+    per_frame: int,
+    symbol: str = "SPY{=5m}",
+    seed: int = DEFAULT_SEED,
+    channel: int = 3,
+) -> list[bytes]:
     """A dxLink Candle history snapshot of `n_bars` bars (CANDLE_FIELDS) split over frames of
     `per_frame` events: newest first, first flagged SNAPSHOT_BEGIN (4), the last one the 0x0A
     REMOVE|SNAPSHOT_END placeholder row with NaN values (spec dxlink.md §6.5)."""
@@ -292,15 +348,18 @@ def candle_snapshot_frames(n_bars: int, per_frame: int, symbol: str = "SPY{=5m}"
     for k, i in enumerate(range(n_bars - 1, 0, -1)):
         rows.append(_candle_tokens(symbol, bars, i, 4 if k == 0 else 0))
     t0 = int(bars["time"][0])
-    rows.append([f'"{symbol}"', "0", "10", str(candle_index(t0)), str(t0), "0", "0"]
-                + ['"NaN"'] * 10)
-    return [_feed_data(channel, [("Candle", [tok for row in rows[i:i + per_frame]
-                                             for tok in row])])
-            for i in range(0, len(rows), per_frame)]
+    rows.append(
+        [f'"{symbol}"', "0", "10", str(candle_index(t0)), str(t0), "0", "0"] + ['"NaN"'] * 10
+    )
+    return [
+        _feed_data(channel, [("Candle", [tok for row in rows[i : i + per_frame] for tok in row])])
+        for i in range(0, len(rows), per_frame)
+    ]
 
 
-def candle_frames(n_frames: int, per_frame: int, seed: int = DEFAULT_SEED,
-                  channel: int = 3) -> list[bytes]:
+def candle_frames(
+    n_frames: int, per_frame: int, seed: int = DEFAULT_SEED, channel: int = 3
+) -> list[bytes]:
     """`n_frames` live Candle update frames of `per_frame` events (several symbols, flags 0)."""
     syms = [s + "{=5m}" for s in symbols(10)]
     bars = candles(n_frames * per_frame, seed=seed)
@@ -312,3 +371,76 @@ def candle_frames(n_frames: int, per_frame: int, seed: int = DEFAULT_SEED,
             toks += _candle_tokens(syms[i % len(syms)], bars, i, 0)
         frames.append(_feed_data(channel, [("Candle", toks)]))
     return frames
+
+
+def candle_feed_frames(
+    n_symbols: int,
+    n_bars: int,
+    updates_per_bar: int = 10,
+    rows_per_frame: int = 50,
+    period_ms: int = 60_000,
+    t0_ms: int = 1_700_000_000_000,
+    channel: int = 3,
+    seed: int = DEFAULT_SEED,
+) -> tuple[dict[str, object], list[bytes]]:
+    """A live Candle stream as dxLink COMPACT FEED_DATA frames, plus its FEED_CONFIG.
+
+    Per symbol, each of `n_bars` bars is sent `updates_per_bar` times (same time/index, the
+    forming bar's close/high/low/volume/count changing), symbols interleaved like a real feed;
+    flags 0 (live updates after a snapshot). Returns (feed_config, frames); frames hold
+    `rows_per_frame` events each. Total events = n_symbols * n_bars * updates_per_bar.
+    """
+    import json
+
+    r = rng(seed)
+    syms = [s + "{=1m}" for s in symbols(n_symbols)]
+    price = 100.0 + 400.0 * r.random(n_symbols)
+    rows: list[list[object]] = []
+    for b in range(n_bars):
+        t = t0_ms + b * period_ms
+        index = (t // 1000) << 32 | (t % 1000) << 22
+        opn = price.copy()
+        hi, lo, vol = opn.copy(), opn.copy(), np.zeros(n_symbols)
+        for u in range(updates_per_bar):
+            price = np.round(price * np.exp(r.normal(0.0, 0.0005, n_symbols)), 2)
+            hi, lo = np.maximum(hi, price), np.minimum(lo, price)
+            vol += np.round(r.lognormal(4.0, 1.0, n_symbols))
+            for k in range(n_symbols):
+                rows.append(
+                    [
+                        syms[k],
+                        0,
+                        0,
+                        int(index),
+                        t,
+                        0,
+                        u + 1,
+                        float(vol[k]),
+                        float(price[k]),
+                        float(vol[k]) / 2,
+                        float(vol[k]) / 2,
+                        "NaN",
+                        "NaN",
+                        float(opn[k]),
+                        float(hi[k]),
+                        float(lo[k]),
+                        float(price[k]),
+                    ]
+                )
+    frames = []
+    for i in range(0, len(rows), rows_per_frame):
+        flat = [v for row in rows[i : i + rows_per_frame] for v in row]
+        frames.append(
+            json.dumps(
+                {"type": "FEED_DATA", "channel": channel, "data": ["Candle", flat]},
+                separators=(",", ":"),
+            ).encode()
+        )
+    config = {
+        "type": "FEED_CONFIG",
+        "channel": channel,
+        "dataFormat": "COMPACT",
+        "aggregationPeriod": 0.1,
+        "eventFields": {"Candle": CANDLE_FIELDS},
+    }
+    return config, frames

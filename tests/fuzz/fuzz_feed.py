@@ -27,11 +27,32 @@ from ttfast._core.feed import FeedDecoder, message_type  # noqa: E402
 from ttfast.errors import DecodeError  # noqa: E402
 
 LAYOUTS = {
-    "Quote": ["eventSymbol", "eventTime", "sequence", "timeNanoPart", "bidTime",
-              "bidExchangeCode", "askTime", "askExchangeCode", "bidPrice", "askPrice", "bidSize",
-              "askSize"],
-    "Candle": ["eventFlags", "eventSymbol", "time", "open", "high", "low", "close", "volume",
-               "openInterest", "index"],
+    "Quote": [
+        "eventSymbol",
+        "eventTime",
+        "sequence",
+        "timeNanoPart",
+        "bidTime",
+        "bidExchangeCode",
+        "askTime",
+        "askExchangeCode",
+        "bidPrice",
+        "askPrice",
+        "bidSize",
+        "askSize",
+    ],
+    "Candle": [
+        "eventFlags",
+        "eventSymbol",
+        "time",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "openInterest",
+        "index",
+    ],
     "Trade": ["eventSymbol", "price", "size", "time", "extendedTradingHours"],
     "Foo": ["eventSymbol", "x", "y"],
 }
@@ -64,7 +85,7 @@ def canon(v: Any) -> Any:
     return v
 
 
-def TestOneInput(data: bytes) -> None:  # noqa: N802 (atheris API)
+def TestOneInput(data: bytes) -> None:
     on_error = "skip" if data[-1:] in (b"]", b"}", b" ") else "raise"
     dec = FeedDecoder(on_error=on_error)
     orc = oracle.OracleDecoder(on_error=on_error)
@@ -74,13 +95,15 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802 (atheris API)
     try:
         want: list[Any] | None = [
             (t, f, [{k: canon(v) for k, v in d.items()} for d in rows])
-            for t, f, rows in orc.decode(data)]
+            for t, f, rows in orc.decode(data)
+        ]
     except oracle.OracleError:
         want = None
     try:
         got: list[Any] | None = [
             (b.event_type, b.fields, [{k: canon(v) for k, v in d.items()} for d in b.to_dicts()])
-            for b in dec.decode(data)]
+            for b in dec.decode(data)
+        ]
     except DecodeError:
         got = None
     try:

@@ -5,7 +5,7 @@ directly. Input validation that must happen before a C loop lives in the compile
 themselves (they raise clear Python exceptions); this package only re-exports.
 """
 
-from ttfast._core import candles, feed, indicators, numparse
+from ttfast._core import candles, feed, indicators, lineproto, numparse, pipeline
 from ttfast._core.candles import (
     CHANGE_APPENDED,
     CHANGE_CORRECTED,
@@ -23,7 +23,9 @@ from ttfast._core.candles import (
 )
 from ttfast._core.feed import EventBatch, FeedDecoder, field_kinds, message_type
 from ttfast._core.indicators import Ema, Hma, Macd, Wma, ema, hma, macd, wma
+from ttfast._core.lineproto import LineEncoder
 from ttfast._core.numparse import to_double, to_int64
+from ttfast._core.pipeline import IndicatorPipeline, PipelineOutput
 
 __all__ = [
     "CHANGE_APPENDED",
@@ -40,7 +42,10 @@ __all__ = [
     "EventBatch",
     "FeedDecoder",
     "Hma",
+    "IndicatorPipeline",
+    "LineEncoder",
     "Macd",
+    "PipelineOutput",
     "SymbolChange",
     "Wma",
     "candle_index",
@@ -52,9 +57,11 @@ __all__ = [
     "field_kinds",
     "hma",
     "indicators",
+    "lineproto",
     "macd",
     "message_type",
     "numparse",
+    "pipeline",
     "to_double",
     "to_int64",
     "wma",
