@@ -441,6 +441,6 @@ def candle_feed_frames(
         "channel": channel,
         "dataFormat": "COMPACT",
         "aggregationPeriod": 0.1,
-        "eventFields": {"Candle": CANDLE_FIELDS},
+        "eventFields": {"Candle": list(CANDLE_FIELDS)},
     }
     return config, frames

@@ -31,10 +31,11 @@ Definitions (per call, per symbol; "previous last" = the newest bar before the c
 """
 
 from collections.abc import Iterator
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, final
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import disjoint_base
 
 CHANGE_SNAPSHOT: int
 CHANGE_REVISED_LAST: int
@@ -75,6 +76,7 @@ def candle_index(time_ms: int, sequence: int = 0) -> int:
 def candle_time(index: int) -> int:
     """Bar start time (epoch ms) encoded in a dxFeed Candle index."""
 
+@final
 class CandleSeries:
     """The bars of one candle symbol, oldest→newest; a live view owned by a CandleStore.
 
@@ -134,6 +136,7 @@ class CandleSeries:
     def open_interest(self) -> npt.NDArray[np.float64]: ...
     def columns(self) -> dict[str, npt.NDArray[Any]]: ...
 
+@disjoint_base
 class SymbolChange:
     """What one apply()/apply_bar() call changed for one symbol (see the module docstring)."""
 
@@ -163,6 +166,7 @@ class SymbolChange:
     def as_tuple(self) -> tuple[int, int, int, int, int]:
         """(flags, appended, removed, evicted, first)."""
 
+@final
 class Changes:
     """Per-symbol summary of one CandleStore call, in first-touched symbol order."""
 
@@ -173,14 +177,15 @@ class Changes:
     def __len__(self) -> int: ...
     def __bool__(self) -> bool: ...
     def __iter__(self) -> Iterator[SymbolChange]: ...
-    def __contains__(self, symbol: object) -> bool: ...
+    def __contains__(self, symbol: object, /) -> bool: ...
     def __getitem__(self, key: int | str) -> SymbolChange: ...
     def get(self, symbol: str, default: SymbolChange | None = None) -> SymbolChange | None: ...
 
+@final
 class CandleStore:
     """Per-symbol fixed-capacity candle series built from dxLink Candle batches (spec §6.6)."""
 
-    def __init__(self, capacity: int = 4096) -> None: ...
+    def __new__(cls, capacity: int = 4096) -> CandleStore: ...
     @property
     def capacity(self) -> int: ...
     @property
@@ -210,9 +215,9 @@ class CandleStore:
         sequence: int = 0,
     ) -> Changes:
         """One bar from a non-dxLink source (as a flags-0 event); marks the series ready."""
-    def __getitem__(self, symbol: str) -> CandleSeries: ...
+    def __getitem__(self, symbol: str, /) -> CandleSeries: ...
     def get(self, symbol: str, default: CandleSeries | None = None) -> CandleSeries | None: ...
-    def __contains__(self, symbol: object) -> bool: ...
+    def __contains__(self, symbol: object, /) -> bool: ...
     def __len__(self) -> int: ...
     def __iter__(self) -> Iterator[str]: ...
     def symbols(self) -> list[str]: ...

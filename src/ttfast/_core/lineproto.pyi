@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import disjoint_base
 
 _Ints = npt.NDArray[np.int64] | Sequence[int]
 _Floats = npt.NDArray[np.float64] | Sequence[float]
@@ -13,6 +14,7 @@ def escape_measurement(name: str) -> bytes: ...
 def escape_key(key: str) -> bytes: ...
 def escape_string_field(value: str) -> bytes: ...
 
+@disjoint_base
 class LineEncoder:
     measurement: str
     tag_keys: tuple[str, ...]

@@ -5,11 +5,17 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import disjoint_base
 
 KIND_FORMING: int
 KIND_FINAL: int
 KIND_HISTORY: int
 
+HIST_COLORS: tuple[str, str, str, str]
+HMA_UP_COLOR: str
+HMA_DOWN_COLOR: str
+
+@disjoint_base
 class PipelineOutput:
     @property
     def n(self) -> int: ...
@@ -35,6 +41,7 @@ class PipelineOutput:
     def indicators(self) -> tuple[npt.NDArray[np.float64], ...]: ...
     def __len__(self) -> int: ...
 
+@disjoint_base
 class IndicatorPipeline:
     @property
     def macd_periods(self) -> tuple[int, int, int]: ...
@@ -44,6 +51,8 @@ class IndicatorPipeline:
     def hma_lookback(self) -> int: ...
     @property
     def publish_raw(self) -> bool: ...
+    @property
+    def deltas_for_history(self) -> bool: ...
     @property
     def rows(self) -> int: ...
     @property
