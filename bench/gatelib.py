@@ -129,22 +129,26 @@ def valgrind_available() -> bool:
 
 def count_instructions(case: CallgrindCase) -> float:
     """Instructions per `stmt` execution (inclusive, inside the toggled functions)."""
-    script = (
-        textwrap.dedent(case.setup)
-        + "\n"
-        + textwrap.dedent(f"""
-        def __op():
-        {textwrap.indent(textwrap.dedent(case.stmt), "    ")}
-        __op()
-        for __i in range({case.repeat}):
-            __op()
-        """)
+    body = textwrap.indent(textwrap.dedent(case.stmt).strip("\n"), "    ")
+    script = "\n".join(
+        [
+            textwrap.dedent(case.setup),
+            "def __op():",
+            body,
+            "__op()",
+            f"for __i in range({case.repeat}):",
+            "    __op()",
+            "",
+        ]
     )
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "case.py"
         src.write_text(script)
         out = Path(tmp) / "callgrind.out"
-        env = dict(os.environ, PYTHONHASHSEED="0", PYTHONMALLOC="malloc")
+        # a case may import bench.* or tests.*: run it with the repo root on the path
+        root = str(BENCH_DIR.parent)
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+        env = dict(os.environ, PYTHONHASHSEED="0", PYTHONMALLOC="malloc", PYTHONPATH=path)
         cmd = [
             "valgrind",
             "--tool=callgrind",

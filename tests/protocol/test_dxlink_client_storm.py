@@ -117,7 +117,9 @@ async def test_reconnect_storm_100() -> None:
                     last_tick = n // 4
                     clock.t += 60_000  # market time moves on during the storm
                 await asyncio.sleep(0.005)
-                assert time.monotonic() - t_start < 60, "storm too slow"
+                assert time.monotonic() - t_start < 300, (
+                    "storm hung"
+                )  # a hang guard, not a timing claim
             storm_s = time.monotonic() - t_start
             # the 101st connection is calm: everything must come back
             await until(lambda: a.connected, 10, "final connect")
