@@ -525,11 +525,11 @@ cdef inline bint _fast_int(const unsigned char* q, const unsigned char* end, int
         p += 1
     else:
         while p < end and _isdigit(p[0]):
+            if nd == 18:
+                return False        # 19+ digits may overflow: full path
             v = v * 10 + (p[0] - c'0')
             nd += 1
             p += 1
-            if nd > 18:
-                return False
     if p < end and (_isdigit(p[0]) or p[0] == c'.' or p[0] == c'e' or p[0] == c'E'):
         return False
     out[0] = -v if neg else v
