@@ -1614,8 +1614,11 @@ cdef class FeedDecoder:
         start = fd.nslots
         memset(fd.tags + start, TAG_MISSING, n * nf)
         kinds = <const uint8_t*>PyBytes_AS_STRING(lay.kinds)
+        errs = {}
         for row in range(n):
-            # the object was validated by _full_object: walk it without syntax checks
+            # the object was validated by _full_object: walk it without syntax checks.
+            # A repeated key: the last value wins (as in json.loads), so a bad earlier value
+            # only counts when no later good value for the same key replaces it.
             ps.p = ps.base + <Py_ssize_t>offsets[row] + 1
             _ws(ps)
             if ps.p[0] == c'}':
@@ -1629,7 +1632,13 @@ cdef class FeedDecoder:
                 _ws(ps)
                 rc = _take_value(ps, kinds[j], fd.slots + start + row * nf + j,
                                  fd.tags + start + row * nf + j)
-                if rc != OK:
+                if rc == SEMANTIC:
+                    errs[j] = ((<bytes>ps.err).decode(), ps.erroff)
+                    ps.err = NULL
+                    rc = OK
+                elif rc == OK:
+                    errs.pop(j, None)
+                else:
                     break
                 _ws(ps)
                 if ps.p[0] == c',':
@@ -1638,13 +1647,17 @@ cdef class FeedDecoder:
                 break
             if rc != OK:
                 break
+            if errs:
+                rc = SEMANTIC
+                j = min(errs, key=lambda c: errs[c][1])
+                break
         if rc == SYNTAX:   # cannot happen (validated), but never trust that silently
             self._syntax(ps, ps.p, "")
         if rc == SEMANTIC:
             ps.p = saved
-            reason = (<bytes>ps.err).decode()
+            reason, off = errs[j]
             self._bad(ps, f"{reason}: column {lay.fields[j]!r} of {lay.event_type} "
-                      f"event #{row}", ps.erroff)
+                      f"event #{row}", off)
             return 0
         ps.p = saved
         out.append(self._batch(lay, fd, start, n))
