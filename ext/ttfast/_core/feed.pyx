@@ -511,10 +511,11 @@ cdef inline bint _fast_double(const unsigned char* q, const unsigned char* end, 
 
 cdef inline bint _fast_int(const unsigned char* q, const unsigned char* end, int64_t* out,
                            const unsigned char** after) noexcept nogil:
-    """One-pass parse of an integer token of <= 18 digits (cannot overflow int64)."""
+    """One-pass parse of an integer token of <= 19 digits, range-checked (dxFeed's
+    time-series `index` has 19 digits)."""
     cdef const unsigned char* p = q
     cdef bint neg = False
-    cdef int64_t v = 0
+    cdef uint64_t v = 0
     cdef int nd = 0
     if p < end and p[0] == c'-':
         neg = True
@@ -525,14 +526,16 @@ cdef inline bint _fast_int(const unsigned char* q, const unsigned char* end, int
         p += 1
     else:
         while p < end and _isdigit(p[0]):
-            if nd == 18:
-                return False        # 19+ digits may overflow: full path
-            v = v * 10 + (p[0] - c'0')
+            if nd == 19:
+                return False        # 20+ digits: out of range, the full path reports it
+            v = v * 10 + <uint64_t>(p[0] - c'0')     # < 10**19 < 2**64: no wrap-around
             nd += 1
             p += 1
     if p < end and (_isdigit(p[0]) or p[0] == c'.' or p[0] == c'e' or p[0] == c'E'):
         return False
-    out[0] = -v if neg else v
+    if v > <uint64_t>9223372036854775807ULL + (1 if neg else 0):
+        return False
+    out[0] = <int64_t>(0 - v) if neg else <int64_t>v
     after[0] = p
     return True
 
@@ -703,9 +706,15 @@ cdef int _parse_compact(Parser* ps, _FrameData fd, const uint8_t* kinds, Py_ssiz
             if q < ps.end:
                 c = q[0]
                 if kind == COL_DOUBLE:
-                    if c != 0x22 and _fast_double(q, ps.end, <double*>slot, &after):
+                    if c != 0x22:
+                        if _fast_double(q, ps.end, <double*>slot, &after):
+                            tag[0] = TAG_F64
+                            ps.p = after
+                            rc = OK
+                    elif ps.end - q >= 5 and memcmp(q, b'"NaN"', 5) == 0:
+                        (<double*>slot)[0] = NAN
                         tag[0] = TAG_F64
-                        ps.p = after
+                        ps.p = q + 5
                         rc = OK
                 elif kind == COL_INT64:
                     if c != 0x22 and _fast_int(q, ps.end, slot, &after):
