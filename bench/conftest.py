@@ -9,7 +9,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if test_gate.RESULTS:
         terminalreporter.section("ttfast benchmark gate: same-run ratios (ref time / ttfast time)")
         terminalreporter.write_line(
-            __import__("bench.gatelib", fromlist=["x"]).format_ratio_table(test_gate.RESULTS))
+            __import__("bench.gatelib", fromlist=["x"]).format_ratio_table(test_gate.RESULTS)
+        )
     if test_gate.GRIND_RESULTS:
         terminalreporter.section("ttfast benchmark gate: callgrind instructions per unit")
         for name, got, limit in test_gate.GRIND_RESULTS:

@@ -15,8 +15,13 @@ def rng(seed: int = DEFAULT_SEED) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def random_walk(n: int, start: float = 100.0, vol: float = 0.001, tick: float | None = None,
-                seed: int = DEFAULT_SEED) -> np.ndarray:
+def random_walk(
+    n: int,
+    start: float = 100.0,
+    vol: float = 0.001,
+    tick: float | None = None,
+    seed: int = DEFAULT_SEED,
+) -> np.ndarray:
     """Geometric random walk of `n` closes; rounded to a tick grid when `tick` is given."""
     r = rng(seed)
     x = start * np.exp(np.cumsum(r.normal(0.0, vol, n)))
@@ -25,8 +30,13 @@ def random_walk(n: int, start: float = 100.0, vol: float = 0.001, tick: float | 
     return x.astype(np.float64)
 
 
-def candles(n: int, start: float = 100.0, period_ms: int = 300_000,
-            t0_ms: int = 1_700_000_000_000, seed: int = DEFAULT_SEED) -> dict[str, np.ndarray]:
+def candles(
+    n: int,
+    start: float = 100.0,
+    period_ms: int = 300_000,
+    t0_ms: int = 1_700_000_000_000,
+    seed: int = DEFAULT_SEED,
+) -> dict[str, np.ndarray]:
     """`n` consistent OHLCV bars oldest→newest: time, open, high, low, close, volume, count."""
     r = rng(seed)
     close = random_walk(n, start, seed=seed)
@@ -39,27 +49,188 @@ def candles(n: int, start: float = 100.0, period_ms: int = 300_000,
     volume = np.round(r.lognormal(8.0, 1.0, n))
     count = r.integers(1, 500, n).astype(np.int64)
     time = t0_ms + np.arange(n, dtype=np.int64) * period_ms
-    return {"time": time, "open": open_, "high": high, "low": low, "close": close,
-            "volume": volume, "count": count}
+    return {
+        "time": time,
+        "open": open_,
+        "high": high,
+        "low": low,
+        "close": close,
+        "volume": volume,
+        "count": count,
+    }
 
 
 def symbols(n: int) -> list[str]:
     """`n` distinct ticker-like symbols (deterministic)."""
     base = ["SPY", "QQQ", "AAPL", "MSFT", "NVDA", "TSLA", "AMZN", "META", "GOOG", "IWM"]
-    return [base[i % len(base)] + ("" if i < len(base) else str(i // len(base)))
-            for i in range(n)]
+    return [base[i % len(base)] + ("" if i < len(base) else str(i // len(base))) for i in range(n)]
+
+
+def rest_live_orders_body(n: int, seed: int = DEFAULT_SEED) -> bytes:
+    """A ``GET /accounts/{n}/orders/live`` response body with `n` orders, shaped like the API's
+    (dashed keys, money as strings, epoch-ms ``updated-at``, 1-4 option legs)."""
+    import json
+
+    r = rng(seed)
+    roots = ["SPY", "QQQ", "AAPL", "TSLA", "IWM"]
+    items = []
+    for i in range(n):
+        root = roots[i % len(roots)]
+        nlegs = int(r.integers(1, 5))
+        strike0 = int(r.integers(100, 600))
+        legs = [
+            {
+                "instrument-type": "Equity Option",
+                "symbol": f"{root:<6}261218{'CP'[k % 2]}{(strike0 + 5 * k) * 1000:08d}",
+                "quantity": 1,
+                "remaining-quantity": 1,
+                "action": "Buy to Open" if k % 2 == 0 else "Sell to Open",
+                "fills": [],
+            }
+            for k in range(nlegs)
+        ]
+        items.append(
+            {
+                "id": 54758826 + i,
+                "account-number": "5WT00001",
+                "time-in-force": "GTC",
+                "order-type": "Limit",
+                "size": 1,
+                "underlying-symbol": root,
+                "underlying-instrument-type": "Equity",
+                "price": f"{r.integers(5, 900) / 100:.2f}",
+                "price-effect": "Debit" if i % 3 else "Credit",
+                "status": "Live",
+                "cancellable": True,
+                "editable": True,
+                "edited": False,
+                "received-at": "2026-11-20T14:30:00.123+00:00",
+                "updated-at": 1795303187010 + i,
+                "live-at": "2026-11-20T14:30:00.200+00:00",
+                "external-identifier": f"ttf-{i:032x}",
+                "legs": legs,
+            }
+        )
+    ctx = "/accounts/5WT00001/orders/live"
+    body = {"data": {"items": items}, "api-version": "v1", "context": ctx}
+    return json.dumps(body).encode()
+
+
+def candle_snapshot_columns(
+    n: int,
+    symbol: str = "SPY{=m}",
+    period_ms: int = 60_000,
+    t0_ms: int = 1_700_000_000_000,
+    seed: int = DEFAULT_SEED,
+) -> dict[str, np.ndarray]:
+    """A dxLink Candle snapshot of `n` bars as decoded columns, NEWEST FIRST (spec §6.5):
+    flags 0x04 on the newest bar, 0 below, then the 0x0A NaN end marker at fromTime (one period
+    before the oldest bar); n + 1 rows; index per spec §6.4."""
+    bars = candles(n, period_ms=period_ms, t0_ms=t0_ms, seed=seed)
+    time = np.empty(n + 1, dtype=np.int64)
+    time[:n] = bars["time"][::-1]
+    time[n] = t0_ms - period_ms
+    flags = np.zeros(n + 1, dtype=np.int64)
+    flags[0] = 0x04
+    flags[n] = 0x0A
+    cols: dict[str, np.ndarray] = {
+        "eventSymbol": np.array([symbol] * (n + 1), dtype=object),
+        "eventFlags": flags,
+        "index": ((time // 1000) << 32) | ((time % 1000) << 22),
+        "time": time,
+        "count": np.append(bars["count"][::-1], 0).astype(np.int64),
+    }
+    for name in ("open", "high", "low", "close", "volume"):
+        cols[name] = np.append(bars[name][::-1], np.nan)
+    cols["vwap"] = (cols["high"] + cols["low"] + cols["close"]) / 3.0
+    return cols
+
+
+def candle_forming_update_batches(
+    n_batches: int,
+    n_symbols: int = 10,
+    per_symbol: int = 10,
+    bar_every: int = 50,
+    period_ms: int = 60_000,
+    t0_ms: int = 1_700_000_000_000,
+    seed: int = DEFAULT_SEED,
+) -> list[dict[str, np.ndarray]]:
+    """Live Candle traffic as decoded column batches (flags 0): each batch holds `per_symbol`
+    in-progress updates for each of `n_symbols` symbols, interleaved (same index, growing count,
+    moving close/high/low/volume); a new bar starts every `bar_every` batches."""
+    r = rng(seed)
+    syms = [f"{s}{{=m}}" for s in symbols(n_symbols)]
+    m = n_symbols * per_symbol
+    sym_col = np.array(syms * per_symbol, dtype=object)
+    out = []
+    price = 100.0 + r.random(n_symbols) * 50
+    count = np.zeros(n_symbols, dtype=np.int64)
+    for b in range(n_batches):
+        t = t0_ms + (b // bar_every) * period_ms
+        if b % bar_every == 0:
+            count[:] = 0
+        steps = r.normal(0.0, 0.01, (per_symbol, n_symbols))
+        closes = price + np.cumsum(steps, axis=0)
+        price = closes[-1]
+        cnt = count + np.arange(1, per_symbol + 1)[:, None]
+        count = cnt[-1].copy()
+        close = closes.reshape(m)
+        time = np.full(m, t, dtype=np.int64)
+        out.append(
+            {
+                "eventSymbol": sym_col,
+                "eventFlags": np.zeros(m, dtype=np.int64),
+                "index": ((time // 1000) << 32) | ((time % 1000) << 22),
+                "time": time,
+                "count": cnt.reshape(m).astype(np.int64),
+                "open": np.full(m, 100.0),
+                "high": close + 0.05,
+                "low": close - 0.05,
+                "close": close,
+                "volume": cnt.reshape(m) * 100.0,
+                "vwap": close,
+            }
+        )
+    return out
 
 
 # --- dxLink FEED_DATA frames (decoder benchmarks and tests) ---------------------------------
 
-QUOTE_FIELDS = ("eventSymbol", "eventTime", "sequence", "timeNanoPart", "bidTime",
-                "bidExchangeCode", "askTime", "askExchangeCode", "bidPrice", "askPrice",
-                "bidSize", "askSize")
+QUOTE_FIELDS = (
+    "eventSymbol",
+    "eventTime",
+    "sequence",
+    "timeNanoPart",
+    "bidTime",
+    "bidExchangeCode",
+    "askTime",
+    "askExchangeCode",
+    "bidPrice",
+    "askPrice",
+    "bidSize",
+    "askSize",
+)
 """tastytrade SDK's Quote layout (its pydantic field order; spec dxlink.md §5.1)."""
 
-CANDLE_FIELDS = ("eventSymbol", "eventTime", "eventFlags", "index", "time", "sequence", "count",
-                 "volume", "vwap", "bidVolume", "askVolume", "impVolatility", "openInterest",
-                 "open", "high", "low", "close")
+CANDLE_FIELDS = (
+    "eventSymbol",
+    "eventTime",
+    "eventFlags",
+    "index",
+    "time",
+    "sequence",
+    "count",
+    "volume",
+    "vwap",
+    "bidVolume",
+    "askVolume",
+    "impVolatility",
+    "openInterest",
+    "open",
+    "high",
+    "low",
+    "close",
+)
 """tastytrade SDK's Candle layout (its pydantic field order; spec dxlink.md §5.1)."""
 
 
@@ -99,8 +270,9 @@ def _feed_data(channel: int, groups: list[tuple[str, list[str]]]) -> bytes:
     return f'{{"type":"FEED_DATA","channel":{channel},"data":[{",".join(parts)}]}}'.encode()
 
 
-def quote_frames(n_frames: int, per_frame: int, seed: int = DEFAULT_SEED,
-                 channel: int = 1) -> list[bytes]:
+def quote_frames(
+    n_frames: int, per_frame: int, seed: int = DEFAULT_SEED, channel: int = 1
+) -> list[bytes]:
     """`n_frames` COMPACT FEED_DATA frames of `per_frame` Quote events each (QUOTE_FIELDS),
     numbers formatted like dxFeed's Java server; ~3% of sizes are "NaN" (index quotes)."""
     r = rng(seed)
@@ -119,8 +291,20 @@ def quote_frames(n_frames: int, per_frame: int, seed: int = DEFAULT_SEED,
             nan_sizes = r.random() < 0.03
             bsz = float("nan") if nan_sizes else float(r.integers(1, 50) * 100)
             asz = float("nan") if nan_sizes else float(r.integers(1, 50) * 100)
-            toks += [f'"{s}"', "0", "0", "0", str(t), '"Q"', str(t + 3), '"Z"',
-                     java_double(bid), java_double(ask), java_double(bsz), java_double(asz)]
+            toks += [
+                f'"{s}"',
+                "0",
+                "0",
+                "0",
+                str(t),
+                '"Q"',
+                str(t + 3),
+                '"Z"',
+                java_double(bid),
+                java_double(ask),
+                java_double(bsz),
+                java_double(asz),
+            ]
         frames.append(_feed_data(channel, [("Quote", toks)]))
     return frames
 
@@ -128,18 +312,34 @@ def quote_frames(n_frames: int, per_frame: int, seed: int = DEFAULT_SEED,
 def _candle_tokens(sym: str, bars: dict[str, np.ndarray], i: int, flags: int) -> list[str]:
     t = int(bars["time"][i])
     vol = float(bars["volume"][i])
-    return [f'"{sym}"', "0", str(flags), str(candle_index(t)), str(t), "0",
-            str(int(bars["count"][i])), java_double(vol),
-            java_double(round(float(bars["close"][i]), 4)), java_double(round(vol * 0.4)),
-            java_double(round(vol * 0.6)), '"NaN"', '"NaN"',
-            java_double(round(float(bars["open"][i]), 2)),
-            java_double(round(float(bars["high"][i]), 2)),
-            java_double(round(float(bars["low"][i]), 2)),
-            java_double(round(float(bars["close"][i]), 2))]
+    return [
+        f'"{sym}"',
+        "0",
+        str(flags),
+        str(candle_index(t)),
+        str(t),
+        "0",
+        str(int(bars["count"][i])),
+        java_double(vol),
+        java_double(round(float(bars["close"][i]), 4)),
+        java_double(round(vol * 0.4)),
+        java_double(round(vol * 0.6)),
+        '"NaN"',
+        '"NaN"',
+        java_double(round(float(bars["open"][i]), 2)),
+        java_double(round(float(bars["high"][i]), 2)),
+        java_double(round(float(bars["low"][i]), 2)),
+        java_double(round(float(bars["close"][i]), 2)),
+    ]
 
 
-def candle_snapshot_frames(n_bars: int, per_frame: int, symbol: str = "SPY{=5m}",
-                           seed: int = DEFAULT_SEED, channel: int = 3) -> list[bytes]:
+def candle_snapshot_frames(
+    n_bars: int,
+    per_frame: int,
+    symbol: str = "SPY{=5m}",
+    seed: int = DEFAULT_SEED,
+    channel: int = 3,
+) -> list[bytes]:
     """A dxLink Candle history snapshot of `n_bars` bars (CANDLE_FIELDS) split over frames of
     `per_frame` events: newest first, first flagged SNAPSHOT_BEGIN (4), the last one the 0x0A
     REMOVE|SNAPSHOT_END placeholder row with NaN values (spec dxlink.md §6.5)."""
@@ -148,15 +348,18 @@ def candle_snapshot_frames(n_bars: int, per_frame: int, symbol: str = "SPY{=5m}"
     for k, i in enumerate(range(n_bars - 1, 0, -1)):
         rows.append(_candle_tokens(symbol, bars, i, 4 if k == 0 else 0))
     t0 = int(bars["time"][0])
-    rows.append([f'"{symbol}"', "0", "10", str(candle_index(t0)), str(t0), "0", "0"]
-                + ['"NaN"'] * 10)
-    return [_feed_data(channel, [("Candle", [tok for row in rows[i:i + per_frame]
-                                             for tok in row])])
-            for i in range(0, len(rows), per_frame)]
+    rows.append(
+        [f'"{symbol}"', "0", "10", str(candle_index(t0)), str(t0), "0", "0"] + ['"NaN"'] * 10
+    )
+    return [
+        _feed_data(channel, [("Candle", [tok for row in rows[i : i + per_frame] for tok in row])])
+        for i in range(0, len(rows), per_frame)
+    ]
 
 
-def candle_frames(n_frames: int, per_frame: int, seed: int = DEFAULT_SEED,
-                  channel: int = 3) -> list[bytes]:
+def candle_frames(
+    n_frames: int, per_frame: int, seed: int = DEFAULT_SEED, channel: int = 3
+) -> list[bytes]:
     """`n_frames` live Candle update frames of `per_frame` events (several symbols, flags 0)."""
     syms = [s + "{=5m}" for s in symbols(10)]
     bars = candles(n_frames * per_frame, seed=seed)
@@ -168,3 +371,76 @@ def candle_frames(n_frames: int, per_frame: int, seed: int = DEFAULT_SEED,
             toks += _candle_tokens(syms[i % len(syms)], bars, i, 0)
         frames.append(_feed_data(channel, [("Candle", toks)]))
     return frames
+
+
+def candle_feed_frames(
+    n_symbols: int,
+    n_bars: int,
+    updates_per_bar: int = 10,
+    rows_per_frame: int = 50,
+    period_ms: int = 60_000,
+    t0_ms: int = 1_700_000_000_000,
+    channel: int = 3,
+    seed: int = DEFAULT_SEED,
+) -> tuple[dict[str, object], list[bytes]]:
+    """A live Candle stream as dxLink COMPACT FEED_DATA frames, plus its FEED_CONFIG.
+
+    Per symbol, each of `n_bars` bars is sent `updates_per_bar` times (same time/index, the
+    forming bar's close/high/low/volume/count changing), symbols interleaved like a real feed;
+    flags 0 (live updates after a snapshot). Returns (feed_config, frames); frames hold
+    `rows_per_frame` events each. Total events = n_symbols * n_bars * updates_per_bar.
+    """
+    import json
+
+    r = rng(seed)
+    syms = [s + "{=1m}" for s in symbols(n_symbols)]
+    price = 100.0 + 400.0 * r.random(n_symbols)
+    rows: list[list[object]] = []
+    for b in range(n_bars):
+        t = t0_ms + b * period_ms
+        index = (t // 1000) << 32 | (t % 1000) << 22
+        opn = price.copy()
+        hi, lo, vol = opn.copy(), opn.copy(), np.zeros(n_symbols)
+        for u in range(updates_per_bar):
+            price = np.round(price * np.exp(r.normal(0.0, 0.0005, n_symbols)), 2)
+            hi, lo = np.maximum(hi, price), np.minimum(lo, price)
+            vol += np.round(r.lognormal(4.0, 1.0, n_symbols))
+            for k in range(n_symbols):
+                rows.append(
+                    [
+                        syms[k],
+                        0,
+                        0,
+                        int(index),
+                        t,
+                        0,
+                        u + 1,
+                        float(vol[k]),
+                        float(price[k]),
+                        float(vol[k]) / 2,
+                        float(vol[k]) / 2,
+                        "NaN",
+                        "NaN",
+                        float(opn[k]),
+                        float(hi[k]),
+                        float(lo[k]),
+                        float(price[k]),
+                    ]
+                )
+    frames = []
+    for i in range(0, len(rows), rows_per_frame):
+        flat = [v for row in rows[i : i + rows_per_frame] for v in row]
+        frames.append(
+            json.dumps(
+                {"type": "FEED_DATA", "channel": channel, "data": ["Candle", flat]},
+                separators=(",", ":"),
+            ).encode()
+        )
+    config = {
+        "type": "FEED_CONFIG",
+        "channel": channel,
+        "dataFormat": "COMPACT",
+        "aggregationPeriod": 0.1,
+        "eventFields": {"Candle": list(CANDLE_FIELDS)},
+    }
+    return config, frames

@@ -41,10 +41,10 @@ class RatioCase:
     name: str
     fast: Callable[[], object]
     ref: Callable[[], object]
-    floor: float | None = None      # fail when ratio < floor (speed-up guards)
-    ceiling: float | None = None    # fail when ratio > ceiling (complexity guards)
-    target: float | None = None     # the issue's goal, reported only
-    units: int = 1                  # work units per call (events, bars...) for ns/unit
+    floor: float | None = None  # fail when ratio < floor (speed-up guards)
+    ceiling: float | None = None  # fail when ratio > ceiling (complexity guards)
+    target: float | None = None  # the issue's goal, reported only
+    units: int = 1  # work units per call (events, bars...) for ns/unit
     note: str = ""
 
 
@@ -93,9 +93,15 @@ def measure_ratio(case: RatioCase, rounds: int = 7, min_time: float = 0.03) -> R
         ratios.append(b / a)
     ratio = statistics.median(ratios)
     ok = (case.floor is None or ratio >= case.floor) and (
-        case.ceiling is None or ratio <= case.ceiling)
-    return RatioResult(case, ratio, statistics.median(tf) * 1e9 / case.units,
-                       statistics.median(tr) * 1e9 / case.units, ok)
+        case.ceiling is None or ratio <= case.ceiling
+    )
+    return RatioResult(
+        case,
+        ratio,
+        statistics.median(tf) * 1e9 / case.units,
+        statistics.median(tr) * 1e9 / case.units,
+        ok,
+    )
 
 
 @dataclass
@@ -112,8 +118,8 @@ class CallgrindCase:
     stmt: str
     toggle: str
     repeat: int = 20
-    tolerance: float = 0.05         # allowed growth over the budget (5%)
-    per: int = 1                    # divide by this (events per op) for the report
+    tolerance: float = 0.05  # allowed growth over the budget (5%)
+    per: int = 1  # divide by this (events per op) for the report
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -123,21 +129,32 @@ def valgrind_available() -> bool:
 
 def count_instructions(case: CallgrindCase) -> float:
     """Instructions per `stmt` execution (inclusive, inside the toggled functions)."""
-    script = textwrap.dedent(case.setup) + "\n" + textwrap.dedent(f"""
+    script = (
+        textwrap.dedent(case.setup)
+        + "\n"
+        + textwrap.dedent(f"""
         def __op():
-        {textwrap.indent(textwrap.dedent(case.stmt), '    ')}
+        {textwrap.indent(textwrap.dedent(case.stmt), "    ")}
         __op()
         for __i in range({case.repeat}):
             __op()
         """)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "case.py"
         src.write_text(script)
         out = Path(tmp) / "callgrind.out"
         env = dict(os.environ, PYTHONHASHSEED="0", PYTHONMALLOC="malloc")
-        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-               f"--toggle-collect={case.toggle}", "--dump-instr=no", "--compress-strings=no",
-               sys.executable, str(src)]
+        cmd = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            f"--toggle-collect={case.toggle}",
+            "--dump-instr=no",
+            "--compress-strings=no",
+            sys.executable,
+            str(src),
+        ]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
         if proc.returncode != 0:
             raise RuntimeError(f"callgrind case {case.name} failed:\n{proc.stderr[-3000:]}")
@@ -148,8 +165,10 @@ def count_instructions(case: CallgrindCase) -> float:
                 total = int(m.group(1))
                 break
     if total == 0:
-        raise RuntimeError(f"callgrind case {case.name}: no instructions collected; "
-                           f"does the toggle glob {case.toggle!r} match a symbol?")
+        raise RuntimeError(
+            f"callgrind case {case.name}: no instructions collected; "
+            f"does the toggle glob {case.toggle!r} match a symbol?"
+        )
     return total / (case.repeat + 1)
 
 
@@ -181,11 +200,23 @@ def format_ratio_table(results: list[RatioResult]) -> str:
     rows = [("case", "ratio", "floor/ceil", "target", "ttfast ns/unit", "ref ns/unit", "")]
     for r in results:
         c = r.case
-        bound = f">={c.floor:g}" if c.floor is not None else (
-            f"<={c.ceiling:g}" if c.ceiling is not None else "")
-        rows.append((c.name, f"{r.ratio:.2f}", bound, f"{c.target:g}" if c.target else "",
-                     f"{r.fast_ns_per_unit:.1f}", f"{r.ref_ns_per_unit:.1f}",
-                     "ok" if r.ok else "REGRESSION"))
+        bound = (
+            f">={c.floor:g}"
+            if c.floor is not None
+            else (f"<={c.ceiling:g}" if c.ceiling is not None else "")
+        )
+        rows.append(
+            (
+                c.name,
+                f"{r.ratio:.2f}",
+                bound,
+                f"{c.target:g}" if c.target else "",
+                f"{r.fast_ns_per_unit:.1f}",
+                f"{r.ref_ns_per_unit:.1f}",
+                "ok" if r.ok else "REGRESSION",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
-                     for row in rows)
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows
+    )

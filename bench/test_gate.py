@@ -28,8 +28,10 @@ def test_ratio(case: gatelib.RatioCase) -> None:
             break
     RESULTS.append(res)
     bound = f"floor {case.floor}" if case.floor is not None else f"ceiling {case.ceiling}"
-    assert res.ok, (f"benchmark {case.name}: ratio {res.ratio:.2f} breaks its {bound} "
-                    f"(ttfast {res.fast_ns_per_unit:.1f} ns/unit, ref {res.ref_ns_per_unit:.1f})")
+    assert res.ok, (
+        f"benchmark {case.name}: ratio {res.ratio:.2f} breaks its {bound} "
+        f"(ttfast {res.fast_ns_per_unit:.1f} ns/unit, ref {res.ref_ns_per_unit:.1f})"
+    )
 
 
 @pytest.mark.gate
@@ -39,13 +41,18 @@ def test_instruction_budget(case: gatelib.CallgrindCase) -> None:
     budget = gatelib.load_budget()
     measured = gatelib.count_instructions(case)
     limit = budget.get(case.name)
-    GRIND_RESULTS.append((case.name, measured / case.per, None if limit is None else limit / case.per))
+    GRIND_RESULTS.append(
+        (case.name, measured / case.per, None if limit is None else limit / case.per)
+    )
     if os.environ.get("TTFAST_REBASELINE") == "1":
         budget[case.name] = round(measured, 1)
         gatelib.save_budget(budget)
         return
-    assert limit is not None, (f"benchmark {case.name} has no budget in bench/budget.json; "
-                               f"run TTFAST_REBASELINE=1 pytest bench/test_gate.py and commit it")
+    assert limit is not None, (
+        f"benchmark {case.name} has no budget in bench/budget.json; "
+        f"run TTFAST_REBASELINE=1 pytest bench/test_gate.py and commit it"
+    )
     assert measured <= limit * (1 + case.tolerance), (
         f"benchmark {case.name}: {measured:.0f} instructions/op exceed the budget "
-        f"{limit:.0f} by more than {case.tolerance:.0%} ({measured / limit - 1:+.1%})")
+        f"{limit:.0f} by more than {case.tolerance:.0%} ({measured / limit - 1:+.1%})"
+    )

@@ -1,4 +1,4 @@
-"""The ``ttfast`` command: ``--version``, ``doctor`` (and later ``sim``)."""
+"""The ``ttfast`` command: ``--version``, ``doctor``, ``sim`` (local dxLink + REST servers)."""
 
 from __future__ import annotations
 
@@ -52,9 +52,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"ttfast {__version__}")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("doctor", help="report versions, compiled core and uvloop")
+    from ttfast.sim.cli import add_sim_arguments, run_sim
+
+    sim = sub.add_parser("sim", help="run the local dxLink and REST servers until interrupted")
+    add_sim_arguments(sim)
     args = parser.parse_args(argv)
     if args.command == "doctor":
         return doctor()
+    if args.command == "sim":
+        return run_sim(args.host, args.dxlink_port, args.rest_port, args.seed)
     parser.print_help()
     return 2
 

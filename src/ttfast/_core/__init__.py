@@ -5,20 +5,66 @@ directly. Input validation that must happen before a C loop lives in the compile
 themselves (they raise clear Python exceptions); this package only re-exports.
 """
 
-from ttfast._core import feed, numparse
+from ttfast._core import candles, feed, indicators, lineproto, numparse, pipeline
+from ttfast._core.candles import (
+    CHANGE_APPENDED,
+    CHANGE_CORRECTED,
+    CHANGE_EVICTED,
+    CHANGE_REMOVED,
+    CHANGE_REVISED_LAST,
+    CHANGE_SNAPSHOT,
+    CandleBar,
+    CandleSeries,
+    CandleStore,
+    Changes,
+    SymbolChange,
+    candle_index,
+    candle_time,
+)
 from ttfast._core.feed import EventBatch, FeedDecoder, field_kinds, message_type
+from ttfast._core.indicators import Ema, Hma, Macd, Wma, ema, hma, macd, wma
+from ttfast._core.lineproto import LineEncoder
 from ttfast._core.numparse import to_double, to_int64
+from ttfast._core.pipeline import IndicatorPipeline, PipelineOutput
 
 __all__ = [
+    "CHANGE_APPENDED",
+    "CHANGE_CORRECTED",
+    "CHANGE_EVICTED",
+    "CHANGE_REMOVED",
+    "CHANGE_REVISED_LAST",
+    "CHANGE_SNAPSHOT",
+    "CandleBar",
+    "CandleSeries",
+    "CandleStore",
+    "Changes",
+    "Ema",
     "EventBatch",
     "FeedDecoder",
+    "Hma",
+    "IndicatorPipeline",
+    "LineEncoder",
+    "Macd",
+    "PipelineOutput",
+    "SymbolChange",
+    "Wma",
+    "candle_index",
+    "candle_time",
+    "candles",
     "compiled_modules",
+    "ema",
     "feed",
     "field_kinds",
+    "hma",
+    "indicators",
+    "lineproto",
+    "macd",
     "message_type",
     "numparse",
+    "pipeline",
     "to_double",
     "to_int64",
+    "wma",
 ]
 
 

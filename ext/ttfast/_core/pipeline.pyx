@@ -1,0 +1,485 @@
+# cython: boundscheck=False, wraparound=False, initializedcheck=False
+"""The worker's per-batch loop: CandleStore changes -> MACD/HMA -> sink-ready outputs.
+
+One call per decoded batch (`IndicatorPipeline.process(changes)`); everything per candle runs
+here in C: committing closed bars to the indicators, revising the forming bar, rebuilding after
+snapshots/corrections/removals, and encoding the JSON payloads for Redis. The caller (the
+asyncio shell) only hands the returned lists/arrays to the sinks.
+
+May touch: the CandleSeries it is given (read only), its own indicator objects, its own
+buffers. No I/O, nothing from the asyncio shell.
+
+Per symbol, per batch (SymbolChange from CandleStore.apply):
+* snapshot / correction / removal -> reset the indicators and recompute from the stored bars:
+  every bar but the newest is committed (rows of kind HISTORY from the first changed bar on);
+* otherwise every bar newer than the last committed one, except the newest, is committed now
+  (a new bar time means the previous bar closed): rows of kind FINAL;
+* the newest (forming) bar is revised without changing the committed state: a row of kind
+  FORMING. Its values are what the FINAL row will say if its close does not change again.
+A non-finite close is not fed to the indicators (their running sums would be poisoned); the row
+carries NaN indicators and is counted in `nonfinite_closes`.
+
+Payloads (UTF-8 JSON; NaN/inf -> null; times in epoch ms; floats in repr form, exact):
+  snapshot:<name>  {"type":"snapshot","symbol":..,"last_candle":{..},"macd":{..},"hma":{..},
+                    "bars":N}
+  analytics:delta:<name>  {"type":"delta","symbol":..,"candle":{..},"macd":{..},"hma":{..},
+                    "final":bool}
+  market:CandleEvent:<name>  {"eventType":"Candle","eventSymbol":..,"time":..,"open":..,
+                    "high":..,"low":..,"close":..,"volume":..}   (when publish_raw)
+where candle = {"time","open","high","low","close","volume"},
+macd = {"value","signal","hist","color"}, hma = {"value","direction","color"}.
+"""
+
+import json
+
+import numpy as np
+
+cimport numpy as cnp
+from libc.math cimport NAN, isfinite
+from libc.stdint cimport int64_t, int32_t, int8_t
+from libc.stdlib cimport free, realloc
+from libc.string cimport memcpy
+from cpython.bytes cimport PyBytes_FromStringAndSize
+
+from ttfast._core.candles cimport (CandleSeries, Changes, ChangeRec, CH_SNAPSHOT, CH_CORRECTED,
+                                   CH_REMOVED, CF_OPEN, CF_HIGH, CF_LOW, CF_CLOSE, CF_VOLUME,
+                                   series_len, series_column, series_time)
+from ttfast._core.indicators cimport Macd, Hma, MacdOut
+from ttfast._core.lineproto cimport LPBuf, lpbuf_reserve, fmt_double, fmt_int64
+
+cnp.import_array()
+
+from ttfast._core.indicators import (HIST_COLORS, HMA_UP_COLOR, HMA_DOWN_COLOR)
+
+KIND_FORMING = 0
+KIND_FINAL = 1
+KIND_HISTORY = 2
+
+cdef struct Row:
+    int64_t time
+    double o, h, l, c, v
+    double macd, signal, hist, hma
+    int8_t color          # HIST_* code, -1 none
+    int8_t direction      # 1 up, -1 down, 0 none
+    int8_t kind
+    int32_t sym           # index into IndicatorPipeline._names
+    int64_t bars
+
+
+cdef class _SymbolState:
+    cdef Macd macd
+    cdef Hma hma
+    cdef bint has_committed
+    cdef int64_t last_committed     # time of the last bar committed to the indicators
+    cdef int32_t sym
+    cdef str name
+    cdef bytes jname                # JSON string literal of the name
+    cdef bytes delta_channel
+    cdef bytes snapshot_key
+    cdef bytes raw_channel
+    cdef bytes jevent_symbol
+
+
+cdef class IndicatorPipeline:
+    """MACD(fast, slow, signal) and HMA(n) per symbol over a CandleStore's changes.
+
+    ``pipe = IndicatorPipeline(); out = pipe.process(store.apply(batch))`` ->
+    a PipelineOutput with columns for the Telegraf sink and encoded (channel, payload) pairs
+    for the Redis sink.
+    """
+    cdef dict _states               # store symbol -> _SymbolState
+    cdef list _names                # display names by index
+    cdef list _by_index             # _SymbolState by index (Row.sym)
+    cdef readonly tuple macd_periods
+    cdef readonly Py_ssize_t hma_period
+    cdef readonly Py_ssize_t hma_lookback
+    cdef readonly bint publish_raw
+    cdef readonly bint deltas_for_history
+    cdef readonly long long rows
+    cdef readonly long long finals
+    cdef readonly long long rebuilds
+    cdef readonly long long nonfinite_closes
+    cdef readonly long long skipped_not_ready
+    cdef Row* _rows
+    cdef Py_ssize_t _n, _cap
+    cdef LPBuf _buf
+    cdef list _color_json
+    cdef list _dir_json
+
+    def __cinit__(self):
+        self._rows = NULL
+        self._n = 0
+        self._cap = 0
+        self._buf.data = NULL
+        self._buf.len = 0
+        self._buf.cap = 0
+
+    def __dealloc__(self):
+        free(self._rows)
+        free(self._buf.data)
+
+    def __init__(self, macd=(12, 26, 9), Py_ssize_t hma=20, Py_ssize_t hma_lookback=1,
+                 bint publish_raw=True):
+        self.macd_periods = tuple(macd)
+        if len(self.macd_periods) != 3:
+            raise ValueError("macd must be (fast, slow, signal)")
+        Macd(*self.macd_periods)  # validate now
+        Hma(hma, hma_lookback)
+        self.hma_period = hma
+        self.hma_lookback = hma_lookback
+        self.publish_raw = publish_raw
+        self._states = {}
+        self._names = []
+        self._by_index = []
+        self._color_json = [b'"' + c.encode() + b'"' for c in HIST_COLORS]
+        self._dir_json = [b'null,"color":null', b'"up","color":"' + HMA_UP_COLOR.encode() + b'"',
+                          b'"down","color":"' + HMA_DOWN_COLOR.encode() + b'"']
+
+    @property
+    def symbols(self):
+        """Display names of the symbols seen so far (store symbol without its {...} suffix)."""
+        return list(self._names)
+
+    cdef _SymbolState _state(self, str symbol):
+        cdef _SymbolState st = self._states.get(symbol)
+        if st is not None:
+            return st
+        st = _SymbolState.__new__(_SymbolState)
+        st.macd = Macd(*self.macd_periods)
+        st.hma = Hma(self.hma_period, self.hma_lookback)
+        st.has_committed = False
+        st.last_committed = 0
+        name = symbol.split("{", 1)[0] or symbol
+        st.name = name
+        st.sym = len(self._names)
+        self._names.append(name)
+        self._by_index.append(st)
+        st.jname = json.dumps(name).encode()
+        st.jevent_symbol = json.dumps(symbol).encode()
+        st.delta_channel = b"analytics:delta:" + name.encode()
+        st.snapshot_key = b"snapshot:" + name.encode()
+        st.raw_channel = b"market:CandleEvent:" + name.encode()
+        self._states[symbol] = st
+        return st
+
+    def reset(self, str symbol=None):
+        """Forget indicator state (one symbol or all); the next change rebuilds from the store."""
+        if symbol is None:
+            for st in self._states.values():
+                (<_SymbolState>st).has_committed = False
+                (<_SymbolState>st).macd.reset()
+                (<_SymbolState>st).hma.reset()
+        elif symbol in self._states:
+            st = self._states[symbol]
+            (<_SymbolState>st).has_committed = False
+            (<_SymbolState>st).macd.reset()
+            (<_SymbolState>st).hma.reset()
+
+    cdef int _reserve(self, Py_ssize_t extra) except -1:
+        cdef Py_ssize_t cap
+        cdef void* p
+        if self._n + extra <= self._cap:
+            return 0
+        cap = self._cap * 2 if self._cap else 256
+        while cap < self._n + extra:
+            cap *= 2
+        p = realloc(self._rows, cap * sizeof(Row))
+        if p == NULL:
+            raise MemoryError()
+        self._rows = <Row*>p
+        self._cap = cap
+        return 0
+
+    cdef inline void _emit(self, _SymbolState st, const int64_t* t, const double* o,
+                           const double* h, const double* l, const double* c, const double* v,
+                           Py_ssize_t i, Py_ssize_t n, int kind) noexcept:
+        """Append a row for bar i: commit it (FINAL/HISTORY) or revise it (FORMING)."""
+        cdef Row* r = &self._rows[self._n]
+        cdef MacdOut m
+        cdef double x = c[i], hv
+        self._n += 1
+        r.time = t[i]
+        r.o = o[i]
+        r.h = h[i]
+        r.l = l[i]
+        r.c = x
+        r.v = v[i]
+        r.kind = kind
+        r.sym = st.sym
+        r.bars = n
+        if not isfinite(x):
+            self.nonfinite_closes += 1
+            r.macd = r.signal = r.hist = r.hma = NAN
+            r.color = -1
+            r.direction = 0
+            if kind != K_FORMING:
+                st.last_committed = t[i]
+                st.has_committed = True
+            return
+        if kind == K_FORMING:
+            m = st.macd.revise_raw(x)
+            hv = st.hma.revise_raw(x)
+            r.color = st.macd.color_code_for(m.hist)
+            r.direction = st.hma.direction_code_for(hv)
+        else:
+            m = st.macd.update_raw(x)
+            hv = st.hma.update_raw(x)
+            r.color = st.macd.color_code()
+            r.direction = st.hma.direction_code()
+            st.last_committed = t[i]
+            st.has_committed = True
+        r.macd = m.macd
+        r.signal = m.signal
+        r.hist = m.hist
+        r.hma = hv
+
+    def process(self, Changes changes):
+        """Apply one CandleStore.apply() result; returns a PipelineOutput."""
+        cdef Py_ssize_t k, i, n, start
+        cdef ChangeRec* rec
+        cdef CandleSeries s
+        cdef _SymbolState st
+        cdef const int64_t* t
+        cdef const double* o
+        cdef const double* h
+        cdef const double* l
+        cdef const double* c
+        cdef const double* v
+        cdef bint rebuild
+        cdef int kind
+        self._n = 0
+        for k in range(changes.n):
+            rec = &changes.recs[k]
+            s = <CandleSeries>changes.series[k]
+            n = series_len(s)
+            if not s.ready:
+                self.skipped_not_ready += 1
+                continue
+            st = self._state(s.symbol)
+            if n == 0:
+                st.has_committed = False
+                st.macd.reset()
+                st.hma.reset()
+                continue
+            t = series_time(s)
+            o = series_column(s, CF_OPEN)
+            h = series_column(s, CF_HIGH)
+            l = series_column(s, CF_LOW)
+            c = series_column(s, CF_CLOSE)
+            v = series_column(s, CF_VOLUME)
+            rebuild = (rec.flags & (CH_SNAPSHOT | CH_CORRECTED | CH_REMOVED)) != 0
+            if not rebuild and st.has_committed and t[0] > st.last_committed:
+                rebuild = True  # evictions overtook what was committed: state is unanchored
+            if rebuild or not st.has_committed:
+                # no committed state yet (first bars of a symbol without a snapshot): bars that
+                # close now are genuinely final; after a snapshot/correction they are history
+                kind = K_HISTORY if rebuild else K_FINAL
+                if rebuild or n > 1:
+                    self.rebuilds += 1
+                st.macd.reset()
+                st.hma.reset()
+                st.has_committed = False
+                self._reserve(n)
+                for i in range(n - 1):
+                    self._emit(st, t, o, h, l, c, v, i, n, kind)
+                    if i < rec.first and kind == K_HISTORY:  # unchanged history: not re-emitted
+                        self._n -= 1
+                    elif kind == K_FINAL:
+                        self.finals += 1
+            else:
+                # first bar newer than the last committed one (usually n-1 or n-2)
+                start = n - 1
+                while start > 0 and t[start - 1] > st.last_committed:
+                    start -= 1
+                self._reserve(n - start)
+                for i in range(start, n - 1):
+                    self._emit(st, t, o, h, l, c, v, i, n, K_FINAL)
+                    self.finals += 1
+            self._reserve(1)
+            self._emit(st, t, o, h, l, c, v, n - 1, n, K_FORMING)
+        self.rows += self._n
+        return self._output()
+
+    # -- JSON ------------------------------------------------------------------------------
+    cdef inline int _lit(self, const char* s, Py_ssize_t n) except -1:
+        lpbuf_reserve(&self._buf, n)
+        memcpy(self._buf.data + self._buf.len, s, n)
+        self._buf.len += n
+        return 0
+
+    cdef inline int _bytes(self, bytes b) except -1:
+        return self._lit(b, len(b))
+
+    cdef inline int _num(self, double x) except -1:
+        lpbuf_reserve(&self._buf, 40)
+        if isfinite(x):
+            self._buf.len += fmt_double(self._buf.data + self._buf.len, x)
+        else:
+            memcpy(self._buf.data + self._buf.len, b"null", 4)
+            self._buf.len += 4
+        return 0
+
+    cdef inline int _int(self, int64_t x) except -1:
+        lpbuf_reserve(&self._buf, 24)
+        self._buf.len += fmt_int64(self._buf.data + self._buf.len, x)
+        return 0
+
+    cdef int _candle_json(self, const Row* r) except -1:
+        self._bytes(b'{')
+        self._candle_fields(r)
+        self._bytes(b'}')
+        return 0
+
+    cdef int _candle_fields(self, const Row* r) except -1:
+        self._bytes(b'"time":')
+        self._int(r.time)
+        self._bytes(b',"open":')
+        self._num(r.o)
+        self._bytes(b',"high":')
+        self._num(r.h)
+        self._bytes(b',"low":')
+        self._num(r.l)
+        self._bytes(b',"close":')
+        self._num(r.c)
+        self._bytes(b',"volume":')
+        self._num(r.v)
+        return 0
+
+    cdef int _ind_json(self, const Row* r) except -1:
+        self._bytes(b',"macd":{"value":')
+        self._num(r.macd)
+        self._bytes(b',"signal":')
+        self._num(r.signal)
+        self._bytes(b',"hist":')
+        self._num(r.hist)
+        self._bytes(b',"color":')
+        if r.color >= 0:
+            self._bytes(<bytes>self._color_json[r.color])
+        else:
+            self._bytes(b"null")
+        self._bytes(b'},"hma":{"value":')
+        self._num(r.hma)
+        self._bytes(b',"direction":')
+        self._bytes(<bytes>self._dir_json[0 if r.direction == 0 else (1 if r.direction > 0
+                                                                       else 2)])
+        self._bytes(b'}')
+        return 0
+
+    cdef bytes _take(self):
+        cdef bytes out = PyBytes_FromStringAndSize(self._buf.data, self._buf.len)
+        self._buf.len = 0
+        return out
+
+    cdef object _output(self):
+        cdef Py_ssize_t n = self._n, i, last_of_sym
+        cdef PipelineOutput out = PipelineOutput.__new__(PipelineOutput)
+        cdef cnp.ndarray kind = np.empty(n, dtype=np.int8)
+        cdef cnp.ndarray time = np.empty(n, dtype=np.int64)
+        cdef cnp.ndarray cols = np.empty((9, n), dtype=np.float64)
+        cdef cnp.ndarray color = np.empty(n, dtype=np.int8)
+        cdef cnp.ndarray direction = np.empty(n, dtype=np.int8)
+        cdef int8_t[::1] kv = kind
+        cdef int64_t[::1] tv = time
+        cdef double[:, ::1] cv = cols
+        cdef int8_t[::1] colv = color
+        cdef int8_t[::1] dv = direction
+        cdef const Row* r
+        cdef _SymbolState st
+        cdef list names = self._names
+        cdef list syms = [None] * n
+        cdef list pubs = []
+        cdef list snaps = []
+        cdef dict by_sym = {}
+        for i in range(n):
+            r = &self._rows[i]
+            kv[i] = r.kind
+            tv[i] = r.time
+            cv[0, i] = r.o
+            cv[1, i] = r.h
+            cv[2, i] = r.l
+            cv[3, i] = r.c
+            cv[4, i] = r.v
+            cv[5, i] = r.macd
+            cv[6, i] = r.signal
+            cv[7, i] = r.hist
+            cv[8, i] = r.hma
+            colv[i] = r.color
+            dv[i] = r.direction
+            syms[i] = names[r.sym]
+        cdef list states = self._by_index
+        for i in range(n):
+            r = &self._rows[i]
+            st = <_SymbolState>states[r.sym]
+            if r.kind == K_HISTORY:
+                continue
+            if self.publish_raw:
+                self._bytes(b'{"eventType":"Candle","eventSymbol":')
+                self._bytes(st.jevent_symbol)
+                self._bytes(b',')
+                self._candle_fields(r)
+                self._bytes(b'}')
+                pubs.append((st.raw_channel, self._take()))
+            self._bytes(b'{"type":"delta","symbol":')
+            self._bytes(st.jname)
+            self._bytes(b',"candle":')
+            self._candle_json(r)
+            self._ind_json(r)
+            if r.kind == K_FINAL:
+                self._bytes(b',"final":true}')
+            else:
+                self._bytes(b',"final":false}')
+            pubs.append((st.delta_channel, self._take()))
+            by_sym[r.sym] = i
+        for sym, i in by_sym.items():
+            r = &self._rows[<Py_ssize_t>i]
+            st = <_SymbolState>states[sym]
+            self._bytes(b'{"type":"snapshot","symbol":')
+            self._bytes(st.jname)
+            self._bytes(b',"last_candle":')
+            self._candle_json(r)
+            self._ind_json(r)
+            self._bytes(b',"bars":')
+            self._int(r.bars)
+            self._bytes(b'}')
+            snaps.append((st.snapshot_key, self._take()))
+        out.n = n
+        out.symbols = syms
+        out.kind = kind
+        out.time = time
+        out.columns = cols
+        out.color = color
+        out.direction = direction
+        out.publishes = pubs
+        out.snapshots = snaps
+        return out
+
+
+cdef class PipelineOutput:
+    """Rows produced by one IndicatorPipeline.process() call (column views share `columns`)."""
+    cdef readonly Py_ssize_t n
+    cdef readonly list symbols        # display name per row
+    cdef readonly object kind         # int8: 0 forming, 1 final, 2 history
+    cdef readonly object time         # int64 epoch ms (bar start)
+    cdef readonly object columns      # float64 (9, n): open high low close volume macd signal
+                                      #   hist hma
+    cdef readonly object color        # int8 HIST_COLORS index, -1 none
+    cdef readonly object direction    # int8 1 up, -1 down, 0 none
+    cdef readonly list publishes      # [(channel, payload)] deltas (+ raw candles)
+    cdef readonly list snapshots      # [(key, payload)] one per symbol (its newest row)
+
+    @property
+    def candle(self):
+        """(open, high, low, close, volume) arrays."""
+        return tuple(self.columns[:5])
+
+    @property
+    def indicators(self):
+        """(macd, signal, hist, hma) arrays."""
+        return tuple(self.columns[5:])
+
+    def __len__(self):
+        return self.n
+
+    def __repr__(self):
+        return (f"<PipelineOutput rows={self.n} publishes={len(self.publishes)} "
+                f"snapshots={len(self.snapshots)}>")

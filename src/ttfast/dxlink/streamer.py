@@ -1,0 +1,961 @@
+"""dxLink streamer: picows transport, reconnect, keepalive, watchdog, consumers, stats.
+
+What it may touch: one WebSocket at a time (picows), the event loop, the compiled
+``FeedDecoder``/``CandleStore`` through ``ttfast._core``, and the user's callbacks.
+
+Hot path: picows calls :meth:`_Conn.on_ws_frame` synchronously from ``data_received``. A
+FEED_DATA frame is decoded right there by the channel's ``FeedDecoder`` (no coroutine, no queue
+per message); Candle batches are applied to the ``CandleStore``; then synchronous ``on_batch``
+callbacks run and bounded ``listen()`` buffers are filled. Everything else (control messages)
+goes through the sans-IO :class:`~ttfast.dxlink.protocol.DxLinkProtocol`.
+
+Zero-copy caveat: the frame's payload buffer belongs to picows and is only valid during the
+callback. The decoder copies what it keeps (the batch owns its bytes), so batches handed to
+callbacks and listeners stay valid; never keep a ``memoryview`` of a frame yourself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, Final
+
+import numpy as np
+import picows
+
+from ttfast._core import CandleStore, FeedDecoder, message_type
+from ttfast.dxlink.protocol import (
+    TICKER_TYPES,
+    Authorized,
+    AuthRejected,
+    Backoff,
+    ConnectionFatal,
+    DxLinkProtocol,
+    FeedConfigReceived,
+    ServerError,
+    ServerSetup,
+    build_candle_symbol,
+    decode_control,
+    to_epoch_ms,
+)
+from ttfast.errors import DecodeError
+
+__all__ = [
+    "ConnectionEvent",
+    "DxLinkStreamer",
+    "Listener",
+    "StreamState",
+    "StreamerStats",
+    "TokenProvider",
+]
+
+log = logging.getLogger("ttfast.dxlink")
+
+TokenProvider = Callable[[], Awaitable[tuple[str, str]]]
+BatchCallback = Callable[[Any], None]
+
+_TX_PENDING: Final = 0x01
+_REMOVE: Final = 0x02
+_SNAPSHOT_BEGIN: Final = 0x04
+_SNAPSHOT_END: Final = 0x08
+_SNAPSHOT_SNIP: Final = 0x10
+_TOKEN_MAX_AGE: Final = 23 * 3600.0
+
+
+class StreamState(Enum):
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"  # authorized; subscriptions are being (re)played
+    RECONNECTING = "reconnecting"  # waiting for the backoff delay
+    CLOSED = "closed"
+    FAILED = "failed"  # gave up (max_reconnect_attempts); listeners raise
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEvent:
+    """A state change or an error, delivered to ``on_event`` and ``events()``.
+
+    ``kind``: connecting, connected, disconnected, reconnecting, closed, failed, auth_rejected,
+    server_error, rate_limited, watchdog, decode_error, callback_error, token_error,
+    connect_error, snapshot_snip, empty_snapshot.
+    """
+
+    kind: str
+    state: StreamState
+    detail: str = ""
+    attempt: int = 0
+    close_code: int | None = None
+    error: BaseException | None = None
+    at: float = field(default_factory=time.time)
+
+
+@dataclass
+class StreamerStats:
+    frames: int = 0
+    events: int = 0
+    bytes: int = 0
+    decode_errors: int = 0
+    drops: int = 0  # events dropped by drop-oldest listen() buffers
+    conflated: int = 0  # older rows replaced by a newer row of the same symbol in listen()
+    callback_errors: int = 0
+    reconnects: int = 0
+    server_errors: int = 0
+    keepalives_sent: int = 0
+    last_message_at: float = 0.0  # time.monotonic() of the last received frame
+
+    @property
+    def last_message_age(self) -> float:
+        """Seconds since the last frame from the server (inf before the first)."""
+        if self.last_message_at == 0.0:
+            return math.inf
+        return time.monotonic() - self.last_message_at
+
+
+class _ColumnBatch:
+    """A batch made of numpy columns (the result of conflating several decoded batches)."""
+
+    __slots__ = ("_cols", "event_type", "fields", "size")
+
+    def __init__(self, event_type: str, fields: tuple[str, ...], cols: dict[str, Any]) -> None:
+        self.event_type = event_type
+        self.fields = fields
+        self._cols = cols
+        self.size = len(next(iter(cols.values()))) if cols else 0
+
+    def __len__(self) -> int:
+        return int(self.size)
+
+    def column(self, name: str) -> Any:
+        return self._cols.get(name)
+
+    def __getitem__(self, name: str) -> Any:
+        return self._cols[name]
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        names = self.fields
+        cols = [self._cols[n].tolist() for n in names]
+        return [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)]
+
+    def __repr__(self) -> str:
+        return f"<ConflatedBatch {self.event_type} size={self.size}>"
+
+
+def _conflate(batches: Sequence[Any]) -> _ColumnBatch:
+    """Latest row per eventSymbol across batches, in order of each symbol's latest row."""
+    first = batches[0]
+    fields = tuple(first.fields)
+    same = [b for b in batches if tuple(b.fields) == fields]
+    if len(same) != len(batches):  # layout changed mid-buffer: keep the newest layout only
+        fields = tuple(batches[-1].fields)
+        same = [b for b in batches if tuple(b.fields) == fields]
+    cols = {f: np.concatenate([np.asarray(b.column(f)) for b in same]) for f in fields}
+    syms = cols.get("eventSymbol")
+    if syms is None:
+        idx = np.arange(len(next(iter(cols.values()))))
+    else:
+        last: dict[Any, int] = {}
+        for i, s in enumerate(syms.tolist()):
+            last.pop(s, None)
+            last[s] = i
+        idx = np.fromiter(last.values(), dtype=np.intp, count=len(last))
+    return _ColumnBatch(first.event_type, fields, {f: c[idx] for f, c in cols.items()})
+
+
+_END: Final = object()
+
+
+class Listener:
+    """A bounded async iterator of batches of one event type (see DxLinkStreamer.listen)."""
+
+    def __init__(self, streamer: DxLinkStreamer, event_type: str, maxlen: int, policy: str):
+        if maxlen < 1:
+            raise ValueError("maxlen must be >= 1")
+        if policy not in ("conflate", "drop_oldest"):
+            raise ValueError("policy must be 'conflate' or 'drop_oldest'")
+        self.event_type = event_type
+        self.maxlen = maxlen
+        self.policy = policy
+        self.dropped = 0  # events lost (drop_oldest)
+        self.conflated = 0  # rows superseded by a newer row of the same symbol (conflate)
+        self._buf: deque[Any] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._streamer = streamer
+        self._closed = False
+        self._error: BaseException | None = None
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    def _push(self, batch: Any) -> None:
+        buf = self._buf
+        buf.append(batch)
+        if len(buf) > self.maxlen:
+            st = self._streamer.stats
+            if self.policy == "conflate":
+                before = sum(len(b) for b in buf)
+                merged = _conflate(list(buf))
+                buf.clear()
+                buf.append(merged)
+                n = before - len(merged)
+                self.conflated += n
+                st.conflated += n
+            else:
+                old = buf.popleft()
+                n = len(old)
+                self.dropped += n
+                st.drops += n
+                if self.dropped == n or self.dropped % 10000 < n:
+                    log.warning(
+                        "listen(%r) buffer full: dropped %d events so far",
+                        self.event_type,
+                        self.dropped,
+                    )
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _finish(self, error: BaseException | None = None) -> None:
+        self._closed = True
+        self._error = error
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def __aiter__(self) -> Listener:
+        return self
+
+    async def __anext__(self) -> Any:
+        while not self._buf:
+            if self._closed:
+                self._streamer._listeners_remove(self)
+                if self._error is not None:
+                    raise self._error
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._buf.popleft()
+
+    def close(self) -> None:
+        self._finish()
+        self._streamer._listeners_remove(self)
+
+
+class _FlagsOverride:
+    """A Candle batch whose eventFlags column is replaced (resume snapshots, see below)."""
+
+    __slots__ = ("_b", "_flags", "event_type", "fields", "size")
+
+    def __init__(self, batch: Any, flags: np.ndarray[Any, Any]) -> None:
+        self._b = batch
+        self._flags = flags
+        self.event_type = batch.event_type
+        self.fields = batch.fields
+        self.size = len(batch)
+
+    def column(self, name: str) -> Any:
+        return self._flags if name == "eventFlags" else self._b.column(name)
+
+    def __len__(self) -> int:
+        return int(self.size)
+
+
+class _Conn(picows.WSListener):
+    """picows listener of one connection; forwards to the streamer synchronously."""
+
+    def __init__(self, streamer: DxLinkStreamer) -> None:
+        self.s = streamer
+        self.transport: picows.WSTransport | None = None
+        self.close_code: int | None = None
+        self.frag: list[bytes] | None = None
+        self.dead = False
+
+    def on_ws_connected(self, transport: picows.WSTransport) -> None:
+        self.transport = transport
+
+    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+        mt = frame.msg_type
+        if mt is picows.WSMsgType.TEXT or mt is picows.WSMsgType.BINARY:
+            if frame.fin:
+                self.s._on_message(self, frame.get_payload_as_bytes())
+            else:
+                self.frag = [frame.get_payload_as_bytes()]
+        elif mt is picows.WSMsgType.CONTINUATION:
+            if self.frag is None:
+                self.s._protocol_error(self, "CONTINUATION frame without a start")
+                return
+            self.frag.append(frame.get_payload_as_bytes())
+            if frame.fin:
+                payload = b"".join(self.frag)
+                self.frag = None
+                self.s._on_message(self, payload)
+        elif mt is picows.WSMsgType.CLOSE:
+            code = frame.get_close_code()
+            self.close_code = int(code.value) if isinstance(code, picows.WSCloseCode) else None
+            with contextlib.suppress(Exception):
+                transport.send_close(code)
+            transport.disconnect()
+        # PING is answered by picows (enable_auto_pong); PONG needs nothing
+
+    def on_ws_disconnected(self, transport: picows.WSTransport) -> None:
+        self.s._on_disconnected(self)
+
+
+class DxLinkStreamer:
+    """A self-healing dxLink client for tastytrade market data.
+
+    ``token_provider`` is an async callable returning ``(dxlink_url, token)`` (the REST
+    session's ``/api-quote-tokens``; tests pass the local server's). Use as::
+
+        async with DxLinkStreamer(url, provider) as s:
+            s.subscribe("Quote", ["SPY"])
+            async for batch in s.listen("Quote"):
+                ...
+
+    ``url`` (may be None) overrides the provider's URL. Time parameters are in seconds.
+    ``receive_timeout`` None = the server's SETUP keepaliveTimeout (60 s on tastytrade).
+    """
+
+    def __init__(
+        self,
+        url: str | None,
+        token_provider: TokenProvider,
+        *,
+        aggregation_period: float = 0.1,
+        candle_aggregation_period: float | None = None,
+        event_fields: Mapping[str, Sequence[str]] | None = None,
+        contract: str = "AUTO",
+        candle_contract: str = "HISTORY",
+        on_batch: BatchCallback | None = None,
+        on_event: Callable[[ConnectionEvent], None] | None = None,
+        candle_capacity: int = 4096,
+        candle_store: CandleStore | None = None,
+        keepalive_interval: float = 30.0,
+        receive_timeout: float | None = None,
+        handshake_timeout: float = 10.0,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        stable_after: float = 10.0,
+        max_reconnect_attempts: int | None = None,
+        candle_pace: float = 0.05,
+        token_max_age: float = _TOKEN_MAX_AGE,
+        connect_timeout: float = 30.0,
+        max_frame_size: int = 64 * 1024 * 1024,
+    ) -> None:
+        self._url_override = url
+        self._token_provider = token_provider
+        self.protocol = DxLinkProtocol(
+            aggregation_period=aggregation_period,
+            candle_aggregation_period=candle_aggregation_period,
+            event_fields=event_fields,
+            contract=contract,
+            candle_contract=candle_contract,
+        )
+        self.candles: CandleStore = (
+            candle_store if candle_store is not None else CandleStore(candle_capacity)
+        )
+        self.stats = StreamerStats()
+        self.state = StreamState.IDLE
+        self.keepalive_interval = keepalive_interval
+        self.receive_timeout = receive_timeout
+        self.handshake_timeout = handshake_timeout
+        self.stable_after = stable_after
+        self.max_reconnect_attempts = max_reconnect_attempts
+        self.candle_pace = candle_pace
+        self.token_max_age = token_max_age
+        self.connect_timeout = connect_timeout
+        self.max_frame_size = max_frame_size
+        self.backoff = Backoff(base=backoff_base, cap=backoff_max)
+        self._callbacks: list[BatchCallback] = [on_batch] if on_batch is not None else []
+        self._on_event = on_event
+        self._listeners: dict[str, list[Listener]] = {}
+        self._event_listeners: list[tuple[deque[ConnectionEvent], list[asyncio.Future[None]]]] = []
+        self._token: tuple[str, str] | None = None
+        self._token_at = 0.0
+        self._need_fresh_token = False
+        self._decoders: dict[int, FeedDecoder] = {}
+        self._dec_bad: dict[int, int] = {}
+        self._conn: _Conn | None = None
+        self._conn_done: asyncio.Future[str] | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._closing = False
+        self._connected_evt = asyncio.Event()
+        self._pace_wakeup = asyncio.Event()
+        self._authorized_at = 0.0
+        self._got_data = False
+        self._connect_count = 0
+        # candles: user-requested start per candle symbol, and resume state per connection
+        self._candle_start: dict[str, int] = {}
+        self._candle_resume: dict[str, int] = {}  # symbols whose snapshot merges (not replaces)
+        self._resume_in_snapshot: set[str] = set()
+        self._candles_sent_unseen: set[str] = set()
+        self._last_error: BaseException | None = None
+
+    # ---- public API ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> DxLinkStreamer:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Start the connection loop and wait for the first AUTHORIZED (connect_timeout)."""
+        if self._runner is not None:
+            return
+        self._closing = False
+        self._runner = asyncio.get_running_loop().create_task(self._run(), name="dxlink")
+        try:
+            await asyncio.wait_for(self.wait_connected(), self.connect_timeout)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def wait_connected(self) -> None:
+        """Wait until the streamer is authorized (again); raise if it failed."""
+        while not self._connected_evt.is_set():
+            if self.state is StreamState.FAILED:
+                raise ConnectionError(f"dxLink streamer failed: {self._last_error!r}")
+            if self._runner is None or self._runner.done():
+                raise ConnectionError("dxLink streamer is not running")
+            waiter = asyncio.ensure_future(self._connected_evt.wait())
+            done, _ = await asyncio.wait({waiter, self._runner}, return_when="FIRST_COMPLETED")
+            if waiter not in done:
+                waiter.cancel()
+
+    async def close(self) -> None:
+        """Cancel channels, close the socket, stop every task; listeners end."""
+        self._closing = True
+        conn = self._conn
+        if conn is not None and conn.transport is not None and not conn.dead:
+            with contextlib.suppress(Exception):
+                conn.transport.send_close(picows.WSCloseCode.OK)
+                conn.transport.disconnect()
+        if self._conn_done is not None and not self._conn_done.done():
+            self._conn_done.set_result("closed by user")
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await runner
+        self._set_state(StreamState.CLOSED, "closed")
+        for ls in list(self._listeners.values()):
+            for lst in list(ls):
+                lst._finish()
+        self._listeners.clear()
+
+    def subscribe(self, event_type: str, symbols: Iterable[str]) -> None:
+        """Subscribe (idempotent); sent now if connected, else replayed on connect."""
+        self.protocol.subscribe(event_type, symbols)
+        self._flush()
+
+    def unsubscribe(self, event_type: str, symbols: Iterable[str]) -> None:
+        syms = list(symbols)
+        self.protocol.unsubscribe(event_type, syms)
+        if event_type == "Candle":
+            for s in syms:
+                self._candle_start.pop(s, None)
+                self._candle_resume.pop(s, None)
+        self._flush()
+
+    def subscribe_candles(
+        self,
+        symbols: Iterable[str],
+        period: str = "5m",
+        start: datetime | int | None = None,
+        *,
+        extended_hours: bool = True,
+        price: str | None = None,
+    ) -> list[str]:
+        """Subscribe candles from ``start`` (datetime or epoch ms; default: 1 day ago).
+
+        Returns the normalized candle symbols (keys of ``streamer.candles``). Subscriptions are
+        sent one per message, paced by ``candle_pace``.
+        """
+        from_ms = to_epoch_ms(start) if start is not None else int(time.time() * 1000) - 86_400_000
+        out: dict[str, int] = {}
+        for s in symbols:
+            cs = build_candle_symbol(s, period, extended_hours=extended_hours, price=price)
+            out[cs] = from_ms
+            self._candle_start[cs] = from_ms
+            self._candle_resume.pop(cs, None)
+        self.protocol.subscribe_candle_symbols(out)
+        self._flush()
+        return list(out)
+
+    def add_batch_callback(self, cb: BatchCallback) -> None:
+        self._callbacks.append(cb)
+
+    def remove_batch_callback(self, cb: BatchCallback) -> None:
+        self._callbacks.remove(cb)
+
+    def listen(self, event_type: str, *, maxlen: int = 1024, policy: str | None = None) -> Listener:
+        """A bounded async iterator of batches of ``event_type``.
+
+        ``maxlen`` bounds the number of buffered batches. On overflow TICKER types (Quote,
+        Trade, Summary, Profile...) are conflated to the latest row per symbol; other types
+        drop the oldest batch. Both are counted (listener.dropped/conflated and in stats).
+        """
+        if policy is None:
+            policy = "conflate" if event_type in TICKER_TYPES else "drop_oldest"
+        lst = Listener(self, event_type, maxlen, policy)
+        if self.state is StreamState.CLOSED:
+            lst._finish()  # iterating a closed streamer ends at once instead of hanging
+        elif self.state is StreamState.FAILED:
+            lst._finish(ConnectionError(f"dxLink failed: {self._last_error!r}"))
+        else:
+            self._listeners.setdefault(event_type, []).append(lst)
+        return lst
+
+    async def events(self, maxlen: int = 1000) -> AsyncIterator[ConnectionEvent]:
+        """Async iterator of ConnectionEvents (bounded; the oldest are dropped on overflow)."""
+        buf: deque[ConnectionEvent] = deque(maxlen=maxlen)
+        waiters: list[asyncio.Future[None]] = []
+        entry = (buf, waiters)
+        self._event_listeners.append(entry)
+        try:
+            while True:
+                while buf:
+                    ev = buf.popleft()
+                    yield ev
+                    if ev.kind in ("closed", "failed"):
+                        return
+                fut = asyncio.get_running_loop().create_future()
+                waiters.append(fut)
+                await fut
+        finally:
+            self._event_listeners.remove(entry)
+
+    @property
+    def connected(self) -> bool:
+        return self.state is StreamState.CONNECTED
+
+    # ---- events ----------------------------------------------------------------------------
+
+    def _emit(self, ev: ConnectionEvent) -> None:
+        if ev.kind in ("server_error", "decode_error", "callback_error", "auth_rejected"):
+            log.warning("dxlink %s: %s", ev.kind, ev.detail)
+        else:
+            log.info("dxlink %s: %s", ev.kind, ev.detail)
+        if self._on_event is not None:
+            try:
+                self._on_event(ev)
+            except Exception:
+                self.stats.callback_errors += 1
+                log.exception("on_event callback raised")
+        for buf, waiters in self._event_listeners:
+            buf.append(ev)
+            for w in waiters:
+                if not w.done():
+                    w.set_result(None)
+            waiters.clear()
+
+    def _set_state(self, state: StreamState, kind: str, detail: str = "", **kw: Any) -> None:
+        self.state = state
+        if state is StreamState.CONNECTED:
+            self._connected_evt.set()
+        else:
+            self._connected_evt.clear()
+        self._emit(ConnectionEvent(kind, state, detail, attempt=self.backoff.attempt, **kw))
+
+    def _listeners_remove(self, lst: Listener) -> None:
+        ls = self._listeners.get(lst.event_type)
+        if ls is not None and lst in ls:
+            ls.remove(lst)
+
+    # ---- connection loop -------------------------------------------------------------------
+
+    async def _get_token(self) -> tuple[str, str]:
+        now = time.monotonic()
+        if (
+            self._token is None
+            or self._need_fresh_token
+            or now - self._token_at > self.token_max_age
+        ):
+            url, token = await self._token_provider()
+            self._token = (url, token)
+            self._token_at = now
+            self._need_fresh_token = False
+        return self._token
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        first = True
+        while not self._closing:
+            if not first:
+                if (
+                    self.max_reconnect_attempts is not None
+                    and self.backoff.attempt >= self.max_reconnect_attempts
+                ):
+                    self._last_error = self._last_error or ConnectionError("too many reconnects")
+                    self._set_state(
+                        StreamState.FAILED, "failed", repr(self._last_error), error=self._last_error
+                    )
+                    for ls in self._listeners.values():
+                        for lst in ls:
+                            lst._finish(ConnectionError(f"dxLink failed: {self._last_error!r}"))
+                    return
+                delay = self.backoff.next_delay()
+                self._set_state(StreamState.RECONNECTING, "reconnecting", f"in {delay:.3f}s")
+                await asyncio.sleep(delay)
+                if self._closing:
+                    return
+                self.stats.reconnects += 1
+            first = False
+            self._set_state(StreamState.CONNECTING, "connecting")
+            try:
+                url, token = await self._get_token()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._last_error = exc
+                self._emit(ConnectionEvent("token_error", self.state, repr(exc), error=exc))
+                continue
+            if self._url_override:
+                url = self._url_override
+            conn = _Conn(self)
+            self._conn = conn
+            self._conn_done = loop.create_future()
+            self._prepare_connection()
+            try:
+                transport, _ = await picows.ws_connect(
+                    lambda c=conn: c,
+                    url,
+                    websocket_handshake_timeout=self.handshake_timeout,
+                    enable_auto_ping=False,  # dxLink wants its own KEEPALIVE (spec §3.4)
+                    enable_auto_pong=True,
+                    max_frame_size=self.max_frame_size,
+                    disconnect_on_exception=False,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._last_error = exc
+                self._emit(ConnectionEvent("connect_error", self.state, repr(exc), error=exc))
+                self._conn = None
+                continue
+            conn.transport = transport
+            self.protocol.connection_made(token)
+            self._flush()
+            ticker = loop.create_task(self._ticker(conn), name="dxlink-ticker")
+            pacer = loop.create_task(self._pacer(conn), name="dxlink-pacer")
+            try:
+                reason = await self._conn_done
+            finally:
+                ticker.cancel()
+                pacer.cancel()
+                if not conn.dead:
+                    conn.dead = True
+                    with contextlib.suppress(Exception):
+                        transport.disconnect(graceful=False)
+                self.protocol.connection_lost()
+                self._conn = None
+            if self._authorized_at and (
+                self._got_data or time.monotonic() - self._authorized_at >= self.stable_after
+            ):
+                self.backoff.reset()
+            self._set_state(
+                StreamState.RECONNECTING if not self._closing else StreamState.CLOSED,
+                "disconnected",
+                reason,
+                close_code=conn.close_code,
+            )
+
+    def _prepare_connection(self) -> None:
+        self._decoders = {}
+        self._dec_bad = {}
+        for ch, c in self.protocol.channels.items():
+            dec = FeedDecoder(on_error="skip")  # a bad group costs only that group (pitfall 6)
+            for t in c.event_types:
+                dec.set_fields(t, self.protocol.event_fields[t])  # until FEED_CONFIG arrives
+            self._decoders[ch] = dec
+        self._authorized_at = 0.0
+        self._got_data = False
+        self._resume_in_snapshot.clear()
+        self._candles_sent_unseen.clear()
+        # candles resume from the last known bar (the forming one): no full re-download
+        for (_, sym), entry in self.protocol.subscriptions[
+            self.protocol.channel_for("Candle")
+        ].items():
+            series = self.candles.get(sym)
+            start = self._candle_start.get(sym, entry["fromTime"])
+            if series is not None and len(series) and series.ready:
+                last = int(series.time[-1])
+                t = max(start, last)
+                self._candle_resume[sym] = t
+                self.protocol.set_candle_from_time(sym, t)
+            else:
+                self._candle_resume.pop(sym, None)
+                self.protocol.set_candle_from_time(sym, start)
+
+    def _end_connection(self, conn: _Conn, reason: str) -> None:
+        if conn is not self._conn:
+            return
+        fut = self._conn_done
+        if fut is not None and not fut.done():
+            fut.set_result(reason)
+        if not conn.dead:
+            conn.dead = True
+            if conn.transport is not None:
+                with contextlib.suppress(Exception):
+                    conn.transport.disconnect(graceful=False)
+
+    async def _ticker(self, conn: _Conn) -> None:
+        """KEEPALIVE sender + receive watchdog + handshake timeout for one connection."""
+        started = time.monotonic()
+        last_ka = started
+        while True:
+            ka = self.keepalive_interval
+            srv = self.protocol.server_accept_keepalive_timeout
+            if srv:
+                ka = min(ka, srv / 2)
+            wd = self.receive_timeout or self.protocol.server_keepalive_timeout or 60.0
+            await asyncio.sleep(max(0.001, min(ka, wd) / 4))
+            if conn.dead:
+                return
+            now = time.monotonic()
+            if self.state is not StreamState.CONNECTED and now - started > self.handshake_timeout:
+                self._emit(ConnectionEvent("watchdog", self.state, "handshake timeout"))
+                self._end_connection(conn, "handshake timeout")
+                return
+            last_rx = (
+                self.stats.last_message_at if self.stats.last_message_at > started else started
+            )
+            if now - last_rx > wd:
+                self._emit(
+                    ConnectionEvent("watchdog", self.state, f"no message for {now - last_rx:.3f}s")
+                )
+                self._end_connection(conn, "receive watchdog")
+                return
+            if now - last_ka >= ka and conn.transport is not None:
+                conn.transport.send(picows.WSMsgType.TEXT, self.protocol.keepalive())
+                self.stats.keepalives_sent += 1
+                last_ka = now
+
+    async def _pacer(self, conn: _Conn) -> None:
+        """Candle subscriptions one per message, at most one per candle_pace seconds."""
+        while not conn.dead:
+            item = self.protocol.take_paced()
+            if item is None:
+                self._pace_wakeup.clear()
+                await self._pace_wakeup.wait()
+                continue
+            sym, msg = item
+            if conn.transport is None or conn.dead:
+                return
+            conn.transport.send(picows.WSMsgType.TEXT, msg)
+            self._candles_sent_unseen.add(sym)
+            await asyncio.sleep(self.candle_pace)
+
+    def _flush(self) -> None:
+        conn = self._conn
+        out = self.protocol.take_outgoing()
+        if conn is None or conn.transport is None or conn.dead:
+            return
+        for msg in out:
+            conn.transport.send(picows.WSMsgType.TEXT, msg)
+        if self.protocol.paced_pending:
+            self._pace_wakeup.set()
+
+    # ---- frame handling (synchronous, inside picows' data_received) ------------------------
+
+    def _protocol_error(self, conn: _Conn, detail: str) -> None:
+        self.stats.decode_errors += 1
+        self._emit(ConnectionEvent("decode_error", self.state, detail))
+
+    def _on_disconnected(self, conn: _Conn) -> None:
+        conn.dead = True
+        code = conn.close_code
+        self._end_connection(conn, f"socket closed (code {code})" if code else "socket closed")
+
+    def _on_message(self, conn: _Conn, payload: bytes) -> None:
+        if conn is not self._conn or conn.dead:
+            return
+        st = self.stats
+        st.frames += 1
+        st.bytes += len(payload)
+        st.last_message_at = time.monotonic()
+        try:
+            mtype = message_type(payload)
+        except Exception as exc:
+            self._protocol_error(conn, f"unreadable frame: {exc!r}")
+            return
+        if mtype == "FEED_DATA":
+            self._on_feed_data(payload)
+            return
+        try:
+            msg = decode_control(payload)
+        except ValueError as exc:
+            self._protocol_error(conn, str(exc))
+            return
+        for ev in self.protocol.receive(msg):
+            if isinstance(ev, FeedConfigReceived):
+                dec = self._decoders.get(ev.channel)
+                if dec is not None:
+                    dec.configure(payload)
+            elif isinstance(ev, Authorized):
+                self._authorized_at = time.monotonic()
+                self._set_state(StreamState.CONNECTED, "connected", ev.user_id or "")
+            elif isinstance(ev, AuthRejected):
+                self._need_fresh_token = True
+                self._emit(ConnectionEvent("auth_rejected", self.state, "token rejected"))
+            elif isinstance(ev, ServerError):
+                st.server_errors += 1
+                if ev.rate_limited:
+                    self._on_rate_limited(ev)
+                else:
+                    self._emit(
+                        ConnectionEvent(
+                            "server_error", self.state, f"{ev.error} ch{ev.channel}: {ev.message}"
+                        )
+                    )
+            elif isinstance(ev, ConnectionFatal):
+                if ev.refresh_token:
+                    self._need_fresh_token = True
+                self._end_connection(conn, ev.reason)
+                return
+            elif isinstance(ev, ServerSetup):
+                pass
+        self._flush()
+
+    def _on_rate_limited(self, ev: ServerError) -> None:
+        self.candle_pace = min(max(self.candle_pace * 2, 0.01), 5.0)
+        again = sorted(self._candles_sent_unseen)  # sent on this connection, no data yet
+        self._candles_sent_unseen.clear()
+        n = self.protocol.requeue_candles(again)
+        self._emit(
+            ConnectionEvent(
+                "rate_limited",
+                self.state,
+                f"{ev.message}; candle pace now {self.candle_pace:.3f}s, re-sending {n}",
+            )
+        )
+        if n:
+            self._pace_wakeup.set()
+
+    def _on_feed_data(self, payload: bytes) -> None:
+        st = self.stats
+        ch = _frame_channel(payload)
+        dec = self._decoders.get(ch)
+        if dec is None:
+            self._protocol_error(self._conn, f"FEED_DATA on unknown channel {ch}")  # type: ignore[arg-type]
+            return
+        prev_err = dec.last_error
+        try:
+            batches = dec.decode(payload)
+        except DecodeError as exc:
+            st.decode_errors += 1
+            self._emit(ConnectionEvent("decode_error", self.state, str(exc), error=exc))
+            return
+        if dec.last_error is not prev_err:  # skip mode dropped bad group(s), kept the rest
+            ds = dec.stats
+            bad = ds["bad_groups"] + ds["bad_frames"]
+            st.decode_errors += max(1, bad - self._dec_bad.get(ch, 0))
+            self._dec_bad[ch] = bad
+            err = dec.last_error
+            self._emit(ConnectionEvent("decode_error", self.state, str(err), error=err))
+        self._got_data = True
+        for batch in batches:
+            n = len(batch)
+            st.events += n
+            if batch.event_type == "Candle":
+                self._apply_candles(batch)
+            for cb in self._callbacks:
+                try:
+                    cb(batch)
+                except Exception as exc:
+                    st.callback_errors += 1
+                    log.exception("on_batch callback raised")
+                    self._emit(ConnectionEvent("callback_error", self.state, repr(exc), error=exc))
+            ls = self._listeners.get(batch.event_type)
+            if ls:
+                for lst in ls:
+                    lst._push(batch)
+
+    def _apply_candles(self, batch: Any) -> None:
+        """Apply to the store; a resumed subscription's snapshot MERGES into the known bars.
+
+        dxFeed's model makes a completed snapshot replace the symbol's bars (the store does
+        that). After a reconnect we resubscribe from the last known bar, so that snapshot only
+        covers [resume time, now]; replacing would throw away the older history. We therefore
+        turn a resumed snapshot into one TX_PENDING transaction (BEGIN..END become TX rows, the
+        END/SNIP row commits), so its bars upsert by index over the existing ones.
+        Limitation: a bar inside [resume time, now] that the server deleted while we were
+        disconnected stays until the next full snapshot.
+        """
+        resume = self._candle_resume
+        syms = batch.column("eventSymbol")
+        if syms is not None and self._candles_sent_unseen:
+            self._candles_sent_unseen.difference_update(set(syms.tolist()))
+        if resume:
+            flags = batch.column("eventFlags")
+            in_snap = self._resume_in_snapshot
+            if (
+                flags is not None
+                and syms is not None
+                and (in_snap or (flags & (_SNAPSHOT_BEGIN | _SNAPSHOT_END | _SNAPSHOT_SNIP)).any())
+            ):  # live updates (flags 0, no snapshot open) skip the per-row loop
+                new = None
+                for i, s in enumerate(syms.tolist()):
+                    if s not in resume:
+                        continue
+                    f = int(flags[i])
+                    if f & _SNAPSHOT_BEGIN:
+                        in_snap.add(s)
+                    if s in in_snap:
+                        if new is None:
+                            new = np.array(flags, dtype=np.int64, copy=True)
+                        if f & (_SNAPSHOT_END | _SNAPSHOT_SNIP):
+                            in_snap.discard(s)
+                            new[i] = f & _REMOVE  # commits the transaction
+                        else:
+                            new[i] = (f & _REMOVE) | _TX_PENDING
+                if new is not None:
+                    batch = _FlagsOverride(batch, new)
+        changes = self.candles.apply(batch)
+        for ch in changes:
+            if ch.snapshot:
+                series = ch.series
+                if series.snip:
+                    self._emit(
+                        ConnectionEvent(
+                            "snapshot_snip",
+                            self.state,
+                            f"{ch.symbol}: server truncated the snapshot ({len(series)} bars)",
+                        )
+                    )
+                elif not len(series):
+                    self._emit(
+                        ConnectionEvent(
+                            "empty_snapshot",
+                            self.state,
+                            f"{ch.symbol}: empty candle snapshot (on an AUTO channel this is "
+                            "the I-TW353 symptom; candles belong on HISTORY)",
+                        )
+                    )
+
+
+def _frame_channel(payload: bytes) -> int:
+    """The "channel" of a dxLink message (type and channel come first on real servers)."""
+    i = payload.find(b'"channel"')
+    if i < 0:
+        return -1
+    j = payload.find(b":", i + 9) + 1
+    n = len(payload)
+    while j < n and payload[j] in b" \t\r\n":
+        j += 1
+    k = j
+    while k < n and 48 <= payload[k] <= 57:
+        k += 1
+    return int(payload[j:k]) if k > j else -1

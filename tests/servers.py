@@ -1,0 +1,280 @@
+"""Real servers for tests: redis-server and influxd on a free loopback port in a temp dir.
+
+Each server is a child process we start and stop ourselves (no mocks, loopback only). A test is
+skipped only when the server binary is not installed; any other start-up failure is an error
+with the server's own output attached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def free_port() -> int:
+    """A currently free TCP port on 127.0.0.1 (bind to port 0, read it, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def require_binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None and os.path.exists(f"/usr/bin/{name}"):
+        path = f"/usr/bin/{name}"
+    if path is None:
+        pytest.skip(f"{name} is not installed (apt-get install {_PKG.get(name, name)})")
+    return path
+
+
+_PKG = {"redis-server": "redis-server", "influxd": "influxdb"}
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
+def _tail(path: Path, n: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-n:]
+    except OSError:
+        return ""
+
+
+@dataclass
+class RedisServer:
+    """A running redis-server. `restart()` kills it and starts a fresh one on the same port."""
+
+    binary: str
+    dir: Path
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        if not self.port:
+            self.port = free_port()
+        log = self.dir / f"redis-{self.starts}.log"
+        self.starts += 1
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+                "--logfile",
+                str(log),
+                "--daemonize",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"redis-server exited with {self.proc.returncode}:\n" + _tail(log)
+                )
+            if self.ping():
+                return
+            time.sleep(0.01)
+        _stop(self.proc)
+        raise RuntimeError(f"redis-server not ready on port {self.port}:\n" + _tail(log))
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """Hard kill (SIGKILL): what a crash looks like to clients."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[RedisServer]:
+    binary = require_binary("redis-server")
+    with tempfile.TemporaryDirectory(prefix="ttfast-redis-") as tmp:
+        srv = RedisServer(binary, Path(tmp))
+        srv.start()
+        try:
+            yield srv
+        finally:
+            srv.stop()
+
+
+_INFLUX_CONF = """\
+reporting-enabled = false
+bind-address = "127.0.0.1:{rpc}"
+[meta]
+  dir = "{dir}/meta"
+[data]
+  dir = "{dir}/data"
+  wal-dir = "{dir}/wal"
+  query-log-enabled = false
+  trace-logging-enabled = false
+[coordinator]
+[retention]
+  enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{http}"
+  log-enabled = false
+  max-body-size = 0
+[[udp]]
+  enabled = true
+  bind-address = "127.0.0.1:{udp}"
+  database = "udp"
+  batch-size = 1
+  batch-timeout = "10ms"
+  precision = "n"
+[continuous_queries]
+  enabled = false
+"""
+
+
+@dataclass
+class InfluxServer:
+    """A running influxd 1.x with an HTTP API and a UDP listener writing into database `udp`."""
+
+    binary: str
+    dir: Path
+    http_port: int = 0
+    udp_port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    databases: set[str] = field(default_factory=set)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.http_port, rpc, self.udp_port = free_port(), free_port(), free_udp_port()
+        conf = self.dir / "influxdb.conf"
+        conf.write_text(
+            _INFLUX_CONF.format(dir=self.dir, rpc=rpc, http=self.http_port, udp=self.udp_port)
+        )
+        log = self.dir / "influxd.log"
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [self.binary, "run", "-config", str(conf)], stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"influxd exited with {self.proc.returncode}:\n" + _tail(log))
+            try:
+                with urllib.request.urlopen(self.url + "/ping", timeout=0.5) as r:
+                    if r.status == 204:
+                        self.create_database("udp")
+                        return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        _stop(self.proc)
+        raise RuntimeError(f"influxd not ready on port {self.http_port}:\n" + _tail(log))
+
+    def _post_query(self, q: str, db: str | None = None) -> dict[str, Any]:
+        params = {"q": q}
+        if db:
+            params["db"] = db
+        req = urllib.request.Request(
+            self.url + "/query", data=urllib.parse.urlencode(params).encode(), method="POST"
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            out: dict[str, Any] = json.loads(r.read())
+        return out
+
+    def create_database(self, name: str) -> None:
+        self._post_query(f'CREATE DATABASE "{name}"')
+        self.databases.add(name)
+
+    def query(self, db: str, q: str) -> list[dict[str, Any]]:
+        """Rows of the first statement's series as dicts (column name → value), with tags."""
+        params = urllib.parse.urlencode({"db": db, "q": q, "epoch": "ns"})
+        with urllib.request.urlopen(f"{self.url}/query?{params}", timeout=10) as r:
+            body = json.loads(r.read())
+        rows: list[dict[str, Any]] = []
+        for res in body.get("results", []):
+            if "error" in res:
+                raise RuntimeError(res["error"])
+            for series in res.get("series", []):
+                tags = series.get("tags", {})
+                for vals in series["values"]:
+                    row = dict(zip(series["columns"], vals, strict=True))
+                    row.update(tags)
+                    row["_measurement"] = series["name"]
+                    rows.append(row)
+        return rows
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+
+
+@contextlib.contextmanager
+def influx_server() -> Iterator[InfluxServer]:
+    binary = require_binary("influxd")
+    with tempfile.TemporaryDirectory(prefix="ttfast-influx-") as tmp:
+        srv = InfluxServer(binary, Path(tmp))
+        srv.start()
+        try:
+            yield srv
+        finally:
+            srv.stop()
