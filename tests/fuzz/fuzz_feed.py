@@ -25,7 +25,6 @@ import atheris  # noqa: E402
 with atheris.instrument_imports():
     from tests.oracles import feed as oracle
 
-import contextlib  # noqa: E402
 
 from ttfast._core.feed import FeedDecoder, message_type  # noqa: E402
 from ttfast.errors import DecodeError  # noqa: E402
