@@ -40,7 +40,8 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export PYTHONMALLOC=malloc
 
 echo "== decoder tests on the ASan/UBSan build"
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/unit/test_feed.py
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider --capture=sys -W ignore::DeprecationWarning \
+  tests/unit/test_feed.py
 
 echo "== fuzzing ttfast._core.feed for ${SECS}s"
 "$VENV/bin/python" tests/fuzz/fuzz_feed.py -max_total_time="$SECS" -rss_limit_mb=4096 \

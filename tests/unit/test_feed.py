@@ -585,3 +585,16 @@ def test_property_mutated_frames_match_oracle(
         if not raw:
             break
     run_both(layouts, bytes(raw), on_error, False)
+
+
+def test_full_format_repeated_key_last_wins() -> None:
+    # found by the fuzzer: json.loads keeps the last value of a repeated key
+    dec = FeedDecoder()
+    f = (
+        '{"type":"FEED_DATA","data":[{"eventType":"Trade","price":"bad","price":"NaN"},'
+        '{"eventType":"Trade","price":1.5,"price":2.5}]}'
+    )
+    (b,) = dec.decode(f)
+    assert math.isnan(b["price"][0]) and b["price"][1] == 2.5
+    with pytest.raises(DecodeError, match="price"):
+        dec.decode('{"type":"FEED_DATA","data":[{"eventType":"Trade","price":1,"price":"x"}]}')

@@ -511,10 +511,11 @@ cdef inline bint _fast_double(const unsigned char* q, const unsigned char* end, 
 
 cdef inline bint _fast_int(const unsigned char* q, const unsigned char* end, int64_t* out,
                            const unsigned char** after) noexcept nogil:
-    """One-pass parse of an integer token of <= 18 digits (cannot overflow int64)."""
+    """One-pass parse of an integer token of <= 19 digits, range-checked (dxFeed's
+    time-series `index` has 19 digits)."""
     cdef const unsigned char* p = q
     cdef bint neg = False
-    cdef int64_t v = 0
+    cdef uint64_t v = 0
     cdef int nd = 0
     if p < end and p[0] == c'-':
         neg = True
@@ -525,14 +526,16 @@ cdef inline bint _fast_int(const unsigned char* q, const unsigned char* end, int
         p += 1
     else:
         while p < end and _isdigit(p[0]):
-            v = v * 10 + (p[0] - c'0')
+            if nd == 19:
+                return False        # 20+ digits: out of range, the full path reports it
+            v = v * 10 + <uint64_t>(p[0] - c'0')     # < 10**19 < 2**64: no wrap-around
             nd += 1
             p += 1
-            if nd > 18:
-                return False
     if p < end and (_isdigit(p[0]) or p[0] == c'.' or p[0] == c'e' or p[0] == c'E'):
         return False
-    out[0] = -v if neg else v
+    if v > <uint64_t>9223372036854775807ULL + (1 if neg else 0):
+        return False
+    out[0] = <int64_t>(0 - v) if neg else <int64_t>v
     after[0] = p
     return True
 
@@ -703,9 +706,15 @@ cdef int _parse_compact(Parser* ps, _FrameData fd, const uint8_t* kinds, Py_ssiz
             if q < ps.end:
                 c = q[0]
                 if kind == COL_DOUBLE:
-                    if c != 0x22 and _fast_double(q, ps.end, <double*>slot, &after):
+                    if c != 0x22:
+                        if _fast_double(q, ps.end, <double*>slot, &after):
+                            tag[0] = TAG_F64
+                            ps.p = after
+                            rc = OK
+                    elif ps.end - q >= 5 and memcmp(q, b'"NaN"', 5) == 0:
+                        (<double*>slot)[0] = NAN
                         tag[0] = TAG_F64
-                        ps.p = after
+                        ps.p = q + 5
                         rc = OK
                 elif kind == COL_INT64:
                     if c != 0x22 and _fast_int(q, ps.end, slot, &after):
@@ -1614,8 +1623,11 @@ cdef class FeedDecoder:
         start = fd.nslots
         memset(fd.tags + start, TAG_MISSING, n * nf)
         kinds = <const uint8_t*>PyBytes_AS_STRING(lay.kinds)
+        errs = {}
         for row in range(n):
-            # the object was validated by _full_object: walk it without syntax checks
+            # the object was validated by _full_object: walk it without syntax checks.
+            # A repeated key: the last value wins (as in json.loads), so a bad earlier value
+            # only counts when no later good value for the same key replaces it.
             ps.p = ps.base + <Py_ssize_t>offsets[row] + 1
             _ws(ps)
             if ps.p[0] == c'}':
@@ -1629,7 +1641,13 @@ cdef class FeedDecoder:
                 _ws(ps)
                 rc = _take_value(ps, kinds[j], fd.slots + start + row * nf + j,
                                  fd.tags + start + row * nf + j)
-                if rc != OK:
+                if rc == SEMANTIC:
+                    errs[j] = ((<bytes>ps.err).decode(), ps.erroff)
+                    ps.err = NULL
+                    rc = OK
+                elif rc == OK:
+                    errs.pop(j, None)
+                else:
                     break
                 _ws(ps)
                 if ps.p[0] == c',':
@@ -1638,13 +1656,17 @@ cdef class FeedDecoder:
                 break
             if rc != OK:
                 break
+            if errs:
+                rc = SEMANTIC
+                j = min(errs, key=lambda c: errs[c][1])
+                break
         if rc == SYNTAX:   # cannot happen (validated), but never trust that silently
             self._syntax(ps, ps.p, "")
         if rc == SEMANTIC:
             ps.p = saved
-            reason = (<bytes>ps.err).decode()
+            reason, off = errs[j]
             self._bad(ps, f"{reason}: column {lay.fields[j]!r} of {lay.event_type} "
-                      f"event #{row}", ps.erroff)
+                      f"event #{row}", off)
             return 0
         ps.p = saved
         out.append(self._batch(lay, fd, start, n))
