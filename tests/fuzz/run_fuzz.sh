@@ -17,6 +17,12 @@ cd "$ROOT"
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv --system-site-packages "$VENV"
 fi
+# What the sanitized build and the decoder tests need, pinned like the main test venv
+# (a fresh CI machine's base interpreter has none of it).
+export PIP_CONSTRAINT="${PIP_CONSTRAINT:-$ROOT/tests/constraints.txt}"
+"$VENV/bin/python" -m pip install -q "scikit-build-core>=0.10" "cython>=3.0.10" \
+  "cython-cmake>=0.2" ninja numpy msgspec pytest pytest-asyncio pytest-benchmark pytest-timeout \
+  hypothesis "redis[hiredis]" atheris==3.0.0
 SITE="$("$VENV/bin/python" -c 'import atheris, os; print(os.path.dirname(os.path.dirname(atheris.__file__)))')"
 ASAN_LIB="$SITE/asan_with_fuzzer.so"
 [ -f "$ASAN_LIB" ] || { echo "run_fuzz.sh: $ASAN_LIB not found (pip install atheris==3.0.0)" >&2; exit 2; }
