@@ -30,6 +30,8 @@ from typing import Any, Final
 
 import msgspec
 
+from ttfast.dxlink.fields import CANDLE_FIELDS, EVENT_FIELDS
+
 __all__ = [
     "CANDLE_FIELDS",
     "DEFAULT_EVENT_FIELDS",
@@ -56,60 +58,7 @@ MAX_FRAME_BYTES: Final = 8192
 CLIENT_VERSION: Final = "0.1-DXF-JS/0.3.0"
 
 # Spec §10: explicit layouts, eventType first so multi-type frames are self-describing.
-CANDLE_FIELDS: Final[tuple[str, ...]] = (
-    "eventType", "eventSymbol", "eventTime", "eventFlags", "index", "time", "sequence", "count",
-    "open", "high", "low", "close", "volume", "vwap", "bidVolume", "askVolume", "impVolatility",
-    "openInterest",
-)  # fmt: skip
-
-DEFAULT_EVENT_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
-    "Quote": (
-        "eventType", "eventSymbol", "eventTime", "sequence", "timeNanoPart", "bidTime",
-        "bidExchangeCode", "bidPrice", "bidSize", "askTime", "askExchangeCode", "askPrice",
-        "askSize",
-    ),
-    "Trade": (
-        "eventType", "eventSymbol", "eventTime", "time", "timeNanoPart", "sequence",
-        "exchangeCode", "price", "change", "size", "dayId", "dayVolume", "dayTurnover",
-        "tickDirection", "extendedTradingHours",
-    ),
-    "TradeETH": (
-        "eventType", "eventSymbol", "eventTime", "time", "timeNanoPart", "sequence",
-        "exchangeCode", "price", "change", "size", "dayId", "dayVolume", "dayTurnover",
-        "tickDirection", "extendedTradingHours",
-    ),
-    "Summary": (
-        "eventType", "eventSymbol", "eventTime", "dayId", "dayOpenPrice", "dayHighPrice",
-        "dayLowPrice", "dayClosePrice", "dayClosePriceType", "prevDayId", "prevDayClosePrice",
-        "prevDayClosePriceType", "prevDayVolume", "openInterest",
-    ),
-    "Profile": (
-        "eventType", "eventSymbol", "eventTime", "description", "shortSaleRestriction",
-        "tradingStatus", "statusReason", "haltStartTime", "haltEndTime", "highLimitPrice",
-        "lowLimitPrice", "high52WeekPrice", "low52WeekPrice", "beta", "earningsPerShare",
-        "dividendFrequency", "exDividendAmount", "exDividendDayId", "shares", "freeFloat",
-    ),
-    "Greeks": (
-        "eventType", "eventSymbol", "eventTime", "eventFlags", "index", "time", "sequence",
-        "price", "volatility", "delta", "gamma", "theta", "rho", "vega",
-    ),
-    "TheoPrice": (
-        "eventType", "eventSymbol", "eventTime", "eventFlags", "index", "time", "sequence",
-        "price", "underlyingPrice", "delta", "gamma", "dividend", "interest",
-    ),
-    "Underlying": (
-        "eventType", "eventSymbol", "eventTime", "eventFlags", "index", "time", "sequence",
-        "volatility", "frontVolatility", "backVolatility", "callVolume", "putVolume",
-        "putCallRatio",
-    ),
-    "TimeAndSale": (
-        "eventType", "eventSymbol", "eventTime", "eventFlags", "index", "time", "timeNanoPart",
-        "sequence", "exchangeCode", "price", "size", "bidPrice", "askPrice",
-        "exchangeSaleConditions", "tradeThroughExempt", "aggressorSide", "spreadLeg",
-        "extendedTradingHours", "validTick", "type", "buyer", "seller",
-    ),
-    "Candle": CANDLE_FIELDS,
-}  # fmt: skip
+DEFAULT_EVENT_FIELDS: Final[Mapping[str, tuple[str, ...]]] = EVENT_FIELDS
 
 #: Latest-value-per-symbol types: listen() conflates these by symbol instead of dropping.
 TICKER_TYPES: Final = frozenset({"Quote", "Trade", "TradeETH", "Summary", "Profile"})

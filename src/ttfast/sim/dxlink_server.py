@@ -46,6 +46,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import picows
 
+from ttfast.dxlink.fields import EVENT_FIELDS as DXLINK_EVENT_FIELDS
 from ttfast.sim import market
 from ttfast.sim.javafmt import json_double
 
@@ -73,60 +74,8 @@ MSG_EVEN_CHANNEL = "Protocol violation with an even channel usage."
 MSG_BAD_JSON = "The message is not valid JSON."
 MSG_RATE = "Your subscription rate is too high"
 
-#: Known dxLink field names per event type, in Java's canonical order (``eventType`` first).
-EVENT_FIELDS: dict[str, tuple[str, ...]] = {
-    "Quote": (
-        "eventType", "eventSymbol", "eventTime", "sequence", "timeNanoPart", "bidTime",
-        "bidExchangeCode", "bidPrice", "bidSize", "askTime", "askExchangeCode", "askPrice",
-        "askSize",
-    ),
-    "Trade": (
-        "eventType", "eventSymbol", "eventTime", "time", "timeNanoPart", "sequence",
-        "exchangeCode", "price", "change", "size", "dayId", "dayVolume", "dayTurnover",
-        "tickDirection", "extendedTradingHours",
-    ),
-    "Summary": (
-        "eventType", "eventSymbol", "eventTime", "dayId", "dayOpenPrice", "dayHighPrice",
-        "dayLowPrice", "dayClosePrice", "dayClosePriceType", "prevDayId", "prevDayClosePrice",
-        "prevDayClosePriceType", "prevDayVolume", "openInterest",
-    ),
-    "Profile": (
-        "eventType", "eventSymbol", "eventTime", "description", "shortSaleRestriction",
-        "tradingStatus", "statusReason", "haltStartTime", "haltEndTime", "highLimitPrice",
-        "lowLimitPrice", "high52WeekPrice", "low52WeekPrice", "beta", "earningsPerShare",
-        "dividendFrequency", "exDividendAmount", "exDividendDayId", "shares", "freeFloat",
-    ),
-    "Greeks": (
-        "eventType", "eventSymbol", "eventTime", "eventFlags", "index", "time", "sequence",
-        "price", "volatility", "delta", "gamma", "theta", "rho", "vega",
-    ),
-    "TheoPrice": (
-        "eventType", "eventSymbol", "eventTime", "eventFlags", "index", "time", "sequence",
-        "price", "underlyingPrice", "delta", "gamma", "dividend", "interest",
-    ),
-    "Underlying": (
-        "eventType", "eventSymbol", "eventTime", "eventFlags", "index", "time", "sequence",
-        "volatility", "frontVolatility", "backVolatility", "callVolume", "putVolume",
-        "putCallRatio",
-    ),
-    "TimeAndSale": (
-        "eventType", "eventSymbol", "eventTime", "eventFlags", "index", "time", "timeNanoPart",
-        "sequence", "exchangeCode", "price", "size", "bidPrice", "askPrice",
-        "exchangeSaleConditions", "tradeThroughExempt", "aggressorSide", "spreadLeg",
-        "extendedTradingHours", "validTick", "type", "buyer", "seller",
-    ),
-    "Series": (
-        "eventType", "eventSymbol", "eventTime", "eventFlags", "index", "time", "sequence",
-        "expiration", "volatility", "callVolume", "putVolume", "putCallRatio", "forwardPrice",
-        "dividend", "interest",
-    ),
-    "Candle": (
-        "eventType", "eventSymbol", "eventTime", "eventFlags", "index", "time", "sequence",
-        "count", "open", "high", "low", "close", "volume", "vwap", "bidVolume", "askVolume",
-        "impVolatility", "openInterest",
-    ),
-}  # fmt: skip
-EVENT_FIELDS["TradeETH"] = EVENT_FIELDS["Trade"]
+#: Known dxLink field names per event type (the one catalogue, shared with the client).
+EVENT_FIELDS = dict(DXLINK_EVENT_FIELDS)
 
 _TICKER_TYPES = frozenset({"Quote", "Trade", "TradeETH", "Summary", "Profile", "Greeks"})
 _STREAM_TYPES = frozenset({"TimeAndSale"})
