@@ -140,7 +140,7 @@ GATE_RATIOS = [
         "worker.compute.vs_sdk_talipp",
         _gate_fast,
         _gate_naive,
-        floor=15.0,
+        floor=30.0,
         target=20.0,
         units=2000,
         note="decode+store+MACD/HMA+JSON per event, no I/O",

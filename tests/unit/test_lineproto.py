@@ -54,6 +54,33 @@ def test_format_float_edges(x: float) -> None:
     assert format_float(x) == repr(x)
 
 
+def test_format_float_sweep_is_repr() -> None:
+    """The shortest-digits path (shortest.h) byte for byte against repr: every binade edge,
+    powers of ten with their neighbours, and 300k random bit patterns over all exponents."""
+    import random
+    import struct
+
+    xs: list[float] = []
+    for e in range(-1074, 1024):
+        p = math.ldexp(1.0, e)
+        xs += [p, math.nextafter(p, 0.0), math.nextafter(p, math.inf)]
+    for e in range(-324, 309):
+        for m in ("1", "2", "5", "9", "123456789", "4503599627370496", "9007199254740993"):
+            x = float(f"{m}e{e}")
+            if x and math.isfinite(x):
+                xs += [x, math.nextafter(x, 0.0), math.nextafter(x, math.inf)]
+    rng = random.Random(20261122)
+    for _ in range(300_000):
+        (x,) = struct.unpack("<d", struct.pack("<Q", rng.getrandbits(64)))
+        xs.append(x)
+    bad = [
+        (x, format_float(x))
+        for x in xs
+        if math.isfinite(x) and (format_float(x) != repr(x) or format_float(-x) != repr(-x))
+    ]
+    assert not bad, bad[:5]
+
+
 def test_format_float_rejects_nonfinite() -> None:
     for x in (math.nan, math.inf, -math.inf):
         with pytest.raises(ValueError, match="NaN and infinity"):

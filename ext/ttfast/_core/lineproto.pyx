@@ -20,17 +20,16 @@ Rules (InfluxDB 1.x line protocol, checked against influxd 1.6.7):
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.mem cimport PyMem_Free
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy, strlen
+from libc.string cimport memcpy
 from libc.math cimport isfinite, fabs, signbit
 
 import numpy as np
 
-cdef extern from "Python.h":
-    char* PyOS_double_to_string(double val, char format_code, int precision, int flags,
-                                int* type) except NULL
+cdef extern from "shortest.h":
+    # repr(x) of a finite double (Schubfach shortest digits; see shortest.h); out >= 32 bytes
+    int ttf_repr_double(char* out, double x) noexcept nogil
 
 cdef double[9] P10 = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8]
 
@@ -95,15 +94,15 @@ cdef int fmt_double(char* out, double x) except -1:
     Fast path (prices): the smallest k <= 8 such that m = round(|x| * 10**k) is an integer below
     10**15 with m / 10**k == |x| exactly. A decimal of <= 15 significant digits names exactly one
     double, and the smallest k gives the fewest digits, so this is the shortest round-trip
-    string, i.e. what repr prints for 1e-4 <= |x| < 1e16. Everything else goes to CPython's
-    own repr (PyOS_double_to_string 'r').
+    string, i.e. what repr prints for 1e-4 <= |x| < 1e16. Everything else (indicator values
+    with 16-17 digits, tiny/huge magnitudes) goes to ttf_repr_double (shortest.h, Schubfach),
+    which prints the same bytes as repr without CPython's bignum dtoa or an allocation.
     """
     cdef double ax = fabs(x)
     cdef double s
     cdef uint64_t m
     cdef int k, i = 0, n, L, j
     cdef char[24] dig
-    cdef char* r
     if x == 0.0:
         if signbit(x):
             memcpy(out, b"-0.0", 4)
@@ -145,11 +144,7 @@ cdef int fmt_double(char* out, double x) except -1:
                     i += 1
                 memcpy(out + i, dig, L)
                 return i + L
-    r = PyOS_double_to_string(x, c'r', 0, 2, NULL)  # 2 = Py_DTSF_ADD_DOT_0, as repr
-    n = <int>strlen(r)
-    memcpy(out, r, n)
-    PyMem_Free(r)
-    return n
+    return ttf_repr_double(out, x)
 
 
 def format_float(double x) -> str:
