@@ -110,6 +110,13 @@ cdef int fmt_double(char* out, double x) except -1:
         memcpy(out, b"0.0", 3)
         return 3
     if ax >= 1e-4 and ax < 1e15:
+        if ax < 1e7:
+            # one probe at 8 places: a value with no short decimal form (indicator values)
+            # skips the loop below. Only a shortcut: both paths print exactly repr(x).
+            s = ax * 1e8
+            m = <uint64_t>(s + 0.5)
+            if <double>m / 1e8 != ax:
+                return ttf_repr_double(out, x)
         for k in range(9):
             s = ax * P10[k]
             if s >= 1e15:

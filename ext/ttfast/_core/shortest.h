@@ -18,6 +18,11 @@
 
 typedef unsigned __int128 ttf_u128;
 
+static const char ttf_digits2[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
 static inline int ttf_floor_log2_pow10(int e) { return (e * 1741647) >> 19; }
 static inline int ttf_floor_log10_pow2(int e) { return (e * 1262611) >> 22; }
 static inline int ttf_floor_log10_3q_pow2(int e) { return (e * 1262611 - 524031) >> 22; }
@@ -96,28 +101,47 @@ static inline int ttf_repr_double(char *out, double x) {
     uint64_t s;
     int k;
     ttf_to_decimal(bits, &s, &k);
-    while (s % 10 == 0) { /* at most a few: the algorithm leaves <= 16 trailing zeros */
+    /* strip trailing zeros (s < 10**17, so at most 16 of them): big steps first */
+    while (s % 100000000 == 0) {
+        s /= 100000000;
+        k += 8;
+    }
+    if (s % 10000 == 0) {
+        s /= 10000;
+        k += 4;
+    }
+    if (s % 100 == 0) {
+        s /= 100;
+        k += 2;
+    }
+    if (s % 10 == 0) {
         s /= 10;
         k += 1;
     }
-    char dig[20];
-    int n = 0;
-    {
-        char tmp[20];
-        int t = 0;
-        while (s) {
-            tmp[t++] = (char)('0' + s % 10);
-            s /= 10;
-        }
-        while (t) dig[n++] = tmp[--t];
+    /* digits, two at a time, right to left */
+    char dig[24];
+    int n = 0, p = 24;
+    while (s >= 100) {
+        uint64_t r = s % 100;
+        s /= 100;
+        p -= 2;
+        memcpy(dig + p, ttf_digits2 + 2 * r, 2);
     }
+    if (s >= 10) {
+        p -= 2;
+        memcpy(dig + p, ttf_digits2 + 2 * s, 2);
+    } else {
+        dig[--p] = (char)('0' + s);
+    }
+    n = 24 - p;
+    const char *d = dig + p;
     int decpt = n + k; /* value = 0.d1d2...dn * 10**decpt */
     if (decpt > 16 || decpt <= -4) {
         int e = decpt - 1;
-        out[i++] = dig[0];
+        out[i++] = d[0];
         if (n > 1) {
             out[i++] = '.';
-            memcpy(out + i, dig + 1, (size_t)(n - 1));
+            memcpy(out + i, d + 1, (size_t)(n - 1));
             i += n - 1;
         }
         out[i++] = 'e';
@@ -143,17 +167,17 @@ static inline int ttf_repr_double(char *out, double x) {
         out[i++] = '.';
         memset(out + i, '0', (size_t)(-decpt));
         i += -decpt;
-        memcpy(out + i, dig, (size_t)n);
+        memcpy(out + i, d, (size_t)n);
         return i + n;
     }
     if (decpt < n) {
-        memcpy(out + i, dig, (size_t)decpt);
+        memcpy(out + i, d, (size_t)decpt);
         i += decpt;
         out[i++] = '.';
-        memcpy(out + i, dig + decpt, (size_t)(n - decpt));
+        memcpy(out + i, d + decpt, (size_t)(n - decpt));
         return i + (n - decpt);
     }
-    memcpy(out + i, dig, (size_t)n);
+    memcpy(out + i, d, (size_t)n);
     i += n;
     memset(out + i, '0', (size_t)(decpt - n));
     i += decpt - n;
