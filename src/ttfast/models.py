@@ -129,8 +129,14 @@ def _attach_value(val: Any, sub: Any) -> None:
             for o, r in zip(val, sub, strict=False):
                 if isinstance(o, ApiModel) and type(r) is dict:
                     _attach_raw(o, r)
-    elif isinstance(val, ApiModel) and type(sub) is dict:
-        _attach_raw(val, sub)
+    elif isinstance(val, ApiModel):
+        if type(sub) is dict:
+            _attach_raw(val, sub)
+    elif type(val) is dict and type(sub) is dict:  # e.g. dict[str, Model]
+        for k, o in val.items():
+            r = sub.get(k)
+            if isinstance(o, ApiModel) and type(r) is dict:
+                _attach_raw(o, r)
 
 
 # --- raw attachment: one generated walker per model class ---------------------------------------
