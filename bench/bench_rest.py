@@ -139,13 +139,18 @@ GATE_RATIOS = (
     if _sdk is None or _sdk_positions is None or _sdk_chain is None
     else [
         RatioCase(
-            "rest.decode_orders.vs_sdk", _ttfast, _sdk, floor=1.3, target=3.0, units=N_ORDERS
+            "rest.decode_orders.vs_sdk",
+            _ttfast,
+            _sdk,
+            floor=2.2,  # measured 3.3-4.6 (loaded 2-core machine); was 1.9-2.8 before
+            target=3.0,
+            units=N_ORDERS,
         ),
         RatioCase(
             "rest.decode_positions.vs_sdk",
             _ttfast_positions,
             _sdk_positions,
-            floor=1.3,
+            floor=1.7,  # measured 2.6-3.2
             target=3.0,
             units=N_POSITIONS,
         ),
@@ -153,7 +158,7 @@ GATE_RATIOS = (
             "rest.decode_chain.vs_sdk",
             _ttfast_chain,
             _sdk_chain,
-            floor=1.3,
+            floor=1.7,  # measured 2.5-3.3
             target=3.0,
             units=N_STRIKES,
             note="one SPY nested chain, 30 expirations x 200 strikes; units = strikes",
