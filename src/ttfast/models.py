@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, TypeVar, get_args, get_origin
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 import msgspec
 
@@ -152,7 +153,10 @@ _WALKERS: dict[type, Walker] = {}
 
 def _nested_shape(tp: Any) -> tuple[str, type] | None:
     """``("one", cls)`` for ``Model | None``, ``("list", cls)`` for ``list[Model] | None``."""
-    args = [a for a in get_args(tp) if a is not type(None)] if get_args(tp) else [tp]
+    if get_origin(tp) in (Union, UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+    else:
+        args = [tp]
     if len(args) != 1:
         return None
     (a,) = args

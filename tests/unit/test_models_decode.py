@@ -127,6 +127,8 @@ class Node(m.ApiModel):
     children: list[Node] | None = None
     parent: Node | None = None
     by_key: dict[str, Node] | None = None
+    kids: list[Node] = msgspec.field(default_factory=list)  # not optional
+    either: Node | list[Node] | None = None  # a union of shapes: generic walk
 
 
 def test_recursive_and_exotic_models() -> None:
@@ -135,12 +137,17 @@ def test_recursive_and_exotic_models() -> None:
         "name": "root",
         "children": [{"name": "a", "children": [leaf]}, {"name": "b", "parent": leaf}],
         "by-key": {"x": {"name": "x", "children": [leaf]}},
+        "kids": [{"name": "k", "kids": [leaf]}],
+        "either": [leaf, {"name": "e", "either": leaf}],
     }
     [ours] = m.convert_list([tree], Node)
     assert_same(ours, oracle.convert(tree, Node), tree)
     assert ours.children is not None and ours.children[0].children is not None
     assert ours.children[0].children[0].raw is leaf
     assert ours.by_key is not None and ours.by_key["x"].raw is tree["by-key"]["x"]  # type: ignore[index]
+    assert ours.kids[0].raw is tree["kids"][0] and ours.kids[0].kids[0].raw is leaf  # type: ignore[index]
+    assert isinstance(ours.either, list) and isinstance(ours.either[1].either, Node)
+    assert ours.either[0].raw is leaf and ours.either[1].either.raw is leaf
 
 
 def test_empty_and_non_dict_items() -> None:
