@@ -142,7 +142,7 @@ GATE_RATIOS = (
             "rest.decode_orders.vs_sdk",
             _ttfast,
             _sdk,
-            floor=2.2,  # measured 3.3-4.6 (loaded 2-core machine); was 1.9-2.8 before
+            floor=2.2,  # measured 2.9-4.6 (loaded 2-core machine); was 1.9-2.8 before
             target=3.0,
             units=N_ORDERS,
         ),
@@ -150,7 +150,7 @@ GATE_RATIOS = (
             "rest.decode_positions.vs_sdk",
             _ttfast_positions,
             _sdk_positions,
-            floor=1.6,  # measured 2.1-3.2
+            floor=1.6,  # measured 2.1-3.8
             target=3.0,
             units=N_POSITIONS,
         ),
