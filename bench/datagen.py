@@ -116,6 +116,115 @@ def rest_live_orders_body(n: int, seed: int = DEFAULT_SEED) -> bytes:
     return json.dumps(body).encode()
 
 
+def rest_nested_chain_body(
+    n_expirations: int = 30, n_strikes: int = 200, root: str = "SPY", seed: int = DEFAULT_SEED
+) -> bytes:
+    """A ``GET /option-chains/{root}/nested`` body: one chain item with `n_expirations`
+    expirations of `n_strikes` strikes each (an SPY chain is ~30 x 100-400), shaped like the API's
+    (dashed keys, strike as a string, OCC + streamer symbols, tick-sizes, one deliverable)."""
+    import datetime as dt
+    import json
+
+    r = rng(seed)
+    d0 = dt.date(2026, 11, 23)
+    expirations = []
+    for e in range(n_expirations):
+        exp = d0 + dt.timedelta(days=int(e * 3 + r.integers(0, 3)))
+        ymd = exp.strftime("%y%m%d")
+        lo = float(r.integers(300, 450))
+        strikes = []
+        for k in range(n_strikes):
+            strike = lo + k * (0.5 if k % 3 else 1.0)
+            s_occ = f"{round(strike * 1000):08d}"
+            s_dx = f"{strike:g}"
+            strikes.append(
+                {
+                    "strike-price": f"{strike:.1f}",
+                    "call": f"{root:<6}{ymd}C{s_occ}",
+                    "call-streamer-symbol": f".{root}{ymd}C{s_dx}",
+                    "put": f"{root:<6}{ymd}P{s_occ}",
+                    "put-streamer-symbol": f".{root}{ymd}P{s_dx}",
+                }
+            )
+        expirations.append(
+            {
+                "expiration-type": "Weekly" if e % 4 else "Regular",
+                "expiration-date": exp.isoformat(),
+                "days-to-expiration": (exp - d0).days,
+                "settlement-type": "PM",
+                "strikes": strikes,
+            }
+        )
+    item = {
+        "underlying-symbol": root,
+        "root-symbol": root,
+        "option-chain-type": "Standard",
+        "shares-per-contract": 100,
+        "tick-sizes": [{"value": "0.01", "threshold": "3.0"}, {"value": "0.05"}],
+        "deliverables": [
+            {
+                "id": 12345,
+                "root-symbol": root,
+                "deliverable-type": "Shares",
+                "description": f"100 shares of {root}",
+                "amount": "100.0",
+                "symbol": root,
+                "instrument-type": "Equity",
+                "percent": "100",
+            }
+        ],
+        "expirations": expirations,
+    }
+    body = {"data": {"items": [item]}, "context": f"/option-chains/{root}/nested"}
+    return json.dumps(body).encode()
+
+
+def rest_positions_body(n: int, seed: int = DEFAULT_SEED) -> bytes:
+    """A ``GET /accounts/{n}/positions`` body with `n` positions (equities and options), shaped
+    like the API's docs example (quantity as a string, multiplier as an int, *-effect siblings)."""
+    import json
+
+    r = rng(seed)
+    roots = ["SPY", "QQQ", "AAPL", "TSLA", "IWM", "MSFT", "NVDA"]
+    items = []
+    for i in range(n):
+        root = roots[i % len(roots)]
+        option = i % 3 != 0
+        strike = int(r.integers(100, 600))
+        symbol = f"{root:<6}261218{'CP'[i % 2]}{strike * 1000:08d}" if option else root
+        close = r.integers(100, 90000) / 100
+        item = {
+            "account-number": "5WT00001",
+            "symbol": symbol,
+            "instrument-type": "Equity Option" if option else "Equity",
+            "underlying-symbol": root,
+            "quantity": str(int(r.integers(1, 500))),
+            "quantity-direction": "Long" if i % 4 else "Short",
+            "close-price": f"{close:.2f}",
+            "average-open-price": f"{close * 0.97:.4f}",
+            "average-yearly-market-close-price": f"{close * 0.8:.2f}",
+            "average-daily-market-close-price": f"{close:.2f}",
+            "multiplier": 100 if option else 1,
+            "cost-effect": "Debit" if i % 4 else "Credit",
+            "is-suppressed": False,
+            "is-frozen": False,
+            "restricted-quantity": "0.0",
+            "realized-day-gain": f"{r.integers(0, 100000) / 100:.2f}",
+            "realized-day-gain-effect": "Credit" if i % 2 else "Debit",
+            "realized-day-gain-date": "2026-11-20",
+            "realized-today": "0.0",
+            "realized-today-effect": "None",
+            "realized-today-date": "2026-11-20",
+            "created-at": "2026-10-02T17:56:51.872+00:00",
+            "updated-at": "2026-11-20T21:49:54.095+00:00",
+        }
+        if option:
+            item["expires-at"] = "2026-12-18T21:15:00.000+00:00"
+        items.append(item)
+    body = {"data": {"items": items}, "context": "/accounts/5WT00001/positions"}
+    return json.dumps(body).encode()
+
+
 def candle_snapshot_columns(
     n: int,
     symbol: str = "SPY{=m}",

@@ -17,9 +17,11 @@ This module may import only msgspec and the stdlib.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, TypeVar, get_args
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 import msgspec
 
@@ -54,6 +56,7 @@ __all__ = [
     "TradingStatus",
     "Transaction",
     "convert",
+    "convert_list",
     "signed",
 ]
 
@@ -107,24 +110,117 @@ def _nested_fields(cls: type) -> tuple[tuple[str, str], ...]:
 
 
 def _attach_raw(obj: ApiModel, raw: dict[str, Any]) -> None:
-    """Set ``.raw`` on ``obj`` and, walking in parallel with ``raw``, on every nested model."""
+    """Set ``.raw`` on ``obj`` and, walking in parallel with ``raw``, on every nested model.
+
+    The generic (slow) walk, used only for field shapes the generated walkers do not know."""
     obj.raw = RawDict(raw) if type(obj) in _HIDE_RAW else raw
     try:
         nested = _NESTED[type(obj)]
     except KeyError:
         nested = _nested_fields(type(obj))
     for name, key in nested:
-        val = getattr(obj, name)
-        if val is None:
-            continue
-        sub = raw.get(key)
-        if type(val) is list:
-            if type(sub) is list:
-                for o, r in zip(val, sub, strict=False):
-                    if isinstance(o, ApiModel) and type(r) is dict:
-                        _attach_raw(o, r)
-        elif isinstance(val, ApiModel) and type(sub) is dict:
+        _attach_value(getattr(obj, name), raw.get(key))
+
+
+def _attach_value(val: Any, sub: Any) -> None:
+    if val is None:
+        return
+    if type(val) is list:
+        if type(sub) is list:
+            for o, r in zip(val, sub, strict=False):
+                if isinstance(o, ApiModel) and type(r) is dict:
+                    _attach_raw(o, r)
+    elif isinstance(val, ApiModel):
+        if type(sub) is dict:
             _attach_raw(val, sub)
+    elif type(val) is dict and type(sub) is dict:  # e.g. dict[str, Model]
+        for k, o in val.items():
+            r = sub.get(k)
+            if isinstance(o, ApiModel) and type(r) is dict:
+                _attach_raw(o, r)
+
+
+# --- raw attachment: one generated walker per model class ---------------------------------------
+#
+# ``convert_list`` converts a whole list in one ``msgspec.convert`` call, then walks the models and
+# the decoded JSON in parallel setting ``.raw`` (nested models included). The walker of a class is
+# straight-line Python generated once per class (no per-object dispatch on field types): the walk
+# costs about one attribute store per model, where the generic walk above costs ~10x that.
+
+Walker = Callable[[Sequence[Any], Sequence[Any]], None]
+_WALKERS: dict[type, Walker] = {}
+
+
+def _nested_shape(tp: Any) -> tuple[str, type] | None:
+    """``("one", cls)`` for ``Model | None``, ``("list", cls)`` for ``list[Model] | None``."""
+    if get_origin(tp) in (Union, UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+    else:
+        args = [tp]
+    if len(args) != 1:
+        return None
+    (a,) = args
+    if isinstance(a, type) and issubclass(a, ApiModel):
+        return ("one", a)
+    if get_origin(a) is list:
+        (item,) = get_args(a) or (None,)
+        if isinstance(item, type) and issubclass(item, ApiModel):
+            return ("list", item)
+    return None
+
+
+def _walker(cls: type, building: dict[type, list[Walker]] | None = None) -> Walker:
+    """``walk(models, raws)``: set ``.raw`` on each model of ``cls`` and its nested models."""
+    cached = _WALKERS.get(cls)
+    if cached is not None:
+        return cached
+    if building is None:
+        building = {}
+    if cls in building:  # a model nesting itself: call the walker being built, once it exists
+        cell = building[cls]
+        return lambda objs, raws: cell[0](objs, raws)
+    building[cls] = cell = []
+    ns: dict[str, Any] = {"RawDict": RawDict, "_attach_value": _attach_value}
+    src = [
+        "def walk(objs, raws):",
+        "    for o, r in zip(objs, raws):",
+        "        if type(r) is not dict:",
+        "            continue",
+        "        o.raw = RawDict(r)" if cls in _HIDE_RAW else "        o.raw = r",
+    ]
+    for f in msgspec.structs.fields(cls):
+        if f.name == "raw" or not _may_nest(f.type):
+            continue
+        shape = _nested_shape(f.type)
+        src.append(f"        v = o.{f.name}")
+        if shape is None:  # an exotic shape (dict of models, union of models...): generic walk
+            src.append(f"        _attach_value(v, r.get({f.encode_name!r}))")
+            continue
+        kind, sub = shape
+        wname = f"w_{f.name}"
+        ns[wname] = _walker(sub, building)
+        if kind == "list":
+            src += [
+                "        if v:",
+                f"            s = r.get({f.encode_name!r})",
+                "            if type(s) is list:",
+                f"                {wname}(v, s)",
+            ]
+        else:
+            src += [
+                "        if v is not None:",
+                f"            s = r.get({f.encode_name!r})",
+                "            if type(s) is dict:",
+                f"                {wname}((v,), (s,))",
+            ]
+    exec("\n".join(src), ns)  # generated from our own field names (identifiers) only
+    walk: Walker = ns["walk"]
+    cell.append(walk)
+    _WALKERS[cls] = walk
+    return walk
+
+
+_LIST_TYPES: dict[type, Any] = {}
 
 
 def convert(raw: Any, model: type[M]) -> M:
@@ -134,8 +230,22 @@ def convert(raw: Any, model: type[M]) -> M:
     """
     obj = msgspec.convert(raw, model, strict=False)
     if type(raw) is dict:
-        _attach_raw(obj, raw)
+        (_WALKERS.get(model) or _walker(model))((obj,), (raw,))
     return obj
+
+
+def convert_list(raws: list[Any], model: type[M]) -> list[M]:
+    """``[convert(r, model) for r in raws]`` in one msgspec call (the fast path for lists).
+
+    Raises ``msgspec.ValidationError`` (its message names the item: ``$[3].price``) if any item
+    has an impossible value.
+    """
+    lt = _LIST_TYPES.get(model)
+    if lt is None:
+        lt = _LIST_TYPES[model] = list[model]  # type: ignore[valid-type]
+    objs: list[M] = msgspec.convert(raws, lt, strict=False)
+    (_WALKERS.get(model) or _walker(model))(objs, raws)
+    return objs
 
 
 #: JSON decoder used for every response: floats become exact ``Decimal`` from their text.

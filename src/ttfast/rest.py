@@ -288,7 +288,7 @@ class TastytradeClient:
             raise ResponseDecodeError(
                 r.status, "missing_items", "response has no 'data.items'", path=path
             )
-        return [_convert(i, model, r.status, path) for i in items]
+        return _convert_list(items, model, r.status, path)
 
     async def get_one(self, path: str, model: type[T], params: Params = None) -> T:
         """GET an object endpoint (``data`` = object) into ``model``. For endpoints we lack."""
@@ -597,6 +597,15 @@ def _convert(raw: Any, model: type[T], status: int, path: str) -> T:
         e = ResponseDecodeError(status, "unexpected_shape", f"{model.__name__}: {exc}", path=path)
         e.raw = raw
         raise e from None
+
+
+def _convert_list(items: list[Any], model: type[T], status: int, path: str) -> list[T]:
+    try:
+        return m.convert_list(items, model)  # one msgspec call for the whole list
+    except msgspec.ValidationError:
+        pass
+    # error path only: convert item by item so the error names (and carries) the bad item
+    return [_convert(i, model, status, path) for i in items]
 
 
 def _int(x: Any) -> int | None:
