@@ -110,6 +110,7 @@ cdef class Changes:
     cdef ChangeRec* recs
     cdef Py_ssize_t n
     cdef Py_ssize_t _cap
+    cdef ChangeRec _small[4]       # recs storage for up to 4 records (no malloc)
     cdef int _finalize(self) except -1
     cdef SymbolChange _record(self, Py_ssize_t i)
 

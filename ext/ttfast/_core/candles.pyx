@@ -27,6 +27,7 @@ cimport numpy as cnp
 import numpy as np
 from collections import namedtuple
 
+from ttfast._core.feed cimport EventBatch
 from ttfast._core.common cimport (TX_PENDING, REMOVE_EVENT, SNAPSHOT_BEGIN, SNAPSHOT_END,
                                   SNAPSHOT_SNIP)
 
@@ -41,6 +42,7 @@ CHANGE_EVICTED = CH_EVICTED
 
 _DOUBLE_FIELDS = ("open", "high", "low", "close", "volume", "vwap", "bidVolume", "askVolume",
                   "impVolatility", "openInterest")
+cdef tuple _DOUBLE_FIELDS_T = _DOUBLE_FIELDS
 _DOUBLE_ATTRS = ("open", "high", "low", "close", "volume", "vwap", "bid_volume", "ask_volume",
                  "imp_volatility", "open_interest")
 
@@ -654,25 +656,28 @@ cdef class Changes:
         self._cap = 0
 
     def __dealloc__(self):
-        free(self.recs)
+        if self.recs != self._small:
+            free(self.recs)
 
     def __init__(self, *args, **kwargs):
         raise TypeError("Changes objects are created by CandleStore")
 
     cdef int _finalize(self) except -1:
-        cdef Py_ssize_t m = len(self.series), i, k = 0, pos
+        cdef list series = self.series
+        cdef Py_ssize_t m = len(series), i, k = 0, pos
         cdef CandleSeries s
         cdef ChangeRec rec
-        cdef list kept
         if m == 0:
             return 0
-        self.recs = <ChangeRec*>malloc(m * sizeof(ChangeRec))
-        if self.recs == NULL:
-            raise MemoryError()
+        if m <= 4:
+            self.recs = self._small          # the common live case: no malloc per apply()
+        else:
+            self.recs = <ChangeRec*>malloc(m * sizeof(ChangeRec))
+            if self.recs == NULL:
+                raise MemoryError()
         self._cap = m
-        kept = []
         for i in range(m):
-            s = <CandleSeries>self.series[i]
+            s = <CandleSeries>series[i]
             rec.flags = s._ch_flags
             rec.removed = s._ch_removed
             rec.evicted = s._ch_evicted
@@ -697,9 +702,11 @@ cdef class Changes:
                 rec.flags |= CH_EVICTED
             if rec.flags:
                 self.recs[k] = rec
-                kept.append(s)
+                if k != i:
+                    series[k] = s              # compact in place (order kept)
                 k += 1
-        self.series = kept
+        if k < m:
+            del series[k:]
         self.n = k
         return 0
 
@@ -775,12 +782,11 @@ cdef object _as_column(object a, str name, int typenum):
     return a
 
 
-cdef inline object _column(object getcol, str name, int typenum, Py_ssize_t n):
-    """The batch's column `name` as a C-contiguous 1-D array of `typenum`, or None if absent."""
-    cdef object a = getcol(name)
+cdef inline object _check_column(object a, str name, int typenum, Py_ssize_t n):
+    """Column `a` (the batch's `name`, None if absent) as a C-contiguous 1-D array of `typenum`."""
     if a is None:
         return None
-    if not (type(a) is np.ndarray and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
+    if not (type(a) is cnp.ndarray and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
             and cnp.PyArray_NDIM(<cnp.ndarray>a) == 1
             and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)):
         a = _as_column(a, name, typenum)
@@ -864,24 +870,50 @@ cdef class CandleStore:
         Events whose eventSymbol is not a non-empty str are skipped and counted in `rejected`.
         """
         cdef Py_ssize_t n, i, c
-        cdef object et = batch.event_type
-        if et != "Candle":
-            raise ValueError(f"CandleStore.apply needs a Candle batch, got {et!r}")
-        n = batch.size
-        if n < 0:
-            raise ValueError("negative batch size")
-        getcol = batch.column
-        sym_a = _column(getcol, "eventSymbol", cnp.NPY_OBJECT, n)
+        cdef object et
+        cdef EventBatch eb
+        cdef object a
+        cdef object sym_a, flags_a, index_a, time_a, seq_a, count_a
+        cdef list dcols = [None] * CF_NDOUBLE
+        cdef str f
+        if isinstance(batch, EventBatch):
+            # the decoder's batch: call its C method directly (no bound-method / vectorcall)
+            eb = <EventBatch>batch
+            if eb.event_type != "Candle":
+                raise ValueError(f"CandleStore.apply needs a Candle batch, got {eb.event_type!r}")
+            n = eb.size
+            sym_a = _check_column(eb.column("eventSymbol"), "eventSymbol", cnp.NPY_OBJECT, n)
+            flags_a = _check_column(eb.column("eventFlags"), "eventFlags", cnp.NPY_INT64, n)
+            index_a = _check_column(eb.column("index"), "index", cnp.NPY_INT64, n)
+            time_a = _check_column(eb.column("time"), "time", cnp.NPY_INT64, n)
+            seq_a = (None if index_a is not None else
+                     _check_column(eb.column("sequence"), "sequence", cnp.NPY_INT64, n))
+            count_a = _check_column(eb.column("count"), "count", cnp.NPY_INT64, n)
+            for c in range(CF_NDOUBLE):
+                f = <str>_DOUBLE_FIELDS_T[c]
+                dcols[c] = _check_column(eb.column(f), f, cnp.NPY_FLOAT64, n)
+        else:
+            et = batch.event_type
+            if et != "Candle":
+                raise ValueError(f"CandleStore.apply needs a Candle batch, got {et!r}")
+            n = batch.size
+            if n < 0:
+                raise ValueError("negative batch size")
+            getcol = batch.column
+            sym_a = _check_column(getcol("eventSymbol"), "eventSymbol", cnp.NPY_OBJECT, n)
+            flags_a = _check_column(getcol("eventFlags"), "eventFlags", cnp.NPY_INT64, n)
+            index_a = _check_column(getcol("index"), "index", cnp.NPY_INT64, n)
+            time_a = _check_column(getcol("time"), "time", cnp.NPY_INT64, n)
+            seq_a = (None if index_a is not None else
+                     _check_column(getcol("sequence"), "sequence", cnp.NPY_INT64, n))
+            count_a = _check_column(getcol("count"), "count", cnp.NPY_INT64, n)
+            for c in range(CF_NDOUBLE):
+                f = <str>_DOUBLE_FIELDS_T[c]
+                dcols[c] = _check_column(getcol(f), f, cnp.NPY_FLOAT64, n)
         if sym_a is None:
             raise ValueError("Candle batch has no eventSymbol column")
-        flags_a = _column(getcol, "eventFlags", cnp.NPY_INT64, n)
-        index_a = _column(getcol, "index", cnp.NPY_INT64, n)
-        time_a = _column(getcol, "time", cnp.NPY_INT64, n)
-        seq_a = _column(getcol, "sequence", cnp.NPY_INT64, n)
-        count_a = _column(getcol, "count", cnp.NPY_INT64, n)
         if index_a is None and time_a is None:
             raise ValueError("Candle batch has neither an index nor a time column")
-        dcols = [_column(getcol, f, cnp.NPY_FLOAT64, n) for f in _DOUBLE_FIELDS]
         self._ensure_scratch(n)
 
         cdef PyObject** syms = <PyObject**>cnp.PyArray_DATA(<cnp.ndarray>sym_a)
