@@ -70,7 +70,6 @@ cdef class CandleSeries:
     cdef readonly Py_ssize_t capacity
     cdef Ring ring                 # visible bars
     cdef Ring _staging             # snapshot being received (not visible)
-    cdef Ring _pre                 # newest-first run of that snapshot, arrival order (start 0)
     cdef Bar* _txbuf               # held TX_PENDING events outside a snapshot
     cdef int* _txflags
     cdef Py_ssize_t _tx_n, _tx_cap
@@ -89,8 +88,6 @@ cdef class CandleSeries:
     cdef int _begin_tracking(self, Changes ch, uint64_t epoch) except -1
     cdef void _touch(self, int64_t idx) noexcept
     cdef int _visible_op(self, const Bar* b, int flags, CandleStore st) except -1
-    cdef bint _pre_takes(self, int64_t idx) noexcept
-    cdef int _pre_flush(self) except -1
     cdef int _staging_op(self, const Bar* b, int flags) except -1
     cdef int _tx_push(self, const Bar* b, int flags) except -1
     cdef int _publish(self, Changes ch, CandleStore st) except -1

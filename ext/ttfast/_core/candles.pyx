@@ -33,7 +33,6 @@ from ttfast._core.common cimport (TX_PENDING, REMOVE_EVENT, SNAPSHOT_BEGIN, SNAP
 
 cnp.import_array()
 
-
 CHANGE_SNAPSHOT = CH_SNAPSHOT
 CHANGE_REVISED_LAST = CH_REVISED_LAST
 CHANGE_APPENDED = CH_APPENDED
@@ -145,11 +144,18 @@ cdef inline void* _regrow(void* old, Py_ssize_t newbuf, Py_ssize_t dst, Py_ssize
     return p
 
 
+cdef enum:
+    _RING_JUMP = 1 << 15
+
+
 cdef int ring_make_room(Ring* r, bint front, Py_ssize_t maxbuf) except -1 nogil:
     """Ensure a free slot before (front) or after the bars: grow or re-center the buffer.
 
     Growth doubles up to `maxbuf` (> capacity); re-centering gives 3/4 of the free space to the
-    side that needs it, so both directions cost O(1) amortized moves per bar.
+    side that needs it, so both directions cost O(1) amortized moves per bar. Past _RING_JUMP
+    slots growth jumps straight to `maxbuf`: a big snapshot (prepended bar by bar, newest
+    first) is then copied once, not log2(n) times, and only the slots written ever become
+    resident memory (a large block's untouched pages cost address space only).
     """
     cdef Py_ssize_t n = r.n, nbuf = r.nbuf, newbuf, free_, new_start
     cdef int c
@@ -157,7 +163,7 @@ cdef int ring_make_room(Ring* r, bint front, Py_ssize_t maxbuf) except -1 nogil:
     cdef bint grow = nbuf - n < n // 2 + 1 and nbuf < maxbuf
     if grow:
         newbuf = nbuf * 2 if nbuf >= 8 else 16
-        if newbuf > maxbuf:
+        if newbuf > _RING_JUMP or newbuf > maxbuf:
             newbuf = maxbuf
     else:
         newbuf = nbuf
@@ -196,125 +202,6 @@ cdef int ring_make_room(Ring* r, bint front, Py_ssize_t maxbuf) except -1 nogil:
         r.f[c] = <double*>p
     r.nbuf = newbuf
     r.start = new_start
-    return 0
-
-
-cdef int ring_reserve(Ring* r, Py_ssize_t front, Py_ssize_t back, Py_ssize_t maxbuf,
-                      bint front_heavy) except -1 nogil:
-    """Ensure >= `front` free slots before the bars and >= `back` after them, in one re-layout.
-
-    A re-layout (grow to ~1.5x the need, capped at maxbuf, or re-center when the buffer is
-    already that large) leaves 3/4 of the spare room on the `front_heavy` side, so repeated
-    reservations on that side cost O(1) amortized moves per bar.
-    """
-    cdef Py_ssize_t n = r.n, need = r.n + front + back, newbuf, extra, new_start
-    cdef int c
-    cdef void* p
-    if r.nbuf and r.start >= front and r.nbuf - r.start - n >= back:
-        return 0
-    if need > maxbuf:
-        with gil:
-            raise MemoryError("candle ring full")   # unreachable: need <= capacity + 1
-    newbuf = r.nbuf
-    if newbuf < need + need // 2:
-        newbuf = need + need // 2 + 16
-        if newbuf > maxbuf:
-            newbuf = maxbuf
-    extra = newbuf - need
-    new_start = front + (extra - extra // 4 if front_heavy else extra // 4)
-    if newbuf == r.nbuf:
-        ring_move(r, new_start, r.start, n)
-        r.start = new_start
-        return 0
-    p = _regrow(r.index, newbuf, new_start, r.start, n, sizeof(int64_t))
-    if p == NULL:
-        with gil:
-            raise MemoryError()
-    r.index = <int64_t*>p
-    p = _regrow(r.time, newbuf, new_start, r.start, n, sizeof(int64_t))
-    if p == NULL:
-        with gil:
-            raise MemoryError()
-    r.time = <int64_t*>p
-    p = _regrow(r.count, newbuf, new_start, r.start, n, sizeof(int64_t))
-    if p == NULL:
-        with gil:
-            raise MemoryError()
-    r.count = <int64_t*>p
-    for c in range(CF_NDOUBLE):
-        p = _regrow(r.f[c], newbuf, new_start, r.start, n, sizeof(double))
-        if p == NULL:
-            with gil:
-                raise MemoryError()
-        r.f[c] = <double*>p
-    r.nbuf = newbuf
-    r.start = new_start
-    return 0
-
-
-cdef inline void _reverse_i(int64_t* a, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i = 0, j = n - 1
-    cdef int64_t t
-    while i < j:
-        t = a[i]
-        a[i] = a[j]
-        a[j] = t
-        i += 1
-        j -= 1
-
-
-cdef inline void _reverse_d(double* a, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i = 0, j = n - 1
-    cdef double t
-    while i < j:
-        t = a[i]
-        a[i] = a[j]
-        a[j] = t
-        i += 1
-        j -= 1
-
-
-cdef enum:
-    _LOG_JUMP = 1 << 15
-
-
-cdef int log_grow(Ring* r, Py_ssize_t maxbuf) except -1 nogil:
-    """Grow an append-only log (start 0, arrival order) geometrically, capped at maxbuf.
-
-    Past _LOG_JUMP slots it jumps straight to maxbuf: a big snapshot is then never copied
-    again (untouched slots of a large block cost address space, not memory), and the log, once
-    reversed in place, is the ring, with room left for live bars.
-    """
-    cdef Py_ssize_t newbuf = r.nbuf * 2 if r.nbuf >= 128 else 256
-    cdef int c
-    cdef void* p
-    if newbuf > _LOG_JUMP or newbuf > maxbuf:
-        newbuf = maxbuf
-    if newbuf <= r.n:
-        with gil:
-            raise MemoryError("candle snapshot log full")   # unreachable: n < capacity
-    p = realloc(r.index, newbuf * sizeof(int64_t))
-    if p == NULL:
-        with gil:
-            raise MemoryError()
-    r.index = <int64_t*>p
-    p = realloc(r.time, newbuf * sizeof(int64_t))
-    if p == NULL:
-        with gil:
-            raise MemoryError()
-    r.time = <int64_t*>p
-    p = realloc(r.count, newbuf * sizeof(int64_t))
-    if p == NULL:
-        with gil:
-            raise MemoryError()
-    r.count = <int64_t*>p
-    for c in range(CF_NDOUBLE):
-        p = realloc(r.f[c], newbuf * sizeof(double))
-        if p == NULL:
-            with gil:
-                raise MemoryError()
-        r.f[c] = <double*>p
-    r.nbuf = newbuf
     return 0
 
 
@@ -456,7 +343,6 @@ cdef class CandleSeries:
     def __cinit__(self):
         ring_init(&self.ring)
         ring_init(&self._staging)
-        ring_init(&self._pre)
         self._txbuf = NULL
         self._txflags = NULL
         self._tx_n = 0
@@ -465,7 +351,6 @@ cdef class CandleSeries:
     def __dealloc__(self):
         ring_free(&self.ring)
         ring_free(&self._staging)
-        ring_free(&self._pre)
         free(self._txbuf)
         free(self._txflags)
 
@@ -521,83 +406,13 @@ cdef class CandleSeries:
         self._touch(b.index)
         return 0
 
-    # The snapshot being received is reverse(_pre) ++ _staging: `_pre` logs, in arrival order,
-    # the bars that arrived strictly newest-first below everything else received (the server's
-    # normal order), so they cost one sequential write each and no ring moves; they are written
-    # into _staging in one pass (or _pre is reversed in place and becomes _staging) when the
-    # snapshot is published or when any other kind of staging operation needs the full map.
-
-    cdef inline bint _pre_takes(self, int64_t idx) noexcept:
-        """True when idx is older than every bar of the snapshot received so far."""
-        if self._pre.n:
-            return idx < self._pre.index[self._pre.n - 1]
-        if self._staging.n:
-            return idx < self._staging.index[self._staging.start]
-        return True
-
-    cdef int _pre_flush(self) except -1:
-        """Make _staging hold the whole snapshot received so far (_pre emptied)."""
-        cdef Py_ssize_t k = self._pre.n, j, slot
-        cdef Ring tmp
-        cdef int c
-        if k == 0:
-            return 0
-        if self._staging.n == 0:
-            # the usual case: nothing but the newest-first run: reverse it in place, no copy
-            _reverse_i(self._pre.index, k)
-            _reverse_i(self._pre.time, k)
-            _reverse_i(self._pre.count, k)
-            for c in range(CF_NDOUBLE):
-                _reverse_d(self._pre.f[c], k)
-            tmp = self._staging
-            self._staging = self._pre
-            self._staging.start = 0
-            self._pre = tmp
-            self._pre.n = 0
-            self._pre.start = 0
-            return 0
-        ring_reserve(&self._staging, k, 0, self._maxbuf(), True)
-        slot = self._staging.start - 1
-        for j in range(k):                 # _pre[0] is the newest: right before the old start
-            self._staging.index[slot - j] = self._pre.index[j]
-            self._staging.time[slot - j] = self._pre.time[j]
-            self._staging.count[slot - j] = self._pre.count[j]
-        for c in range(CF_NDOUBLE):
-            for j in range(k):
-                self._staging.f[c][slot - j] = self._pre.f[c][j]
-        self._staging.start -= k
-        self._staging.n += k
-        self._pre.n = 0
-        return 0
-
     cdef int _staging_op(self, const Bar* b, int flags) except -1:
         cdef Py_ssize_t ev = 0
-        cdef Py_ssize_t slot
-        cdef int c
         self._st_events += 1
         if flags & REMOVE_EVENT:
-            if self._pre.n and b.index <= self._pre.index[0]:
-                if b.index < self._pre.index[self._pre.n - 1]:
-                    return 0                   # older than everything received: absent
-                self._pre_flush()
             if ring_remove(&self._staging, b.index):
                 self._st_removed += 1
             return 0
-        if self._pre_takes(b.index):
-            if self._pre.n + self._staging.n >= self.capacity:
-                self._st_evicted += 1          # older than every bar of a full map: dropped
-                return 0
-            if self._pre.n >= self._pre.nbuf:
-                log_grow(&self._pre, self._maxbuf())
-            slot = self._pre.n
-            self._pre.index[slot] = b.index
-            self._pre.time[slot] = b.time
-            self._pre.count[slot] = b.count
-            for c in range(CF_NDOUBLE):
-                self._pre.f[c][slot] = b.f[c]
-            self._pre.n += 1
-            return 0
-        self._pre_flush()
         ring_write(&self._staging, b, self.capacity, self._maxbuf(), &ev)
         self._st_evicted += ev
         return 0
@@ -623,8 +438,6 @@ cdef class CandleSeries:
 
     cdef int _publish(self, Changes ch, CandleStore st) except -1:
         cdef Ring tmp
-        self._pre_flush()
-        ring_free(&self._pre)
         self._begin_tracking(ch, st._epoch)
         tmp = self.ring
         self.ring = self._staging
@@ -657,7 +470,6 @@ cdef class CandleSeries:
             self._tx_n = 0
             self._staging.n = 0
             self._staging.start = self._staging.nbuf // 2
-            self._pre.n = 0
             self._st_removed = 0
             self._st_evicted = 0
             self._st_events = 0
@@ -1187,21 +999,24 @@ cdef class CandleStore:
                 elif s._touch_state == 1 and b.index < s._min_touched:
                     s._min_touched = b.index
                 continue
-            # hot path: next older bar of a newest-first snapshot (appended to the _pre log)
-            if (fl & ~TX_PENDING) == 0 and s._in_snapshot and s._pre_takes(b.index):
-                s._st_events += 1
-                if s._pre.n + s._staging.n >= s.capacity:
-                    s._st_evicted += 1           # older than every bar of a full map: dropped
+            # hot path: next older bar of a newest-first snapshot (prepend into staging)
+            if ((fl & ~TX_PENDING) == 0 and s._in_snapshot and s._staging.n > 0
+                    and b.index < s._staging.index[s._staging.start]):
+                if s._staging.n >= s.capacity:     # older than every bar of a full map
+                    s._st_evicted += 1
+                    s._st_events += 1
                     continue
-                if s._pre.n >= s._pre.nbuf:
-                    log_grow(&s._pre, s._maxbuf())
-                slot = s._pre.n
-                s._pre.index[slot] = b.index
-                s._pre.time[slot] = b.time
-                s._pre.count[slot] = count[i]
+                if s._staging.start == 0:
+                    ring_make_room(&s._staging, True, s._maxbuf())
+                s._staging.start -= 1
+                s._staging.n += 1
+                slot = s._staging.start
+                s._staging.index[slot] = b.index
+                s._staging.time[slot] = b.time
+                s._staging.count[slot] = count[i]
                 for c in range(CF_NDOUBLE):
-                    s._pre.f[c][slot] = d[c][i]
-                s._pre.n = slot + 1
+                    s._staging.f[c][slot] = d[c][i]
+                s._st_events += 1
                 continue
             b.count = count[i]
             for c in range(CF_NDOUBLE):
