@@ -945,7 +945,9 @@ cdef class CandleStore:
         cdef PyObject* sp
         cdef Bar b
         cdef int fl
-        cdef Py_ssize_t slot, h
+        cdef Py_ssize_t slot, h, k, r, lim, skip_to = 0
+        cdef double* dst
+        cdef const double* src
         cdef uint64_t epoch
         # batch-local symbol cache keyed by object identity (the batch keeps its symbol objects
         # alive, so a pointer cannot be reused for another string during this call)
@@ -955,6 +957,8 @@ cdef class CandleStore:
         self._epoch += 1
         epoch = self._epoch
         for i in range(n):
+            if i < skip_to:
+                continue                   # consumed by a snapshot run below
             sp = syms[i]
             if sp != last_sym:
                 # multiplicative hash into 64 pairs of slots, 2-way: collisions stay rare
@@ -1008,15 +1012,45 @@ cdef class CandleStore:
                     continue
                 if s._staging.start == 0:
                     ring_make_room(&s._staging, True, s._maxbuf())
-                s._staging.start -= 1
-                s._staging.n += 1
-                slot = s._staging.start
-                s._staging.index[slot] = b.index
-                s._staging.time[slot] = b.time
-                s._staging.count[slot] = count[i]
+                # take the whole run of following rows that also qualify (same symbol object,
+                # plain or TX_PENDING, index strictly decreasing), as far as room and capacity
+                # allow, and copy it column by column (reversed) instead of row by row
+                k = 1
+                if index != NULL:
+                    lim = s.capacity - s._staging.n
+                    if lim > s._staging.start:
+                        lim = s._staging.start
+                    if lim > n - i:
+                        lim = n - i
+                    while (k < lim and syms[i + k] == sp
+                           and (flags[i + k] & ~TX_PENDING) == 0
+                           and index[i + k] < index[i + k - 1]):
+                        k += 1
+                slot = s._staging.start - 1 + i          # row r goes to slot - r
+                if k == 1:
+                    s._staging.index[slot - i] = b.index
+                    s._staging.time[slot - i] = b.time
+                else:
+                    for r in range(i, i + k):
+                        s._staging.index[slot - r] = index[r]
+                    if time != NULL:
+                        for r in range(i, i + k):
+                            s._staging.time[slot - r] = time[r]
+                    else:
+                        for r in range(i, i + k):
+                            s._staging.time[slot - r] = time_from_index(index[r])
+                for r in range(i, i + k):
+                    s._staging.count[slot - r] = count[r]
                 for c in range(CF_NDOUBLE):
-                    s._staging.f[c][slot] = d[c][i]
-                s._st_events += 1
+                    dst = s._staging.f[c]
+                    src = d[c]
+                    for r in range(i, i + k):
+                        dst[slot - r] = src[r]
+                s._staging.start -= k
+                s._staging.n += k
+                s._st_events += k
+                self.events += k - 1
+                skip_to = i + k
                 continue
             b.count = count[i]
             for c in range(CF_NDOUBLE):
