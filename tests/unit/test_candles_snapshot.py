@@ -1,12 +1,13 @@
 """CandleStore snapshot ingest (the newest-first fast path) against the §6.6 oracle.
 
-The store logs a snapshot's strictly newest-first rows in arrival order and turns them into the
-ring only when the snapshot is published or another kind of operation needs the whole map; these
-properties drive every way out of that path: shuffled order, duplicates, REMOVE inside the
-snapshot, TX_PENDING rows, rows newer than the first one, other symbols interleaved, capacity
-smaller than the snapshot, a second SNAPSHOT_BEGIN mid-way, SNAPSHOT_SNIP, unfinished snapshots
-followed by live bars, and batch boundaries anywhere. Fed both as CandleBatch columns and as
-real EventBatch objects from the dxLink decoder.
+The store copies a run of strictly newest-first snapshot rows (same symbol, plain or TX_PENDING)
+straight into the front of the staging ring, as far as the ring's free room and the capacity
+allow, and drops the rows a full map cannot keep; these properties drive every way in and out of
+that path: shuffled order, duplicates (also of the bar just received), REMOVE inside the snapshot,
+TX_PENDING rows, rows newer than the first one, other symbols interleaved, capacity smaller than
+the snapshot, a second SNAPSHOT_BEGIN mid-way, SNAPSHOT_SNIP, unfinished snapshots followed by
+live bars, and batch boundaries anywhere. Fed both as CandleBatch columns and as real EventBatch
+objects from the dxLink decoder.
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ def test_snapshot_paths_match_oracle_from_decoded_event_batches(
 
 
 def test_big_newest_first_snapshot_then_live_bars() -> None:
-    # 70k bars (past the log's jump to the full buffer) into capacity 50k, then live appends
+    # 70k bars (past the ring's jump to its full buffer) into capacity 50k, then live appends
     n, cap = 70_000, 50_000
     cols = datagen.candle_snapshot_columns(n)
     store = CandleStore(capacity=cap)
@@ -208,3 +209,23 @@ def test_big_newest_first_snapshot_then_live_bars() -> None:
         store.apply(CandleBatch({"eventSymbol": ["SPY{=m}"] * len(ts), "time": ts}))
     assert len(s) == cap and s.time[-1] == t + 29_999 * MIN and s.time[0] == want_t[29_999]
     assert bool(np.all(np.diff(s.time) == MIN)) and math.isnan(s.close[-1])
+
+
+def test_symbol_cache_survives_discard_and_new_objects() -> None:
+    # apply() caches symbol object -> series across calls; discard() must invalidate it
+    store = CandleStore(capacity=10)
+    sym = "".join(["A", "{=m}"])  # a str object of our own, reused like the decoder does
+    b1 = CandleBatch({"eventSymbol": [sym], "time": [MIN], "close": [1.0]})
+    store.apply(b1)
+    first = store[sym]
+    assert store.discard(sym) and sym not in store
+    store.apply(CandleBatch({"eventSymbol": [sym], "time": [2 * MIN], "close": [2.0]}))
+    assert store[sym] is not first and list(store[sym].close) == [2.0] and len(first) == 1
+    other = "".join(["A", "{=m}"])  # equal string, another object: same series
+    store.apply(CandleBatch({"eventSymbol": [other], "time": [3 * MIN], "close": [3.0]}))
+    assert list(store[sym].close) == [2.0, 3.0]
+    # many symbols (more than the cache holds) in one store keep their own series
+    syms = [f"S{k}" for k in range(500)]
+    for _ in range(2):
+        store.apply(CandleBatch({"eventSymbol": syms, "time": [MIN] * 500, "close": [1.0] * 500}))
+    assert len(store) == 501 and all(len(store[x]) == 1 for x in syms)

@@ -17,6 +17,7 @@ Semantics (identical to tests/oracles/candles.py, which is §6.6 written literal
   empty bounded map in arrival order, so a newest-first snapshot keeps its newest `capacity` bars.
 """
 from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.dict cimport PyDict_GetItem
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free
@@ -829,14 +830,33 @@ cdef class CandleStore:
             raise ValueError("capacity must be >= 1")
         self.capacity = capacity
         self._by_symbol = {}
+        memset(self._ckey, 0, sizeof(self._ckey))
+        memset(self._cval, 0, sizeof(self._cval))
         self._epoch = 0
         self._nan = NULL
         self._zero = NULL
         self._scratch = 0
 
     def __dealloc__(self):
+        self._cache_clear()
         free(self._nan)
         free(self._zero)
+
+    cdef void _cache_clear(self) noexcept:
+        """Drop the symbol cache of apply(): symbol object (identity) -> CandleSeries.
+
+        The cache holds a reference to each key, so the address of a cached symbol object cannot
+        be reused by another object while it is cached, and one to each series; it is cleared
+        whenever a series leaves the store. The decoder hands out the same str object for a
+        symbol every time, so live batches find their series without a dict lookup.
+        """
+        cdef int k
+        for k in range(128):
+            if self._ckey[k] != NULL:
+                Py_DECREF(<object>self._ckey[k])
+                Py_DECREF(<object>self._cval[k])
+                self._ckey[k] = NULL
+                self._cval[k] = NULL
 
     cdef int _ensure_scratch(self, Py_ssize_t n) except -1:
         cdef Py_ssize_t i, cap
@@ -949,11 +969,8 @@ cdef class CandleStore:
         cdef double* dst
         cdef const double* src
         cdef uint64_t epoch
-        # batch-local symbol cache keyed by object identity (the batch keeps its symbol objects
-        # alive, so a pointer cannot be reused for another string during this call)
-        cdef PyObject* ckey[128]
-        cdef PyObject* cval[128]
-        memset(ckey, 0, sizeof(ckey))
+        cdef PyObject** ckey = self._ckey
+        cdef PyObject** cval = self._cval
         self._epoch += 1
         epoch = self._epoch
         for i in range(n):
@@ -975,6 +992,11 @@ cdef class CandleStore:
                     s = self._series_for(obj, True)
                     if ckey[h] != NULL:
                         h += 1
+                    if ckey[h] != NULL:
+                        Py_DECREF(<object>ckey[h])
+                        Py_DECREF(<object>cval[h])
+                    Py_INCREF(obj)
+                    Py_INCREF(s)
                     ckey[h] = sp
                     cval[h] = <PyObject*>s
                 last_sym = sp
@@ -1119,6 +1141,7 @@ cdef class CandleStore:
 
     def discard(self, str symbol):
         """Forget a symbol (e.g. after unsubscribing); returns True if it was present."""
+        self._cache_clear()
         return self._by_symbol.pop(symbol, None) is not None
 
     def stats(self):
