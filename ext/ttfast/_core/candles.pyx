@@ -1,8 +1,9 @@
 # cython: boundscheck=False, wraparound=False, initializedcheck=False
 """Ring-buffered candle store following dxFeed's eventFlags model (spec dxlink.md §6.6).
 
-Consumes Candle EventBatch objects (anything with .event_type, .size and .column(name) giving
-contiguous numpy columns) without creating Python objects per candle, and keeps per symbol a
+Consumes Candle EventBatch objects (the decoder's, read through its C-level column() from
+feed.pxd, or anything with .event_type, .size and .column(name) giving numpy columns) without
+creating Python objects per candle, and keeps per symbol a
 fixed-capacity, chronologically sorted, contiguous set of C columns. Touches nothing but its own
 memory: no I/O, no imports of the asyncio shell.
 
