@@ -9,6 +9,7 @@
 #     in first-touched order; Changes.series[i] is the CandleSeries of Changes.recs[i].
 # Everything whose name starts with an underscore is private to candles.pyx.
 cimport cython
+from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint64_t
 
 # double columns of a bar (index into Bar.f / Ring.f)
@@ -110,6 +111,7 @@ cdef class Changes:
     cdef ChangeRec* recs
     cdef Py_ssize_t n
     cdef Py_ssize_t _cap
+    cdef ChangeRec _small[4]       # recs storage for up to 4 records (no malloc)
     cdef int _finalize(self) except -1
     cdef SymbolChange _record(self, Py_ssize_t i)
 
@@ -127,6 +129,9 @@ cdef class CandleStore:
     cdef readonly Py_ssize_t removed
     cdef readonly Py_ssize_t rejected
     cdef readonly Py_ssize_t snapshots
+    cdef PyObject* _ckey[128]      # apply()'s symbol cache (owned refs), see _cache_clear
+    cdef PyObject* _cval[128]
+    cdef void _cache_clear(self) noexcept
     cdef int _ensure_scratch(self, Py_ssize_t n) except -1
     cdef CandleSeries _series_for(self, object symbol, bint create)
 

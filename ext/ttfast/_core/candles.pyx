@@ -1,8 +1,9 @@
 # cython: boundscheck=False, wraparound=False, initializedcheck=False
 """Ring-buffered candle store following dxFeed's eventFlags model (spec dxlink.md §6.6).
 
-Consumes Candle EventBatch objects (anything with .event_type, .size and .column(name) giving
-contiguous numpy columns) without creating Python objects per candle, and keeps per symbol a
+Consumes Candle EventBatch objects (the decoder's, read through its C-level column() from
+feed.pxd, or anything with .event_type, .size and .column(name) giving numpy columns) without
+creating Python objects per candle, and keeps per symbol a
 fixed-capacity, chronologically sorted, contiguous set of C columns. Touches nothing but its own
 memory: no I/O, no imports of the asyncio shell.
 
@@ -17,6 +18,7 @@ Semantics (identical to tests/oracles/candles.py, which is §6.6 written literal
   empty bounded map in arrival order, so a newest-first snapshot keeps its newest `capacity` bars.
 """
 from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.dict cimport PyDict_GetItem
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free
@@ -27,6 +29,7 @@ cimport numpy as cnp
 import numpy as np
 from collections import namedtuple
 
+from ttfast._core.feed cimport EventBatch
 from ttfast._core.common cimport (TX_PENDING, REMOVE_EVENT, SNAPSHOT_BEGIN, SNAPSHOT_END,
                                   SNAPSHOT_SNIP)
 
@@ -41,6 +44,7 @@ CHANGE_EVICTED = CH_EVICTED
 
 _DOUBLE_FIELDS = ("open", "high", "low", "close", "volume", "vwap", "bidVolume", "askVolume",
                   "impVolatility", "openInterest")
+cdef tuple _DOUBLE_FIELDS_T = _DOUBLE_FIELDS
 _DOUBLE_ATTRS = ("open", "high", "low", "close", "volume", "vwap", "bid_volume", "ask_volume",
                  "imp_volatility", "open_interest")
 
@@ -142,11 +146,18 @@ cdef inline void* _regrow(void* old, Py_ssize_t newbuf, Py_ssize_t dst, Py_ssize
     return p
 
 
+cdef enum:
+    _RING_JUMP = 1 << 15
+
+
 cdef int ring_make_room(Ring* r, bint front, Py_ssize_t maxbuf) except -1 nogil:
     """Ensure a free slot before (front) or after the bars: grow or re-center the buffer.
 
     Growth doubles up to `maxbuf` (> capacity); re-centering gives 3/4 of the free space to the
-    side that needs it, so both directions cost O(1) amortized moves per bar.
+    side that needs it, so both directions cost O(1) amortized moves per bar. Past _RING_JUMP
+    slots growth jumps straight to `maxbuf`: a big snapshot (prepended bar by bar, newest
+    first) is then copied once, not log2(n) times, and only the slots written ever become
+    resident memory (a large block's untouched pages cost address space only).
     """
     cdef Py_ssize_t n = r.n, nbuf = r.nbuf, newbuf, free_, new_start
     cdef int c
@@ -154,7 +165,7 @@ cdef int ring_make_room(Ring* r, bint front, Py_ssize_t maxbuf) except -1 nogil:
     cdef bint grow = nbuf - n < n // 2 + 1 and nbuf < maxbuf
     if grow:
         newbuf = nbuf * 2 if nbuf >= 8 else 16
-        if newbuf > maxbuf:
+        if newbuf > _RING_JUMP or newbuf > maxbuf:
             newbuf = maxbuf
     else:
         newbuf = nbuf
@@ -654,25 +665,28 @@ cdef class Changes:
         self._cap = 0
 
     def __dealloc__(self):
-        free(self.recs)
+        if self.recs != self._small:
+            free(self.recs)
 
     def __init__(self, *args, **kwargs):
         raise TypeError("Changes objects are created by CandleStore")
 
     cdef int _finalize(self) except -1:
-        cdef Py_ssize_t m = len(self.series), i, k = 0, pos
+        cdef list series = self.series
+        cdef Py_ssize_t m = len(series), i, k = 0, pos
         cdef CandleSeries s
         cdef ChangeRec rec
-        cdef list kept
         if m == 0:
             return 0
-        self.recs = <ChangeRec*>malloc(m * sizeof(ChangeRec))
-        if self.recs == NULL:
-            raise MemoryError()
+        if m <= 4:
+            self.recs = self._small          # the common live case: no malloc per apply()
+        else:
+            self.recs = <ChangeRec*>malloc(m * sizeof(ChangeRec))
+            if self.recs == NULL:
+                raise MemoryError()
         self._cap = m
-        kept = []
         for i in range(m):
-            s = <CandleSeries>self.series[i]
+            s = <CandleSeries>series[i]
             rec.flags = s._ch_flags
             rec.removed = s._ch_removed
             rec.evicted = s._ch_evicted
@@ -697,9 +711,11 @@ cdef class Changes:
                 rec.flags |= CH_EVICTED
             if rec.flags:
                 self.recs[k] = rec
-                kept.append(s)
+                if k != i:
+                    series[k] = s              # compact in place (order kept)
                 k += 1
-        self.series = kept
+        if k < m:
+            del series[k:]
         self.n = k
         return 0
 
@@ -775,12 +791,11 @@ cdef object _as_column(object a, str name, int typenum):
     return a
 
 
-cdef inline object _column(object getcol, str name, int typenum, Py_ssize_t n):
-    """The batch's column `name` as a C-contiguous 1-D array of `typenum`, or None if absent."""
-    cdef object a = getcol(name)
+cdef inline object _check_column(object a, str name, int typenum, Py_ssize_t n):
+    """Column `a` (the batch's `name`, None if absent) as a C-contiguous 1-D array of `typenum`."""
     if a is None:
         return None
-    if not (type(a) is np.ndarray and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
+    if not (type(a) is cnp.ndarray and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
             and cnp.PyArray_NDIM(<cnp.ndarray>a) == 1
             and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)):
         a = _as_column(a, name, typenum)
@@ -816,14 +831,33 @@ cdef class CandleStore:
             raise ValueError("capacity must be >= 1")
         self.capacity = capacity
         self._by_symbol = {}
+        memset(self._ckey, 0, sizeof(self._ckey))
+        memset(self._cval, 0, sizeof(self._cval))
         self._epoch = 0
         self._nan = NULL
         self._zero = NULL
         self._scratch = 0
 
     def __dealloc__(self):
+        self._cache_clear()
         free(self._nan)
         free(self._zero)
+
+    cdef void _cache_clear(self) noexcept:
+        """Drop the symbol cache of apply(): symbol object (identity) -> CandleSeries.
+
+        The cache holds a reference to each key, so the address of a cached symbol object cannot
+        be reused by another object while it is cached, and one to each series; it is cleared
+        whenever a series leaves the store. The decoder hands out the same str object for a
+        symbol every time, so live batches find their series without a dict lookup.
+        """
+        cdef int k
+        for k in range(128):
+            if self._ckey[k] != NULL:
+                Py_DECREF(<object>self._ckey[k])
+                Py_DECREF(<object>self._cval[k])
+                self._ckey[k] = NULL
+                self._cval[k] = NULL
 
     cdef int _ensure_scratch(self, Py_ssize_t n) except -1:
         cdef Py_ssize_t i, cap
@@ -864,24 +898,50 @@ cdef class CandleStore:
         Events whose eventSymbol is not a non-empty str are skipped and counted in `rejected`.
         """
         cdef Py_ssize_t n, i, c
-        cdef object et = batch.event_type
-        if et != "Candle":
-            raise ValueError(f"CandleStore.apply needs a Candle batch, got {et!r}")
-        n = batch.size
-        if n < 0:
-            raise ValueError("negative batch size")
-        getcol = batch.column
-        sym_a = _column(getcol, "eventSymbol", cnp.NPY_OBJECT, n)
+        cdef object et
+        cdef EventBatch eb
+        cdef object a
+        cdef object sym_a, flags_a, index_a, time_a, seq_a, count_a
+        cdef list dcols = [None] * CF_NDOUBLE
+        cdef str f
+        if isinstance(batch, EventBatch):
+            # the decoder's batch: call its C method directly (no bound-method / vectorcall)
+            eb = <EventBatch>batch
+            if eb.event_type != "Candle":
+                raise ValueError(f"CandleStore.apply needs a Candle batch, got {eb.event_type!r}")
+            n = eb.size
+            sym_a = _check_column(eb.column("eventSymbol"), "eventSymbol", cnp.NPY_OBJECT, n)
+            flags_a = _check_column(eb.column("eventFlags"), "eventFlags", cnp.NPY_INT64, n)
+            index_a = _check_column(eb.column("index"), "index", cnp.NPY_INT64, n)
+            time_a = _check_column(eb.column("time"), "time", cnp.NPY_INT64, n)
+            seq_a = (None if index_a is not None else
+                     _check_column(eb.column("sequence"), "sequence", cnp.NPY_INT64, n))
+            count_a = _check_column(eb.column("count"), "count", cnp.NPY_INT64, n)
+            for c in range(CF_NDOUBLE):
+                f = <str>_DOUBLE_FIELDS_T[c]
+                dcols[c] = _check_column(eb.column(f), f, cnp.NPY_FLOAT64, n)
+        else:
+            et = batch.event_type
+            if et != "Candle":
+                raise ValueError(f"CandleStore.apply needs a Candle batch, got {et!r}")
+            n = batch.size
+            if n < 0:
+                raise ValueError("negative batch size")
+            getcol = batch.column
+            sym_a = _check_column(getcol("eventSymbol"), "eventSymbol", cnp.NPY_OBJECT, n)
+            flags_a = _check_column(getcol("eventFlags"), "eventFlags", cnp.NPY_INT64, n)
+            index_a = _check_column(getcol("index"), "index", cnp.NPY_INT64, n)
+            time_a = _check_column(getcol("time"), "time", cnp.NPY_INT64, n)
+            seq_a = (None if index_a is not None else
+                     _check_column(getcol("sequence"), "sequence", cnp.NPY_INT64, n))
+            count_a = _check_column(getcol("count"), "count", cnp.NPY_INT64, n)
+            for c in range(CF_NDOUBLE):
+                f = <str>_DOUBLE_FIELDS_T[c]
+                dcols[c] = _check_column(getcol(f), f, cnp.NPY_FLOAT64, n)
         if sym_a is None:
             raise ValueError("Candle batch has no eventSymbol column")
-        flags_a = _column(getcol, "eventFlags", cnp.NPY_INT64, n)
-        index_a = _column(getcol, "index", cnp.NPY_INT64, n)
-        time_a = _column(getcol, "time", cnp.NPY_INT64, n)
-        seq_a = _column(getcol, "sequence", cnp.NPY_INT64, n)
-        count_a = _column(getcol, "count", cnp.NPY_INT64, n)
         if index_a is None and time_a is None:
             raise ValueError("Candle batch has neither an index nor a time column")
-        dcols = [_column(getcol, f, cnp.NPY_FLOAT64, n) for f in _DOUBLE_FIELDS]
         self._ensure_scratch(n)
 
         cdef PyObject** syms = <PyObject**>cnp.PyArray_DATA(<cnp.ndarray>sym_a)
@@ -906,16 +966,17 @@ cdef class CandleStore:
         cdef PyObject* sp
         cdef Bar b
         cdef int fl
-        cdef Py_ssize_t slot, h
+        cdef Py_ssize_t slot, h, k, r, lim, skip_to = 0
+        cdef double* dst
+        cdef const double* src
         cdef uint64_t epoch
-        # batch-local symbol cache keyed by object identity (the batch keeps its symbol objects
-        # alive, so a pointer cannot be reused for another string during this call)
-        cdef PyObject* ckey[128]
-        cdef PyObject* cval[128]
-        memset(ckey, 0, sizeof(ckey))
+        cdef PyObject** ckey = self._ckey
+        cdef PyObject** cval = self._cval
         self._epoch += 1
         epoch = self._epoch
         for i in range(n):
+            if i < skip_to:
+                continue                   # consumed by a snapshot run below
             sp = syms[i]
             if sp != last_sym:
                 # multiplicative hash into 64 pairs of slots, 2-way: collisions stay rare
@@ -932,6 +993,11 @@ cdef class CandleStore:
                     s = self._series_for(obj, True)
                     if ckey[h] != NULL:
                         h += 1
+                    if ckey[h] != NULL:
+                        Py_DECREF(<object>ckey[h])
+                        Py_DECREF(<object>cval[h])
+                    Py_INCREF(obj)
+                    Py_INCREF(s)
                     ckey[h] = sp
                     cval[h] = <PyObject*>s
                 last_sym = sp
@@ -962,17 +1028,52 @@ cdef class CandleStore:
                 continue
             # hot path: next older bar of a newest-first snapshot (prepend into staging)
             if ((fl & ~TX_PENDING) == 0 and s._in_snapshot and s._staging.n > 0
-                    and s._staging.n < s.capacity and s._staging.start > 0
                     and b.index < s._staging.index[s._staging.start]):
-                s._staging.start -= 1
-                s._staging.n += 1
-                slot = s._staging.start
-                s._staging.index[slot] = b.index
-                s._staging.time[slot] = b.time
-                s._staging.count[slot] = count[i]
+                if s._staging.n >= s.capacity:     # older than every bar of a full map
+                    s._st_evicted += 1
+                    s._st_events += 1
+                    continue
+                if s._staging.start == 0:
+                    ring_make_room(&s._staging, True, s._maxbuf())
+                # take the whole run of following rows that also qualify (same symbol object,
+                # plain or TX_PENDING, index strictly decreasing), as far as room and capacity
+                # allow, and copy it column by column (reversed) instead of row by row
+                k = 1
+                if index != NULL:
+                    lim = s.capacity - s._staging.n
+                    if lim > s._staging.start:
+                        lim = s._staging.start
+                    if lim > n - i:
+                        lim = n - i
+                    while (k < lim and syms[i + k] == sp
+                           and (flags[i + k] & ~TX_PENDING) == 0
+                           and index[i + k] < index[i + k - 1]):
+                        k += 1
+                slot = s._staging.start - 1 + i          # row r goes to slot - r
+                if k == 1:
+                    s._staging.index[slot - i] = b.index
+                    s._staging.time[slot - i] = b.time
+                else:
+                    for r in range(i, i + k):
+                        s._staging.index[slot - r] = index[r]
+                    if time != NULL:
+                        for r in range(i, i + k):
+                            s._staging.time[slot - r] = time[r]
+                    else:
+                        for r in range(i, i + k):
+                            s._staging.time[slot - r] = time_from_index(index[r])
+                for r in range(i, i + k):
+                    s._staging.count[slot - r] = count[r]
                 for c in range(CF_NDOUBLE):
-                    s._staging.f[c][slot] = d[c][i]
-                s._st_events += 1
+                    dst = s._staging.f[c]
+                    src = d[c]
+                    for r in range(i, i + k):
+                        dst[slot - r] = src[r]
+                s._staging.start -= k
+                s._staging.n += k
+                s._st_events += k
+                self.events += k - 1
+                skip_to = i + k
                 continue
             b.count = count[i]
             for c in range(CF_NDOUBLE):
@@ -1041,6 +1142,7 @@ cdef class CandleStore:
 
     def discard(self, str symbol):
         """Forget a symbol (e.g. after unsubscribing); returns True if it was present."""
+        self._cache_clear()
         return self._by_symbol.pop(symbol, None) is not None
 
     def stats(self):
