@@ -448,7 +448,8 @@ cdef inline bint _fast_double(const unsigned char* q, const unsigned char* end, 
                               const unsigned char** after) noexcept nogil:
     """One-pass parse of the common number token (<= 15 significant digits, |exp10| <= 22):
     Clinger's exact fast path, so the same double as float(token). False = use the full path
-    (which also reports syntax errors)."""
+    (which also reports syntax errors). Needs a readable non-number byte at `end` (the frame
+    is a bytes object: end[0] is its NUL terminator), so it never tests p < end."""
     cdef const unsigned char* p = q
     cdef bint neg = False
     cdef bint eneg = False
@@ -457,41 +458,41 @@ cdef inline bint _fast_double(const unsigned char* q, const unsigned char* end, 
     cdef int frac = 0
     cdef int e = 0
     cdef double v
-    if p < end and p[0] == c'-':
+    if p[0] == c'-':
         neg = True
         p += 1
-    if p >= end or not _isdigit(p[0]):
+    if not _isdigit(p[0]):
         return False
     if p[0] == c'0':
         p += 1
-        if p < end and _isdigit(p[0]):
+        if _isdigit(p[0]):
             return False
     else:
-        while p < end and _isdigit(p[0]):
+        while _isdigit(p[0]):
             mant = mant * 10 + (p[0] - c'0')
             nd += 1
             p += 1
             if nd > 15:
                 return False
-    if p < end and p[0] == c'.':
+    if p[0] == c'.':
         p += 1
-        if p >= end or not _isdigit(p[0]):
+        if not _isdigit(p[0]):
             return False
-        while p < end and _isdigit(p[0]):
+        while _isdigit(p[0]):
             mant = mant * 10 + (p[0] - c'0')
             nd += 1
             frac += 1
             p += 1
             if nd > 15:
                 return False
-    if p < end and (p[0] == c'e' or p[0] == c'E'):
+    if (p[0] == c'e' or p[0] == c'E'):
         p += 1
-        if p < end and (p[0] == c'+' or p[0] == c'-'):
+        if (p[0] == c'+' or p[0] == c'-'):
             eneg = p[0] == c'-'
             p += 1
-        if p >= end or not _isdigit(p[0]):
+        if not _isdigit(p[0]):
             return False
-        while p < end and _isdigit(p[0]):
+        while _isdigit(p[0]):
             if e > 1000:
                 return False
             e = e * 10 + (p[0] - c'0')
@@ -514,26 +515,26 @@ cdef inline bint _fast_double(const unsigned char* q, const unsigned char* end, 
 cdef inline bint _fast_int(const unsigned char* q, const unsigned char* end, int64_t* out,
                            const unsigned char** after) noexcept nogil:
     """One-pass parse of an integer token of <= 19 digits, range-checked (dxFeed's
-    time-series `index` has 19 digits)."""
+    time-series `index` has 19 digits). Like _fast_double, relies on the NUL at `end`."""
     cdef const unsigned char* p = q
     cdef bint neg = False
     cdef uint64_t v = 0
     cdef int nd = 0
-    if p < end and p[0] == c'-':
+    if p[0] == c'-':
         neg = True
         p += 1
-    if p >= end or not _isdigit(p[0]):
+    if not _isdigit(p[0]):
         return False
     if p[0] == c'0':
         p += 1
     else:
-        while p < end and _isdigit(p[0]):
+        while _isdigit(p[0]):
             if nd == 19:
                 return False        # 20+ digits: out of range, the full path reports it
             v = v * 10 + <uint64_t>(p[0] - c'0')     # < 10**19 < 2**64: no wrap-around
             nd += 1
             p += 1
-    if p < end and (_isdigit(p[0]) or p[0] == c'.' or p[0] == c'e' or p[0] == c'E'):
+    if (_isdigit(p[0]) or p[0] == c'.' or p[0] == c'e' or p[0] == c'E'):
         return False
     if v > <uint64_t>9223372036854775807ULL + (1 if neg else 0):
         return False
@@ -669,71 +670,93 @@ cdef int _grow(_FrameData fd, Py_ssize_t need) noexcept nogil:
     return 0
 
 
+cdef inline const unsigned char* _skip_ws(const unsigned char* q,
+                                          const unsigned char* end) noexcept nogil:
+    while q < end and (q[0] == 0x20 or q[0] == 0x0A or q[0] == 0x0D or q[0] == 0x09):
+        q += 1
+    return q
+
+
 cdef int _parse_compact(Parser* ps, _FrameData fd, const uint8_t* kinds, Py_ssize_t nf,
                         Py_ssize_t* count) noexcept nogil:
     """ps.p at '[' of a COMPACT value array: store every value (row-major) after fd.nslots.
 
     Returns OK, SEMANTIC (array fully consumed, first error recorded) or SYNTAX.
     The values are committed to fd only by the caller (fd.nslots is not advanced here).
+
+    The scan position lives in a local (ps.p is synced around the out-of-line parsers), so the
+    compiler keeps it in a register despite the byte stores to the tags. The frame is a bytes
+    object, so ``end[0]`` is a readable NUL: the fast paths may look at ``p[0]`` with p == end
+    (NUL matches none of them) and the string scan stops there (NUL is a control character).
     """
     cdef Py_ssize_t k = 0
     cdef Py_ssize_t col = 0
+    cdef Py_ssize_t room
     cdef int rc
     cdef int bad = 0
     cdef int kind
-    cdef int64_t* slot
-    cdef uint8_t* tag
-    cdef const unsigned char* q
+    cdef int64_t* slots
+    cdef uint8_t* tags
+    cdef const unsigned char* p
+    cdef const unsigned char* end = ps.end
     cdef const unsigned char* r
     cdef const unsigned char* after = NULL
     cdef unsigned char c
-    ps.p += 1
-    _ws(ps)
-    if ps.p < ps.end and ps.p[0] == c']':
-        ps.p += 1
+    p = _skip_ws(ps.p + 1, end)
+    if p < end and p[0] == c']':
+        ps.p = p + 1
         count[0] = 0
         return OK
+    slots = fd.slots + fd.nslots
+    tags = fd.tags + fd.nslots
+    room = fd.cap - fd.nslots
     while True:
-        _ws(ps)
+        if p[0] <= 0x20:
+            p = _skip_ws(p, end)
         if bad:
+            ps.p = p
             rc = _skip_value(ps, 1)
+            p = ps.p
         else:
-            if fd.nslots + k >= fd.cap and _grow(fd, k + 1) != 0:
-                return _fail(ps, ps.p, "out of memory", SYNTAX)
+            if k >= room:
+                if _grow(fd, k + 1) != 0:
+                    ps.p = p
+                    return _fail(ps, p, "out of memory", SYNTAX)
+                slots = fd.slots + fd.nslots
+                tags = fd.tags + fd.nslots
+                room = fd.cap - fd.nslots
             kind = kinds[col] if nf > 0 else KIND_INFER
-            slot = fd.slots + fd.nslots + k
-            tag = fd.tags + fd.nslots + k
-            q = ps.p
             rc = -1
-            if q < ps.end:
-                c = q[0]
-                if kind == COL_DOUBLE:
-                    if c != 0x22:
-                        if _fast_double(q, ps.end, <double*>slot, &after):
-                            tag[0] = TAG_F64
-                            ps.p = after
-                            rc = OK
-                    elif ps.end - q >= 5 and memcmp(q, b'"NaN"', 5) == 0:
-                        (<double*>slot)[0] = NAN
-                        tag[0] = TAG_F64
-                        ps.p = q + 5
+            c = p[0]
+            if kind == COL_DOUBLE:
+                if c != 0x22:
+                    if _fast_double(p, end, <double*>(slots + k), &after):
+                        tags[k] = TAG_F64
+                        p = after
                         rc = OK
-                elif kind == COL_INT64:
-                    if c != 0x22 and _fast_int(q, ps.end, slot, &after):
-                        tag[0] = TAG_I64
-                        ps.p = after
-                        rc = OK
-                elif c == 0x22 and (kind == COL_OBJECT or kind == KIND_INFER):
-                    r = q + 1
-                    while r < ps.end and not _STR_SPECIAL[r[0]]:
-                        r += 1
-                    if r < ps.end and r[0] == 0x22:
-                        slot[0] = _ref(q + 1 - ps.base, r - q - 1)
-                        tag[0] = TAG_STR
-                        ps.p = r + 1
-                        rc = OK
+                elif end - p >= 5 and memcmp(p, b'"NaN"', 5) == 0:
+                    (<double*>(slots + k))[0] = NAN
+                    tags[k] = TAG_F64
+                    p += 5
+                    rc = OK
+            elif kind == COL_INT64:
+                if c != 0x22 and _fast_int(p, end, slots + k, &after):
+                    tags[k] = TAG_I64
+                    p = after
+                    rc = OK
+            elif c == 0x22 and (kind == COL_OBJECT or kind == KIND_INFER):
+                r = p + 1
+                while not _STR_SPECIAL[r[0]]:       # stops at the NUL at end at the latest
+                    r += 1
+                if r < end and r[0] == 0x22:
+                    slots[k] = _ref(p + 1 - ps.base, r - p - 1)
+                    tags[k] = TAG_STR
+                    p = r + 1
+                    rc = OK
             if rc == -1:
-                rc = _take_value(ps, kind, slot, tag)
+                ps.p = p
+                rc = _take_value(ps, kind, slots + k, tags + k)
+                p = ps.p
             if rc == SEMANTIC:
                 bad = 1
                 ps.errcol = col
@@ -744,16 +767,20 @@ cdef int _parse_compact(Parser* ps, _FrameData fd, const uint8_t* kinds, Py_ssiz
         col += 1
         if col == nf:
             col = 0
-        _ws(ps)
-        if ps.p >= ps.end:
-            return _fail(ps, ps.p, "unexpected end of frame", SYNTAX)
-        if ps.p[0] == c',':
-            ps.p += 1
+        if p[0] <= 0x20:
+            p = _skip_ws(p, end)
+        if p >= end:
+            ps.p = p
+            return _fail(ps, p, "unexpected end of frame", SYNTAX)
+        if p[0] == c',':
+            p += 1
             continue
-        if ps.p[0] == c']':
-            ps.p += 1
+        if p[0] == c']':
+            p += 1
             break
-        return _fail(ps, ps.p, "expected ',' or ']'", SYNTAX)
+        ps.p = p
+        return _fail(ps, p, "expected ',' or ']'", SYNTAX)
+    ps.p = p
     count[0] = k
     return SEMANTIC if bad else OK
 
