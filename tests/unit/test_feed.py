@@ -315,6 +315,68 @@ def test_batch_api() -> None:
     assert "Quote" in repr(b)
 
 
+def test_columns_share_one_block_per_dtype_family_and_outlive_the_batch() -> None:
+    """Numeric columns are views on one block per batch, object columns on another; each is a
+    real C-contiguous 1-D array of `size` items, cached, and valid after the batch is gone."""
+    import gc
+    import sys
+
+    dec = FeedDecoder()
+    fields = ["eventSymbol", "time", "bidPrice", "flag", "bidExchangeCode", "index", "askPrice"]
+    dec.set_fields("X", fields)
+    rows = [
+        [f"S{i}", 1000 + i, i + 0.5, i % 2 == 0, "Q" if i % 3 else None, -i, 2.0 * i]
+        for i in range(7)
+    ]
+    flat = [v for r in rows for v in r]
+    data = json.dumps({"type": "FEED_DATA", "data": ["X", flat]}).replace(" ", "")
+    (b,) = dec.decode(data)
+    cols = {f: b.column(f) for f in fields}
+    assert all(b.column(f) is cols[f] for f in fields)
+    want = {
+        "time": np.int64,
+        "bidPrice": np.float64,
+        "askPrice": np.float64,
+        "index": np.int64,
+        "eventSymbol": object,
+        "bidExchangeCode": object,
+    }
+    for f, c in cols.items():
+        assert type(c) is np.ndarray and c.ndim == 1 and len(c) == 7 and c.flags.c_contiguous
+        assert c.flags.aligned and c.flags.writeable
+        if f in want:
+            assert c.dtype == np.dtype(want[f])
+    assert cols["flag"].dtype == np.dtype(object)  # unknown field holding bools: object column
+    num = [cols[f] for f in ("time", "bidPrice", "index", "askPrice")]
+    assert len({id(c.base) for c in num}) == 1 and not num[0].flags.owndata
+    assert cols["eventSymbol"].base is cols["bidExchangeCode"].base
+    assert cols["eventSymbol"].base is not num[0].base
+    for c1 in num:  # no overlap between columns of the shared block
+        for c2 in num:
+            assert c1 is c2 or not np.shares_memory(c1, c2)
+    sym = cols.pop("eventSymbol")
+    price = cols.pop("bidPrice")
+    del b, cols, num
+    gc.collect()
+    assert sym.tolist() == [r[0] for r in rows]
+    assert price.tolist() == [r[2] for r in rows]
+    s0 = sym[0]
+    rc = sys.getrefcount(s0)
+    del sym
+    gc.collect()
+    assert sys.getrefcount(s0) == rc - 1  # the object block released its references
+
+
+def test_empty_group_columns() -> None:
+    dec = FeedDecoder()
+    dec.set_fields("Quote", ["eventSymbol", "bidPrice", "bidTime"])
+    (b,) = dec.decode('{"type":"FEED_DATA","data":["Quote",[]]}')
+    assert len(b) == 0
+    for f, dt in (("eventSymbol", object), ("bidPrice", np.float64), ("bidTime", np.int64)):
+        c = b.column(f)
+        assert c.shape == (0,) and c.dtype == np.dtype(dt) and c.flags.c_contiguous
+
+
 def test_full_format() -> None:
     dec = FeedDecoder()
     dec.set_fields("Quote", ["eventSymbol", "bidPrice", "askPrice"])

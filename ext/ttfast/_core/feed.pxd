@@ -10,7 +10,9 @@
 #              (int64 for long/int fields, float64 for doubles, bool, object for
 #              strings/chars/enums), or None when `name` is not in the layout.
 #              Columns are materialized lazily and cached: repeated calls return the same
-#              array object (treat it as read-only).
+#              array object (treat it as read-only). The numeric columns of a batch share one
+#              memory block (each array is a view with .base = that block, .flags.owndata
+#              False), and so do its object columns.
 # Everything whose name starts with an underscore is private to feed.pyx.
 from libc.stdint cimport int64_t, uint8_t
 
@@ -41,6 +43,17 @@ cdef class _Layout:
     cdef bytes kinds               # one ColumnKind byte (or KIND_INFER) per field
     cdef dict index                # field name -> column position
     cdef Py_ssize_t n
+    cdef bytes pos                 # int32 per field: its row in the batch's numeric or object
+                                   # block (-1 for KIND_INFER fields, built on their own)
+    cdef Py_ssize_t n_num          # fields stored in the numeric block (int64/float64/bool)
+    cdef Py_ssize_t n_obj          # fields stored in the object block (str/char/enum)
+
+
+cdef class _Block:
+    # one allocation holding several columns of a batch; the column arrays are views on it
+    # (their .base). nobj > 0: the block holds that many PyObject* references (NULL = unset).
+    cdef void* data
+    cdef Py_ssize_t nobj
 
 
 cdef class EventBatch:
@@ -52,5 +65,7 @@ cdef class EventBatch:
     cdef _StrCache _cache
     cdef Py_ssize_t _start         # first slot of this batch in _data
     cdef list _cols                # materialized columns (None until built)
+    cdef _Block _nblock            # numeric columns (allocated at the first numeric column)
+    cdef _Block _oblock            # object columns (allocated at the first object column)
     cpdef object column(self, str name)
     cdef object _build(self, Py_ssize_t j)

@@ -15,6 +15,7 @@ The field kind table (dxLink field name -> column dtype, spec dxlink.md §5) liv
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact
 from cpython.unicode cimport PyUnicode_CheckExact
+from cpython.object cimport PyTypeObject
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
 from libc.stdint cimport int64_t, uint64_t, uint32_t, uint8_t
 from libc.stdlib cimport malloc, realloc, free, calloc
@@ -23,6 +24,7 @@ from libc.math cimport NAN, INFINITY
 cimport cython
 cimport numpy as cnp
 import numpy as np
+import array as _array
 import json
 import logging
 
@@ -446,7 +448,8 @@ cdef inline bint _fast_double(const unsigned char* q, const unsigned char* end, 
                               const unsigned char** after) noexcept nogil:
     """One-pass parse of the common number token (<= 15 significant digits, |exp10| <= 22):
     Clinger's exact fast path, so the same double as float(token). False = use the full path
-    (which also reports syntax errors)."""
+    (which also reports syntax errors). Needs a readable non-number byte at `end` (the frame
+    is a bytes object: end[0] is its NUL terminator), so it never tests p < end."""
     cdef const unsigned char* p = q
     cdef bint neg = False
     cdef bint eneg = False
@@ -455,41 +458,41 @@ cdef inline bint _fast_double(const unsigned char* q, const unsigned char* end, 
     cdef int frac = 0
     cdef int e = 0
     cdef double v
-    if p < end and p[0] == c'-':
+    if p[0] == c'-':
         neg = True
         p += 1
-    if p >= end or not _isdigit(p[0]):
+    if not _isdigit(p[0]):
         return False
     if p[0] == c'0':
         p += 1
-        if p < end and _isdigit(p[0]):
+        if _isdigit(p[0]):
             return False
     else:
-        while p < end and _isdigit(p[0]):
+        while _isdigit(p[0]):
             mant = mant * 10 + (p[0] - c'0')
             nd += 1
             p += 1
             if nd > 15:
                 return False
-    if p < end and p[0] == c'.':
+    if p[0] == c'.':
         p += 1
-        if p >= end or not _isdigit(p[0]):
+        if not _isdigit(p[0]):
             return False
-        while p < end and _isdigit(p[0]):
+        while _isdigit(p[0]):
             mant = mant * 10 + (p[0] - c'0')
             nd += 1
             frac += 1
             p += 1
             if nd > 15:
                 return False
-    if p < end and (p[0] == c'e' or p[0] == c'E'):
+    if (p[0] == c'e' or p[0] == c'E'):
         p += 1
-        if p < end and (p[0] == c'+' or p[0] == c'-'):
+        if (p[0] == c'+' or p[0] == c'-'):
             eneg = p[0] == c'-'
             p += 1
-        if p >= end or not _isdigit(p[0]):
+        if not _isdigit(p[0]):
             return False
-        while p < end and _isdigit(p[0]):
+        while _isdigit(p[0]):
             if e > 1000:
                 return False
             e = e * 10 + (p[0] - c'0')
@@ -512,26 +515,26 @@ cdef inline bint _fast_double(const unsigned char* q, const unsigned char* end, 
 cdef inline bint _fast_int(const unsigned char* q, const unsigned char* end, int64_t* out,
                            const unsigned char** after) noexcept nogil:
     """One-pass parse of an integer token of <= 19 digits, range-checked (dxFeed's
-    time-series `index` has 19 digits)."""
+    time-series `index` has 19 digits). Like _fast_double, relies on the NUL at `end`."""
     cdef const unsigned char* p = q
     cdef bint neg = False
     cdef uint64_t v = 0
     cdef int nd = 0
-    if p < end and p[0] == c'-':
+    if p[0] == c'-':
         neg = True
         p += 1
-    if p >= end or not _isdigit(p[0]):
+    if not _isdigit(p[0]):
         return False
     if p[0] == c'0':
         p += 1
     else:
-        while p < end and _isdigit(p[0]):
+        while _isdigit(p[0]):
             if nd == 19:
                 return False        # 20+ digits: out of range, the full path reports it
             v = v * 10 + <uint64_t>(p[0] - c'0')     # < 10**19 < 2**64: no wrap-around
             nd += 1
             p += 1
-    if p < end and (_isdigit(p[0]) or p[0] == c'.' or p[0] == c'e' or p[0] == c'E'):
+    if (_isdigit(p[0]) or p[0] == c'.' or p[0] == c'e' or p[0] == c'E'):
         return False
     if v > <uint64_t>9223372036854775807ULL + (1 if neg else 0):
         return False
@@ -667,71 +670,93 @@ cdef int _grow(_FrameData fd, Py_ssize_t need) noexcept nogil:
     return 0
 
 
+cdef inline const unsigned char* _skip_ws(const unsigned char* q,
+                                          const unsigned char* end) noexcept nogil:
+    while q < end and (q[0] == 0x20 or q[0] == 0x0A or q[0] == 0x0D or q[0] == 0x09):
+        q += 1
+    return q
+
+
 cdef int _parse_compact(Parser* ps, _FrameData fd, const uint8_t* kinds, Py_ssize_t nf,
                         Py_ssize_t* count) noexcept nogil:
     """ps.p at '[' of a COMPACT value array: store every value (row-major) after fd.nslots.
 
     Returns OK, SEMANTIC (array fully consumed, first error recorded) or SYNTAX.
     The values are committed to fd only by the caller (fd.nslots is not advanced here).
+
+    The scan position lives in a local (ps.p is synced around the out-of-line parsers), so the
+    compiler keeps it in a register despite the byte stores to the tags. The frame is a bytes
+    object, so ``end[0]`` is a readable NUL: the fast paths may look at ``p[0]`` with p == end
+    (NUL matches none of them) and the string scan stops there (NUL is a control character).
     """
     cdef Py_ssize_t k = 0
     cdef Py_ssize_t col = 0
+    cdef Py_ssize_t room
     cdef int rc
     cdef int bad = 0
     cdef int kind
-    cdef int64_t* slot
-    cdef uint8_t* tag
-    cdef const unsigned char* q
+    cdef int64_t* slots
+    cdef uint8_t* tags
+    cdef const unsigned char* p
+    cdef const unsigned char* end = ps.end
     cdef const unsigned char* r
     cdef const unsigned char* after = NULL
     cdef unsigned char c
-    ps.p += 1
-    _ws(ps)
-    if ps.p < ps.end and ps.p[0] == c']':
-        ps.p += 1
+    p = _skip_ws(ps.p + 1, end)
+    if p < end and p[0] == c']':
+        ps.p = p + 1
         count[0] = 0
         return OK
+    slots = fd.slots + fd.nslots
+    tags = fd.tags + fd.nslots
+    room = fd.cap - fd.nslots
     while True:
-        _ws(ps)
+        if p[0] <= 0x20:
+            p = _skip_ws(p, end)
         if bad:
+            ps.p = p
             rc = _skip_value(ps, 1)
+            p = ps.p
         else:
-            if fd.nslots + k >= fd.cap and _grow(fd, k + 1) != 0:
-                return _fail(ps, ps.p, "out of memory", SYNTAX)
+            if k >= room:
+                if _grow(fd, k + 1) != 0:
+                    ps.p = p
+                    return _fail(ps, p, "out of memory", SYNTAX)
+                slots = fd.slots + fd.nslots
+                tags = fd.tags + fd.nslots
+                room = fd.cap - fd.nslots
             kind = kinds[col] if nf > 0 else KIND_INFER
-            slot = fd.slots + fd.nslots + k
-            tag = fd.tags + fd.nslots + k
-            q = ps.p
             rc = -1
-            if q < ps.end:
-                c = q[0]
-                if kind == COL_DOUBLE:
-                    if c != 0x22:
-                        if _fast_double(q, ps.end, <double*>slot, &after):
-                            tag[0] = TAG_F64
-                            ps.p = after
-                            rc = OK
-                    elif ps.end - q >= 5 and memcmp(q, b'"NaN"', 5) == 0:
-                        (<double*>slot)[0] = NAN
-                        tag[0] = TAG_F64
-                        ps.p = q + 5
+            c = p[0]
+            if kind == COL_DOUBLE:
+                if c != 0x22:
+                    if _fast_double(p, end, <double*>(slots + k), &after):
+                        tags[k] = TAG_F64
+                        p = after
                         rc = OK
-                elif kind == COL_INT64:
-                    if c != 0x22 and _fast_int(q, ps.end, slot, &after):
-                        tag[0] = TAG_I64
-                        ps.p = after
-                        rc = OK
-                elif c == 0x22 and (kind == COL_OBJECT or kind == KIND_INFER):
-                    r = q + 1
-                    while r < ps.end and not _STR_SPECIAL[r[0]]:
-                        r += 1
-                    if r < ps.end and r[0] == 0x22:
-                        slot[0] = _ref(q + 1 - ps.base, r - q - 1)
-                        tag[0] = TAG_STR
-                        ps.p = r + 1
-                        rc = OK
+                elif end - p >= 5 and memcmp(p, b'"NaN"', 5) == 0:
+                    (<double*>(slots + k))[0] = NAN
+                    tags[k] = TAG_F64
+                    p += 5
+                    rc = OK
+            elif kind == COL_INT64:
+                if c != 0x22 and _fast_int(p, end, slots + k, &after):
+                    tags[k] = TAG_I64
+                    p = after
+                    rc = OK
+            elif c == 0x22 and (kind == COL_OBJECT or kind == KIND_INFER):
+                r = p + 1
+                while not _STR_SPECIAL[r[0]]:       # stops at the NUL at end at the latest
+                    r += 1
+                if r < end and r[0] == 0x22:
+                    slots[k] = _ref(p + 1 - ps.base, r - p - 1)
+                    tags[k] = TAG_STR
+                    p = r + 1
+                    rc = OK
             if rc == -1:
-                rc = _take_value(ps, kind, slot, tag)
+                ps.p = p
+                rc = _take_value(ps, kind, slots + k, tags + k)
+                p = ps.p
             if rc == SEMANTIC:
                 bad = 1
                 ps.errcol = col
@@ -742,22 +767,33 @@ cdef int _parse_compact(Parser* ps, _FrameData fd, const uint8_t* kinds, Py_ssiz
         col += 1
         if col == nf:
             col = 0
-        _ws(ps)
-        if ps.p >= ps.end:
-            return _fail(ps, ps.p, "unexpected end of frame", SYNTAX)
-        if ps.p[0] == c',':
-            ps.p += 1
+        if p[0] <= 0x20:
+            p = _skip_ws(p, end)
+        if p >= end:
+            ps.p = p
+            return _fail(ps, p, "unexpected end of frame", SYNTAX)
+        if p[0] == c',':
+            p += 1
             continue
-        if ps.p[0] == c']':
-            ps.p += 1
+        if p[0] == c']':
+            p += 1
             break
-        return _fail(ps, ps.p, "expected ',' or ']'", SYNTAX)
+        ps.p = p
+        return _fail(ps, p, "expected ',' or ']'", SYNTAX)
+    ps.p = p
     count[0] = k
     return SEMANTIC if bad else OK
 
 
 # ---------------------------------------------------------------------------------------------
 # Python-level objects
+
+# one-character ASCII strings (exchange codes, ...): no hashing, no lookup
+cdef PyObject* _CHAR1[128]
+cdef list _CHAR1_KEEP = [chr(_i) for _i in range(128)]
+for _i in range(128):
+    _CHAR1[_i] = <PyObject*>_CHAR1_KEEP[_i]
+
 
 cdef class _StrCache:
     """Direct-mapped cache of short ASCII str objects keyed by their bytes (symbols repeat)."""
@@ -782,6 +818,8 @@ cdef class _StrCache:
         cdef uint32_t h = 2166136261u
         cdef Py_ssize_t i
         cdef PyObject* o
+        if n == 1 and s[0] < 128:
+            return <object>_CHAR1[s[0]]
         if n > CACHE_MAXLEN:
             return PyUnicode_FromKindAndData(1, s, n)
         for i in range(n):
@@ -914,6 +952,20 @@ cdef class _Layout:
         self.type_utf8 = et
         self.kinds = bytes(kinds)
         self.n = len(fl)
+        # row of each field in the batch's numeric / object block (-1: built on its own)
+        cdef list pos = []
+        self.n_num = 0
+        self.n_obj = 0
+        for k in kinds:
+            if k == COL_OBJECT:
+                pos.append(self.n_obj)
+                self.n_obj += 1
+            elif k == KIND_INFER:
+                pos.append(-1)
+            else:
+                pos.append(self.n_num)
+                self.n_num += 1
+        self.pos = _array.array("i", pos).tobytes()
 
     def __repr__(self):
         return f"_Layout({self.event_type!r}, {list(self.fields)!r})"
@@ -1035,6 +1087,108 @@ cdef object _materialize(_FrameData fd, _StrCache cache, Py_ssize_t start, Py_ss
     return arr
 
 
+cdef class _Block:
+    """Memory shared by several columns of one batch (the columns are numpy views on it).
+
+    ``nobj`` > 0: the block holds that many object references (NULL = not set), released here.
+    """
+
+    # (no __cinit__, see _StrCache; blocks are made by _new_block())
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        cdef PyObject** p = <PyObject**>self.data
+        if p != NULL:
+            for i in range(self.nobj):
+                Py_XDECREF(p[i])
+            free(p)
+            self.data = NULL
+
+
+cdef _Block _new_block(Py_ssize_t items, bint objects):
+    """A block of `items` 8-byte items; zeroed (NULL references) when it holds `objects`."""
+    cdef _Block b = _Block.__new__(_Block)
+    cdef size_t nbytes = <size_t>(items if items > 0 else 1) * 8
+    b.data = calloc(nbytes, 1) if objects else malloc(nbytes)
+    if b.data == NULL:
+        raise MemoryError()
+    if objects:
+        b.nobj = items
+    return b
+
+
+cdef extern from "numpy/arrayobject.h":
+    object _PyArray_NewFromDescr "PyArray_NewFromDescr" (
+        PyTypeObject* subtype, PyObject* descr, int nd, cnp.npy_intp* dims,
+        cnp.npy_intp* strides, void* data, int flags, PyObject* obj)
+
+cdef cnp.dtype _DT_F64 = cnp.PyArray_DescrFromType(cnp.NPY_FLOAT64)
+cdef cnp.dtype _DT_I64 = cnp.PyArray_DescrFromType(cnp.NPY_INT64)
+cdef cnp.dtype _DT_BOOL = cnp.PyArray_DescrFromType(cnp.NPY_BOOL)
+cdef cnp.dtype _DT_OBJ = cnp.PyArray_DescrFromType(cnp.NPY_OBJECT)
+cdef PyTypeObject* _NDARRAY = <PyTypeObject*>cnp.ndarray
+
+
+cdef inline object _view(cnp.dtype dt, void* data, Py_ssize_t n, _Block base):
+    """A C-contiguous 1-D array of `n` items of `dt` at `data` (inside `base`, kept alive)."""
+    cdef cnp.npy_intp dims = n
+    Py_INCREF(dt)                    # PyArray_NewFromDescr steals the descr reference
+    arr = _PyArray_NewFromDescr(_NDARRAY, <PyObject*>dt, 1, &dims, NULL, data,
+                                cnp.NPY_ARRAY_CARRAY, NULL)
+    cnp.set_array_base(<cnp.ndarray>arr, base)
+    return arr
+
+
+cdef inline void _fill_f64(const int64_t* slots, const uint8_t* tags, Py_ssize_t s,
+                           Py_ssize_t stride, Py_ssize_t n, double* dp) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        dp[i] = (<const double*>slots)[s] if tags[s] != TAG_MISSING else NAN
+        s += stride
+
+
+cdef inline void _fill_i64(const int64_t* slots, const uint8_t* tags, Py_ssize_t s,
+                           Py_ssize_t stride, Py_ssize_t n, int64_t* ip) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        ip[i] = slots[s] if tags[s] != TAG_MISSING else 0
+        s += stride
+
+
+cdef inline void _fill_bool(const uint8_t* tags, Py_ssize_t s, Py_ssize_t stride,
+                            Py_ssize_t n, uint8_t* bp) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        bp[i] = 1 if tags[s] == TAG_TRUE else 0
+        s += stride
+
+
+cdef int _fill_objects(_FrameData fd, _StrCache cache, Py_ssize_t s, Py_ssize_t stride,
+                       Py_ssize_t n, PyObject** op) except -1:
+    """Python values of a string/char/enum column (str or None) into op[0..n)."""
+    cdef Py_ssize_t i, st, ln
+    cdef uint8_t t
+    cdef PyObject* old
+    cdef const int64_t* slots = fd.slots
+    cdef const uint8_t* tags = fd.tags
+    cdef const unsigned char* base = <const unsigned char*>fd.base
+    for i in range(n):
+        t = tags[s]
+        if t == TAG_STR:
+            v = cache.get(base + _rstart(slots[s]), _rlen(slots[s]))
+        elif t == TAG_STRU:
+            v = _decode_str(base + _rstart(slots[s]), _rlen(slots[s]))
+        elif t == TAG_NULL or t == TAG_MISSING:
+            v = None
+        else:                        # the parser stores nothing else in a string column
+            raise RuntimeError(f"internal error: value tag {t} in a string column")
+        old = op[i]
+        Py_INCREF(v)
+        op[i] = <PyObject*>v
+        Py_XDECREF(old)
+        s += stride
+    return 0
+
+
 @cython.no_gc
 cdef class EventBatch:
     """Events of one type from one FEED_DATA group, as typed columns.
@@ -1062,8 +1216,36 @@ cdef class EventBatch:
         return c
 
     cdef object _build(self, Py_ssize_t j):
-        return _materialize(self._data, self._cache, self._start, self._layout.n, self.size,
-                            (<const uint8_t*>PyBytes_AS_STRING(self._layout.kinds))[j], j)
+        """Build column j: a view on the batch's numeric or object block (allocated once, at
+        the first column of that block that is asked for), filled from the frame's slots."""
+        cdef _Layout lay = self._layout
+        cdef int kind = (<const uint8_t*>PyBytes_AS_STRING(lay.kinds))[j]
+        cdef Py_ssize_t row = (<const int*>PyBytes_AS_STRING(lay.pos))[j]
+        cdef Py_ssize_t n = self.size
+        cdef Py_ssize_t stride = lay.n
+        cdef Py_ssize_t s = self._start + j
+        cdef const int64_t* slots = self._data.slots
+        cdef const uint8_t* tags = self._data.tags
+        cdef void* dst
+        if kind == KIND_INFER or row < 0:
+            return _materialize(self._data, self._cache, self._start, stride, n, kind, j)
+        if kind == COL_OBJECT:
+            if self._oblock is None:
+                self._oblock = _new_block(lay.n_obj * n, True)
+            dst = <PyObject**>self._oblock.data + row * n
+            _fill_objects(self._data, self._cache, s, stride, n, <PyObject**>dst)
+            return _view(_DT_OBJ, dst, n, self._oblock)
+        if self._nblock is None:
+            self._nblock = _new_block(lay.n_num * n, False)
+        dst = <int64_t*>self._nblock.data + row * n
+        if kind == COL_DOUBLE:
+            _fill_f64(slots, tags, s, stride, n, <double*>dst)
+            return _view(_DT_F64, dst, n, self._nblock)
+        if kind == COL_INT64:
+            _fill_i64(slots, tags, s, stride, n, <int64_t*>dst)
+            return _view(_DT_I64, dst, n, self._nblock)
+        _fill_bool(tags, s, stride, n, <uint8_t*>dst)
+        return _view(_DT_BOOL, dst, n, self._nblock)
 
     def __getitem__(self, str name):
         c = self.column(name)
