@@ -216,3 +216,21 @@ def test_large_batch_and_buffer_reuse() -> None:
             == f"candle,symbol=S{123 % 37} close={float(close[123])!r},count={cnt[123]}i "
             f"{t[123]}"
         )
+
+
+def test_pow10_table_matches_its_generator() -> None:
+    """ext/ttfast/_core/pow10_128.h is generated and committed: it must equal what
+    gen_pow10.py computes now (a hand edit or a stale table would break shortest digits)."""
+    import re
+    import runpy
+    from pathlib import Path
+
+    core = Path(__file__).resolve().parents[2] / "ext" / "ttfast" / "_core"
+    gen = runpy.run_path(str(core / "gen_pow10.py"))
+    text = (core / "pow10_128.h").read_text()
+    rows = re.findall(r"\{0x([0-9a-f]{16})u, 0x([0-9a-f]{16})u\}, /\* 1e(-?\d+) \*/", text)
+    assert len(rows) == gen["E_MAX"] - gen["E_MIN"] + 1
+    for hi, lo, e in rows:
+        assert (int(hi, 16) << 64 | int(lo, 16)) == gen["g"](int(e)), e
+        # g is the smallest 128-bit integer strictly above 10**e scaled into [2**127, 2**128)
+        assert 1 << 127 <= gen["g"](int(e)) < 1 << 128
