@@ -607,6 +607,10 @@ def run_both(
         assert dec.last_channel == orc.last_channel
     assert dec.stats["bad_frames"] == orc.bad_frames
     for b in got:
+        # to_dicts reads the parsed values directly; the columns are the other path to them
+        cols = {name: b.column(name).tolist() for name in b.fields}
+        via_cols = [{f: norm(cols[f][i]) for f in b.fields} for i in range(len(b))]
+        assert [{k: norm(v) for k, v in d.items()} for d in b.to_dicts()] == via_cols
         for name in b.fields:
             kind = oracle.kind_of(b.event_type, name)
             col = b.column(name)
