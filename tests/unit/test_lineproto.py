@@ -230,7 +230,17 @@ def test_pow10_table_matches_its_generator() -> None:
     text = (core / "pow10_128.h").read_text()
     rows = re.findall(r"\{0x([0-9a-f]{16})u, 0x([0-9a-f]{16})u\}, /\* 1e(-?\d+) \*/", text)
     assert len(rows) == gen["E_MAX"] - gen["E_MIN"] + 1
-    for hi, lo, e in rows:
-        assert (int(hi, 16) << 64 | int(lo, 16)) == gen["g"](int(e)), e
-        # g is the smallest 128-bit integer strictly above 10**e scaled into [2**127, 2**128)
-        assert 1 << 127 <= gen["g"](int(e)) < 1 << 128
+    from fractions import Fraction
+
+    for hi, lo, e_s in rows:
+        e, g = int(e_s), int(hi, 16) << 64 | int(lo, 16)
+        assert g == gen["g"](e), e
+        # independently of the generator: g = floor(10**e * 2**(127 - L)) + 1 with
+        # L = floor(log2(10**e)), i.e. g - 1 <= exact < g and 2**127 <= g < 2**128
+        exact = Fraction(10) ** e
+        L = exact.numerator.bit_length() - exact.denominator.bit_length()
+        if Fraction(2) ** L > exact:
+            L -= 1
+        scaled = exact * Fraction(2) ** (127 - L)
+        assert g - 1 <= scaled < g, e
+        assert 1 << 127 <= g < 1 << 128, e
