@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,24 @@ import pytest
 _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:  # `tests.oracles.*` / `tests.servers` importable under any runner
     sys.path.insert(0, _ROOT)
+
+
+def _check_test_venv() -> None:
+    """Under the test command (TTFAST_TEST_VENV set), the suite must run on that hermetic venv."""
+    want = os.environ.get("TTFAST_TEST_VENV")
+    if not want:
+        return
+    if os.path.realpath(sys.prefix) != os.path.realpath(want) or sys.prefix == sys.base_prefix:
+        raise pytest.UsageError(
+            f"tests run by {sys.executable} (prefix {sys.prefix}), not by the test command's "
+            f"venv {want}"
+        )
+    cfg = Path(want, "pyvenv.cfg").read_text(encoding="utf-8").lower().replace(" ", "")
+    if "include-system-site-packages=true" in cfg:
+        raise pytest.UsageError(f"{want} has include-system-site-packages = true (not hermetic)")
+
+
+_check_test_venv()
 
 from tests.servers import InfluxServer, RedisServer, influx_server, redis_server  # noqa: E402
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test command (README, `.ci/run`): on a fresh machine installs what the tests need
-# (apt-get: redis-server, influxdb, valgrind, clang; pip: the package with its test extras),
+# (apt-get: redis-server, influxdb, valgrind, clang; pip: the package with its test extras, in
+# hermetic venvs: none sees the base interpreter's site-packages, see tests/env/venv.sh),
 # builds the compiled core, runs the whole suite including the benchmark regression gate, then
 # the sanitizer (ASan/UBSan) build with the decoder tests and a short fuzz run.
 set -euo pipefail
@@ -29,18 +30,25 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 step "python environment ($VENV)"
-[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q "scikit-build-core>=0.10" "cython>=3.0.10" "cython-cmake>=0.2" \
-  "numpy>=2.0" ninja
+# shellcheck source=tests/env/venv.sh
+. "$ROOT/tests/env/venv.sh"
+make_venv "$VENV"
+# Build requirements and the package's dependencies come from pyproject.toml (tests/env/reqs.py),
+# pinned by tests/constraints.txt; the venv never sees the base interpreter's packages.
+mapfile -t BUILD_REQS < <("$VENV/bin/python" tests/env/reqs.py build)
+mapfile -t DEPS < <("$VENV/bin/python" tests/env/reqs.py deps test fuzz)
+venv_install "$VENV" "${BUILD_REQS[@]}" "${DEPS[@]}"
 step "build + install ttfast with test extras"
-"$VENV/bin/python" -m pip install -q --no-build-isolation -Cbuild-dir=build/test ".[test,fuzz]"
+venv_install "$VENV" --no-build-isolation --no-deps -Cbuild-dir=build/test .
+"$VENV/bin/python" -m pip check
 "$VENV/bin/python" -c "import ttfast._core as c; m = c.compiled_modules(); assert m, 'no .so'; print(m)"
 
 step "test suite + benchmark gate"
-"$VENV/bin/python" -m pytest -p no:cacheprovider "$@"
+check_venv "$VENV"
+TTFAST_TEST_VENV="$VENV" "$VENV/bin/python" -m pytest -p no:cacheprovider "$@"
 
 if [ -x tests/fuzz/run_fuzz.sh ] || [ -f tests/fuzz/run_fuzz.sh ]; then
   step "sanitizer build: decoder tests + fuzz"
-  bash tests/fuzz/run_fuzz.sh 20
+  PY="$PY" bash tests/fuzz/run_fuzz.sh 20
 fi
 step "all green"

@@ -4,25 +4,29 @@
 #
 #   tests/fuzz/run_fuzz.sh [seconds=20] [extra libFuzzer flags...]
 #
-# Env: TTFAST_ASAN_VENV (default <repo>/build/venv-asan), PYTHON (base interpreter with
-# atheris==3.0.0, numpy, cython, scikit-build-core, pytest, hypothesis; default python3).
+# Env: TTFAST_ASAN_VENV (default <repo>/build/venv-asan), PY (the base interpreter the venv is
+# made from; default python3; only its stdlib is used).
 set -euo pipefail
 SECS="${1:-20}"
 shift || true
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 VENV="${TTFAST_ASAN_VENV:-$ROOT/build/venv-asan}"
-PY="${PYTHON:-python3}"
+PY="${PY:-${PYTHON:-python3}}"
 cd "$ROOT"
 
-if [ ! -x "$VENV/bin/python" ]; then
-  "$PY" -m venv --system-site-packages "$VENV"
+# shellcheck source=tests/env/venv.sh
+. "$ROOT/tests/env/venv.sh"
+# A hermetic venv (never --system-site-packages): everything the sanitized build and the decoder
+# tests import is installed here, from pyproject.toml's own lists, pinned like the main test venv.
+if [ -f "$VENV/pyvenv.cfg" ] && grep -Eiq 'include-system-site-packages *= *true' "$VENV/pyvenv.cfg"; then
+  echo "run_fuzz.sh: $VENV was made with --system-site-packages (old layout); recreating it" >&2
+  rm -rf "$VENV"
 fi
-# What the sanitized build and the decoder tests need, pinned like the main test venv
-# (a fresh CI machine's base interpreter has none of it).
+make_venv "$VENV"
 export PIP_CONSTRAINT="${PIP_CONSTRAINT:-$ROOT/tests/constraints.txt}"
-"$VENV/bin/python" -m pip install -q "scikit-build-core>=0.10" "cython>=3.0.10" \
-  "cython-cmake>=0.2" ninja numpy msgspec pytest pytest-asyncio pytest-benchmark pytest-timeout \
-  hypothesis "redis[hiredis]" atheris==3.0.0
+mapfile -t BUILD_REQS < <("$VENV/bin/python" tests/env/reqs.py build)
+mapfile -t DEPS < <("$VENV/bin/python" tests/env/reqs.py deps test fuzz)
+venv_install "$VENV" "${BUILD_REQS[@]}" "${DEPS[@]}"
 SITE="$("$VENV/bin/python" -c 'import atheris, os; print(os.path.dirname(os.path.dirname(atheris.__file__)))')"
 ASAN_LIB="$SITE/asan_with_fuzzer.so"
 [ -f "$ASAN_LIB" ] || { echo "run_fuzz.sh: $ASAN_LIB not found (pip install atheris==3.0.0)" >&2; exit 2; }
@@ -46,7 +50,9 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export PYTHONMALLOC=malloc
 
 echo "== decoder tests on the ASan/UBSan build"
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider --capture=sys -W ignore::DeprecationWarning \
+"$VENV/bin/python" -m pip check
+check_venv "$VENV"
+TTFAST_TEST_VENV="$VENV" "$VENV/bin/python" -m pytest -q -p no:cacheprovider --capture=sys -W ignore::DeprecationWarning \
   tests/unit/test_feed.py
 
 echo "== fuzzing ttfast._core.feed for ${SECS}s"
