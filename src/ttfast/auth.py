@@ -7,7 +7,9 @@ The token is refreshed proactively ``refresh_margin`` seconds (default 60) befor
 concurrent callers share one in-flight refresh (single-flight lock with re-check). Transient
 refresh failures (connection errors, timeouts, 5xx, 429) are retried a bounded number of times
 with exponential backoff and jitter; a definitive rejection (400/401/403) raises
-:class:`ttfast.errors.AuthError` at once. Both error shapes are parsed: RFC 6749
+:class:`ttfast.errors.AuthError` at once. The token POST never follows a redirect (a 3xx raises
+``AuthError(code="redirect_not_followed")`` at once: the refresh token and client secret are
+never re-sent to another URL). Both error shapes are parsed: RFC 6749
 ``{"error", "error_description"}`` and tastytrade's ``{"error_code", "error_description"}`` (and
 the normal ``{"error": {"code", "message"}}`` envelope).
 
@@ -41,7 +43,7 @@ import aiohttp
 import msgspec
 
 from ttfast._version import __version__
-from ttfast.errors import AuthError
+from ttfast.errors import AuthError, redact_url
 
 __all__ = [
     "DEFAULT_ACCEPT_VERSION",
@@ -351,10 +353,16 @@ class OAuthSession:
                 await asyncio.sleep(delay)
             headers = {"Content-Type": "application/json"}  # no Authorization header here
             try:
+                # never follow a redirect: 307/308 would re-POST the refresh token and the
+                # client secret to wherever the Location points
                 async with self.http.post(
-                    url, data=json.dumps(self._token_body()), headers=headers
+                    url,
+                    data=json.dumps(self._token_body()),
+                    headers=headers,
+                    allow_redirects=False,
                 ) as resp:
                     status = resp.status
+                    location = resp.headers.get("Location", "")
                     body = await resp.read()
             except (TimeoutError, aiohttp.ClientError) as exc:
                 last = AuthError(
@@ -381,6 +389,18 @@ class OAuthSession:
                     continue
                 log.info("access token refreshed (expires in %.0fs)", expires_in)
                 return AccessToken(token, time.time() + expires_in)
+            if 300 <= status < 400:
+                target = redact_url(location) or "?"
+                log.error(
+                    "token endpoint answered HTTP %d (redirect to %s); not followed", status, target
+                )
+                raise AuthError(
+                    status,
+                    "redirect_not_followed",
+                    f"token endpoint redirected to {target}; not followed (credentials are "
+                    "never sent to a redirect target): check base_url",
+                    path="/oauth/token",
+                )
             code, message = parse_token_error(status, body)
             err = AuthError(status, code, message or "token refresh rejected", path="/oauth/token")
             if status == 429 or status >= 500:

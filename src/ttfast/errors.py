@@ -6,7 +6,11 @@ exceptions, so it must never import anything else from ttfast.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from urllib.parse import urlsplit
+
 __all__ = [
+    "MAX_RAW_BODY",
     "ApiConnectionError",
     "ApiError",
     "AuthError",
@@ -16,6 +20,7 @@ __all__ = [
     "RateLimitedError",
     "ResponseDecodeError",
     "TtfastError",
+    "redact_url",
 ]
 
 
@@ -55,6 +60,11 @@ class ApiError(TtfastError):
     ``(code, message)`` pairs (``domain``/``reason`` entries are mapped onto the same pair) and
     ``path`` the request path (no query string, never a token). Branch on ``code``/``codes``,
     never on ``message``.
+
+    From an order mutation (place, replace, cancel, complex) an ``ApiError`` is a **definite
+    rejection**: a 4xx (not 401/408) with the API's error body; nothing was created or changed.
+    Every other failure of those calls is :class:`OrderOutcomeUnknown`, which is not an
+    ``ApiError``. Dry-runs create nothing and raise only ``ApiError`` subclasses.
     """
 
     def __init__(
@@ -100,7 +110,8 @@ class ApiConnectionError(ApiError):
 
 
 class ResponseDecodeError(ApiError):
-    """A 2xx response whose body was not valid JSON or did not fit the expected shape.
+    """A 2xx response whose body was not valid JSON or did not fit the expected shape (GETs and
+    dry-runs; order mutations raise :class:`OrderOutcomeUnknown` instead: the order may exist).
 
     ``raw`` holds the decoded JSON (``None`` if the body was not JSON at all).
     """
@@ -112,13 +123,76 @@ class OrderValidationError(TtfastError, ValueError):
     """An order violates a documented rule; raised by ttfast before anything is sent."""
 
 
-class OrderOutcomeUnknown(TtfastError):
-    """An order POST/PUT/DELETE may or may not have reached the exchange.
+#: Bytes of a response body an :class:`OrderOutcomeUnknown` keeps (``body_size`` has the total).
+MAX_RAW_BODY = 8192
 
-    Raised on timeout, lost connection, 5xx or 401 during an order mutation. ttfast NEVER resends
-    such a request. ``external_identifier`` is the tag that was sent with the order: resolve the
-    outcome with ``TastytradeClient.find_order_by_external_id(account, external_identifier)``.
-    ``cause`` is a short description of what went wrong, ``status`` the HTTP status if any.
+#: Header names containing one of these (case-insensitively) have their values redacted.
+_SECRET_HEADER_PARTS = ("auth", "cookie", "token", "secret", "session", "key", "password", "sign")
+_URL_HEADERS = frozenset({"location", "content-location", "uri", "link", "refresh"})
+_REDACTED = "<redacted>"
+
+Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+def redact_url(url: str) -> str:
+    """``url`` without credentials, query or fragment (``?<redacted>`` marks a dropped query),
+    for messages about redirects: a ``Location`` may carry a token."""
+    try:
+        u = urlsplit(url.strip())
+        host = u.hostname or ""
+        port = u.port
+    except ValueError:
+        return _REDACTED
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{port}" if port is not None else "")
+    head = f"{u.scheme}://{netloc}" if u.scheme or netloc else ""
+    return head + u.path + ("?" + _REDACTED if u.query else "")
+
+
+def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+    for s in secrets:
+        text = text.replace(s, _REDACTED)
+    return text
+
+
+def _safe_headers(headers: Headers | None, secrets: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if headers is None:
+        return out
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for name, value in items:
+        low = name = str(name).lower()
+        if any(p in low for p in _SECRET_HEADER_PARTS):
+            v = _REDACTED
+        elif low in _URL_HEADERS:
+            v = redact_url(value)
+        else:
+            v = _scrub(str(value), secrets)
+        out[name] = out[name] + ", " + v if name in out else v
+    return out
+
+
+class OrderOutcomeUnknown(TtfastError):
+    """An order mutation got no definite answer: the order may or may not exist / be changed.
+
+    Raised by ``place_order``, ``place_complex_order``, ``replace_order``, ``cancel_order`` and
+    ``cancel_complex_order`` for every answer that is neither a well-formed success nor a
+    definite rejection (a 4xx with the API's error body, raised as :class:`ApiError`): timeout,
+    lost connection (also after the status line), any 5xx, a 401, a redirect (never followed),
+    a 4xx without the API's error body, a 2xx whose body is not the expected JSON. ttfast NEVER
+    resends such a request. Not an :class:`ApiError`, so ``except ApiError`` never swallows it.
+
+    ``external_identifier`` is the tag sent with the (new) order: resolve the outcome with
+    ``TastytradeClient.find_order_by_external_id(account, external_identifier)``; for cancel and
+    replace ``order_id`` is the order (or complex order) the request was about: check it with
+    ``get_order`` / ``get_complex_order``. ``cause`` is a short description, ``status`` the HTTP
+    status (0 if none was received). The raw response: ``body`` (at most :data:`MAX_RAW_BODY`
+    bytes; ``body_size`` is the full length, ``body_truncated`` tells), ``headers`` (names
+    lower-cased, repeated headers joined with ``", "``, values of credential-like headers
+    replaced by ``<redacted>``, URLs without credentials or query).
+    Strings passed as ``redact`` (the access token) are scrubbed from body, headers and cause.
+    ``str()``/``repr()`` never include the body or a header.
     """
 
     def __init__(
@@ -128,16 +202,45 @@ class OrderOutcomeUnknown(TtfastError):
         path: str,
         cause: str,
         status: int = 0,
+        *,
+        body: bytes | None = None,
+        headers: Headers | None = None,
+        order_id: int | None = None,
+        redact: Iterable[str] = (),
     ) -> None:
+        secrets = tuple(s for s in redact if s)
+        cause = _scrub(cause, secrets)
         super().__init__(external_identifier, method, path, cause, status)
         self.external_identifier = external_identifier
         self.method = method
         self.path = path
         self.cause = cause
         self.status = status
+        self.order_id = order_id
+        raw = bytes(body or b"")
+        self.body_size = len(raw)
+        for s in secrets:  # before bounding: no prefix of a secret survives at the cut
+            raw = raw.replace(s.encode(), _REDACTED.encode())
+        self.body: bytes = raw[:MAX_RAW_BODY]
+        self.headers: dict[str, str] = _safe_headers(headers, secrets)
+
+    @property
+    def body_truncated(self) -> bool:
+        return self.body_size > len(self.body)
 
     def __str__(self) -> str:
-        return (
+        s = (
             f"outcome of {self.method} {self.path} is unknown ({self.cause}); not resent. "
             f"external-identifier={self.external_identifier!r}"
+        )
+        if self.order_id is not None:
+            s += f" order-id={self.order_id}"
+        return s
+
+    def __repr__(self) -> str:
+        return (
+            f"OrderOutcomeUnknown(method={self.method!r}, path={self.path!r}, "
+            f"status={self.status}, cause={self.cause!r}, "
+            f"external_identifier={self.external_identifier!r}, order_id={self.order_id!r}, "
+            f"body=<{self.body_size} bytes>)"
         )

@@ -7,13 +7,32 @@ Retry policy (spec §5.5, §6):
 
 * GET: retried with exponential backoff + jitter on connection errors, timeouts, 5xx and 429
   (``max_retries`` times); a 401 forces one token refresh and one retry.
-* Order POST/PUT/DELETE (place, dry-run, replace, cancel, complex): sent **exactly once**. On a
-  timeout, a lost connection, a 5xx or a 401 the outcome is unknown and
-  :class:`ttfast.errors.OrderOutcomeUnknown` is raised with the order's ``external-identifier``
-  (every submission carries one, generated if absent); resolve it with
-  :meth:`TastytradeClient.find_order_by_external_id`. Other 4xx (400/403/404/422/429) are
-  definitive rejections and raise :class:`ttfast.errors.ApiError` (422 exposes the nested
-  preflight codes as ``err.codes``).
+* Order mutations (place, replace, cancel, complex place/cancel, dry-runs) are sent **exactly
+  once** and **never follow a redirect**. Every submission carries an ``external-identifier``
+  (generated if absent).
+
+What an order mutation raises (issue 13):
+
+* **Definite rejection** → :class:`ttfast.errors.ApiError` (``AuthError`` for 403,
+  ``RateLimitedError`` for 429; 422 exposes the nested preflight codes as ``err.codes``): a 4xx
+  other than 401/408 whose body is the API's error envelope ``{"error": {"code": ..., ...}}``.
+  Nothing was created or changed.
+* **Outcome unknown** → :class:`ttfast.errors.OrderOutcomeUnknown` (place, complex place,
+  replace, cancel, complex cancel): everything that is neither a definite rejection nor a
+  well-formed success: timeout, connection lost (also after the status line), any 5xx, 401, 408,
+  a redirect (3xx, not followed), a 4xx without the error envelope, a 2xx whose body is not the
+  expected JSON. It carries ``external_identifier`` (resolve with
+  :meth:`TastytradeClient.find_order_by_external_id`), ``order_id`` (cancel/replace), ``status``
+  and the raw response (bounded ``body``, ``headers`` without secrets).
+* Well-formed success: place → 2xx with ``data.order`` carrying an ``id``; complex place →
+  ``data.complex-order`` with an ``id``; replace → ``data`` = the new order with an ``id``;
+  cancel → 2xx whose body is empty or a JSON object (returns the order if ``data`` is one).
+* Dry-runs create nothing, so their outcome is never unknown: a definite rejection is an
+  ``ApiError`` as above and every other failure is an ``ApiError`` too (``ApiConnectionError``
+  for timeouts/lost connections, ``ResponseDecodeError`` for an unusable 2xx body, ``ApiError``
+  with ``code="redirect_not_followed"`` for a 3xx, the status for a 5xx); calling again is safe.
+* A connection that was never established raises ``ApiConnectionError`` for every call (the
+  request was not sent).
 """
 
 from __future__ import annotations
@@ -40,6 +59,7 @@ from ttfast.errors import (
     OrderOutcomeUnknown,
     RateLimitedError,
     ResponseDecodeError,
+    redact_url,
 )
 from ttfast.orders import (
     ComplexOrderRequest,
@@ -112,13 +132,91 @@ def parse_error(status: int, body: bytes, path: str) -> ApiError:
     return cls(status, code, message, errors=errors, path=path)
 
 
-class _Response:
-    __slots__ = ("body", "data", "status")
+def _definite_rejection(status: int, body: bytes) -> bool:
+    """True if a response to an order mutation is a definite rejection: a 4xx (other than 401,
+    which may come from a gateway, and 408) whose body is the API's error envelope
+    ``{"error": {"code": <non-empty string or number>, ...}}`` (spec §6)."""
+    if not 400 <= status < 500 or status in (401, 408):
+        return False
+    try:
+        d = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return False
+    err = d.get("error") if isinstance(d, dict) else None
+    if not isinstance(err, dict):
+        return False
+    code = err.get("code")
+    if isinstance(code, bool):
+        return False
+    return isinstance(code, int) or (isinstance(code, str) and bool(code.strip()))
 
-    def __init__(self, status: int, body: Any) -> None:
+
+class _Response:
+    __slots__ = ("body", "data", "headers", "raw", "status")
+
+    def __init__(
+        self,
+        status: int,
+        body: Any,
+        raw: bytes = b"",
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
         self.status = status
         self.body = body  # decoded JSON (dict)
         self.data: Any = body.get("data") if isinstance(body, dict) else None
+        self.raw = raw  # the undecoded body (mutations only)
+        self.headers = headers or []
+
+
+class _Mutation:
+    """One order mutation: what to put into an :class:`OrderOutcomeUnknown` about it."""
+
+    __slots__ = ("dry_run", "external_identifier", "method", "order_id", "path", "token")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        external_identifier: str | None,
+        order_id: int | None,
+        dry_run: bool,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.external_identifier = external_identifier
+        self.order_id = order_id
+        self.dry_run = dry_run
+        self.token = ""  # the access token sent: scrubbed from anything we keep
+
+    def unknown(
+        self,
+        cause: str,
+        status: int = 0,
+        raw: bytes | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> OrderOutcomeUnknown:
+        log.error(
+            "%s %s: outcome unknown (%s); NOT resending; external-identifier=%s order-id=%s",
+            self.method,
+            self.path,
+            cause,
+            self.external_identifier,
+            self.order_id,
+        )
+        return OrderOutcomeUnknown(
+            self.external_identifier,
+            self.method,
+            self.path,
+            cause,
+            status,
+            body=raw,
+            headers=headers,
+            order_id=self.order_id,
+            redact=(self.token,),
+        )
+
+    def unknown_from(self, r: _Response, what: str) -> OrderOutcomeUnknown:
+        return self.unknown(f"HTTP {r.status} {what}", r.status, r.raw, r.headers)
 
 
 class TastytradeClient:
@@ -221,19 +319,29 @@ class TastytradeClient:
             )
             await asyncio.sleep(delay)
 
-    async def _mutate(
-        self, method: str, path: str, body: bytes | None, external_identifier: str | None
-    ) -> _Response:
-        """One attempt, never resent. Ambiguous failures raise OrderOutcomeUnknown."""
+    async def _mutate(self, call: _Mutation, body: bytes | None) -> _Response:
+        """Send ``call`` once, never following a redirect. Returns the decoded 2xx response;
+        raises ApiError for a definite rejection, OrderOutcomeUnknown (ApiError for dry-runs)
+        for everything else (see the module docstring)."""
+        method, path = call.method, call.path
         headers = await self.session.headers()
+        call.token = headers["Authorization"][7:]
         if body is not None:
             headers["Content-Type"] = "application/json"
         timeout = aiohttp.ClientTimeout(total=self.order_timeout or self.session.request_timeout)
+        status = 0
+        rh: list[tuple[str, str]] = []
         try:
             async with self.session.http.request(
-                method, self._url(path), data=body, headers=headers, timeout=timeout
+                method,
+                self._url(path),
+                data=body,
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,  # a redirect must never re-send (or GET) an order
             ) as resp:
                 status = resp.status
+                rh = list(resp.headers.items())
                 raw = await resp.read()
         except aiohttp.ClientConnectorError as exc:
             # never connected: the request cannot have reached the server
@@ -241,37 +349,43 @@ class TastytradeClient:
                 0, "connection_error", f"{method} not sent: {type(exc).__name__}", path=path
             ) from None
         except (TimeoutError, aiohttp.ClientError) as exc:
-            log.error(
-                "%s %s: outcome unknown (%s); NOT resending; external-identifier=%s",
-                method,
-                path,
-                type(exc).__name__,
-                external_identifier,
-            )
-            raise OrderOutcomeUnknown(
-                external_identifier, method, path, type(exc).__name__
-            ) from None
+            cause = type(exc).__name__
+            if status:
+                cause = f"HTTP {status}, body lost: {cause}"
+            if call.dry_run:
+                raise ApiConnectionError(
+                    0, "connection_error", f"{method} failed: {cause}", path=path
+                ) from None
+            raise call.unknown(cause, status, None, rh) from None
         if 200 <= status < 300:
             try:
-                return self._decode(status, raw, path)
-            except ResponseDecodeError:
-                raise OrderOutcomeUnknown(
-                    external_identifier, method, path, "malformed JSON in a 2xx response", status
+                decoded = m.json_decoder.decode(raw) if raw else {}
+            except msgspec.DecodeError:
+                if call.dry_run:
+                    e = ResponseDecodeError(
+                        status, "malformed_json", "response body is not valid JSON", path=path
+                    )
+                    raise e from None
+                raise call.unknown(
+                    f"HTTP {status} with a malformed (not JSON) body", status, raw, rh
                 ) from None
-        if status == 401 or status >= 500:
-            if status == 401:
-                self.session.invalidate(headers["Authorization"][7:])
-            log.error(
-                "%s %s: HTTP %d, outcome unknown; NOT resending; external-identifier=%s",
-                method,
-                path,
-                status,
-                external_identifier,
-            )
-            raise OrderOutcomeUnknown(
-                external_identifier, method, path, f"HTTP {status}", status
-            ) from parse_error(status, raw, path)
-        raise parse_error(status, raw, path)
+            return _Response(status, decoded, raw, rh)
+        if _definite_rejection(status, raw):
+            raise parse_error(status, raw, path)
+        if status == 401:
+            self.session.invalidate(call.token)
+        if 300 <= status < 400:
+            location = next((v for k, v in rh if k.lower() == "location"), "")
+            cause = f"HTTP {status} redirect to {redact_url(location) or '?'} not followed"
+            if call.dry_run:
+                raise ApiError(status, "redirect_not_followed", cause, path=path)
+        elif status == 401 or status >= 500:
+            cause = f"HTTP {status}"
+        else:
+            cause = f"HTTP {status} without the API's error body"
+        if call.dry_run:
+            raise parse_error(status, raw, path)
+        raise call.unknown(cause, status, raw, rh)
 
     @staticmethod
     def _one(r: _Response, model: type[T], path: str) -> T:
@@ -425,37 +539,61 @@ class TastytradeClient:
         return order
 
     async def place_order(self, account_number: str, order: OrderRequest) -> m.OrderResponse:
-        """Place an order (once). Generates an ``external-identifier`` if absent."""
+        """Place an order (once). Generates an ``external-identifier`` if absent.
+
+        Returns ``data`` with ``order`` (carrying its ``id``). A definite rejection raises
+        :class:`ApiError`; anything else that is not such a success raises
+        :class:`OrderOutcomeUnknown` (look the order up by ``external_identifier``)."""
         order = self._tagged(order)
         path = f"/accounts/{_seg(account_number)}/orders"
         log.info("placing order external-identifier=%s", order.external_identifier)
-        r = await self._mutate("POST", path, order.to_json(), order.external_identifier)
-        return self._one(r, m.OrderResponse, path)
+        call = _Mutation("POST", path, order.external_identifier, None, False)
+        r = await self._mutate(call, order.to_json())
+        res = _accepted(call, r, m.OrderResponse, "order")
+        if res.order is None or res.order.id is None:
+            raise call.unknown_from(r, "without data.order.id")
+        return res
 
     async def dry_run_order(self, account_number: str, order: OrderRequest) -> m.OrderResponse:
-        """Validate an order server-side (buying-power effect, fees, warnings); nothing routed."""
+        """Validate an order server-side (buying-power effect, fees, warnings); nothing routed.
+        Every failure is an :class:`ApiError` (a dry-run creates nothing: safe to call again)."""
         order = self._tagged(order)
         path = f"/accounts/{_seg(account_number)}/orders/dry-run"
-        r = await self._mutate("POST", path, order.to_json(), order.external_identifier)
+        call = _Mutation("POST", path, order.external_identifier, None, True)
+        r = await self._mutate(call, order.to_json())
         return self._one(r, m.OrderResponse, path)
 
     async def replace_order(
         self, account_number: str, order_id: int, new_order: OrderRequest
     ) -> m.Order:
-        """Cancel-replace (``PUT``): price / order-type / time-in-force may change; legs are
-        kept by the server (not sent). Returns the new order."""
+        """Cancel-replace (``PUT``, once): price / order-type / time-in-force may change; legs
+        are kept by the server (not sent). Returns the new order (with its ``id``).
+
+        :class:`OrderOutcomeUnknown` carries the new order's ``external_identifier`` and the old
+        ``order_id``: the replacement exists iff ``find_order_by_external_id`` finds it."""
         order = self._tagged(new_order)
         body = order.to_dict()
         body.pop("legs", None)
-        path = f"/accounts/{_seg(account_number)}/orders/{int(order_id)}"
-        r = await self._mutate("PUT", path, msgspec.json.encode(body), order.external_identifier)
-        return self._one(r, m.Order, path)
+        oid = int(order_id)
+        path = f"/accounts/{_seg(account_number)}/orders/{oid}"
+        call = _Mutation("PUT", path, order.external_identifier, oid, False)
+        r = await self._mutate(call, msgspec.json.encode(body))
+        new = _accepted(call, r, m.Order, None)
+        if new.id is None:
+            raise call.unknown_from(r, "without the new order's id in data")
+        return new
 
     async def cancel_order(self, account_number: str, order_id: int) -> m.Order | None:
-        """Request cancellation (``DELETE``, once). Returns the order if the server echoes it."""
-        path = f"/accounts/{_seg(account_number)}/orders/{int(order_id)}"
-        r = await self._mutate("DELETE", path, None, None)
-        return self._one(r, m.Order, path) if isinstance(r.data, dict) and r.data else None
+        """Request cancellation (``DELETE``, once). Returns the order if the server echoes it.
+
+        A 2xx with an empty body or a JSON object means the cancel was accepted (``None`` if
+        ``data`` is not an order). A definite rejection (e.g. 422 not cancellable) raises
+        :class:`ApiError`; anything else raises :class:`OrderOutcomeUnknown` with ``order_id``
+        (check it with :meth:`get_order`; resending a cancel is harmless)."""
+        oid = int(order_id)
+        path = f"/accounts/{_seg(account_number)}/orders/{oid}"
+        call = _Mutation("DELETE", path, None, oid, False)
+        return _cancelled(call, await self._mutate(call, None), m.Order)
 
     @staticmethod
     def _tagged_complex(c: ComplexOrderRequest) -> ComplexOrderRequest:
@@ -476,15 +614,21 @@ class TastytradeClient:
         ``OrderOutcomeUnknown.external_identifier`` is the first member's (trigger if any)."""
         c = self._tagged_complex(order)
         path = f"/accounts/{_seg(account_number)}/complex-orders"
-        r = await self._mutate("POST", path, c.to_json(), c.all_orders()[0].external_identifier)
-        return self._one(r, m.ComplexOrderResponse, path)
+        call = _Mutation("POST", path, c.all_orders()[0].external_identifier, None, False)
+        r = await self._mutate(call, c.to_json())
+        res = _accepted(call, r, m.ComplexOrderResponse, "complex-order")
+        if res.complex_order is None or res.complex_order.id is None:
+            raise call.unknown_from(r, "without data.complex-order.id")
+        return res
 
     async def dry_run_complex_order(
         self, account_number: str, order: ComplexOrderRequest
     ) -> m.ComplexOrderResponse:
+        """Dry-run of a complex order; every failure is an :class:`ApiError` (nothing created)."""
         c = self._tagged_complex(order)
         path = f"/accounts/{_seg(account_number)}/complex-orders/dry-run"
-        r = await self._mutate("POST", path, c.to_json(), c.all_orders()[0].external_identifier)
+        call = _Mutation("POST", path, c.all_orders()[0].external_identifier, None, True)
+        r = await self._mutate(call, c.to_json())
         return self._one(r, m.ComplexOrderResponse, path)
 
     async def get_complex_order(self, account_number: str, complex_id: int) -> m.ComplexOrder:
@@ -500,10 +644,12 @@ class TastytradeClient:
     async def cancel_complex_order(
         self, account_number: str, complex_id: int
     ) -> m.ComplexOrder | None:
-        """Cancel a complex order by its **complex** id (not a member order id)."""
-        path = f"/accounts/{_seg(account_number)}/complex-orders/{int(complex_id)}"
-        r = await self._mutate("DELETE", path, None, None)
-        return self._one(r, m.ComplexOrder, path) if isinstance(r.data, dict) and r.data else None
+        """Cancel a complex order by its **complex** id (not a member order id), once. Same
+        outcomes as :meth:`cancel_order` (``OrderOutcomeUnknown.order_id`` = the complex id)."""
+        cid = int(complex_id)
+        path = f"/accounts/{_seg(account_number)}/complex-orders/{cid}"
+        call = _Mutation("DELETE", path, None, cid, False)
+        return _cancelled(call, await self._mutate(call, None), m.ComplexOrder)
 
     # --- instruments ----------------------------------------------------------------------------
 
@@ -588,6 +734,33 @@ class TastytradeClient:
 
 
 # --- helpers --------------------------------------------------------------------------------------
+
+
+def _accepted(call: _Mutation, r: _Response, model: type[T], key: str | None) -> T:
+    """``data`` (``key`` must be an object in it) of a 2xx order response as ``model``; any
+    other shape is OrderOutcomeUnknown: the server said 2xx, so the order may well exist."""
+    obj = r.data.get(key) if key is not None and isinstance(r.data, dict) else r.data
+    if not isinstance(obj, dict):
+        where = "data" if key is None else f"data.{key}"
+        raise call.unknown_from(r, f"without an object in {where}")
+    try:
+        return m.convert(r.data, model)
+    except msgspec.ValidationError as exc:
+        raise call.unknown_from(r, f"with an unexpected shape ({exc})") from None
+
+
+def _cancelled(call: _Mutation, r: _Response, model: type[T]) -> T | None:
+    """A 2xx to a cancel: accepted if the body is empty or a JSON object; the echoed order (if
+    ``data`` is a non-empty object with an ``id``) is returned."""
+    if not isinstance(r.body, dict):
+        raise call.unknown_from(r, "with a body that is not a JSON object")
+    if not (isinstance(r.data, dict) and r.data):
+        return None
+    try:
+        obj = m.convert(r.data, model)
+    except msgspec.ValidationError as exc:
+        raise call.unknown_from(r, f"with an unexpected shape ({exc})") from None
+    return obj if getattr(obj, "id", None) is not None else None
 
 
 def _convert(raw: Any, model: type[T], status: int, path: str) -> T:
