@@ -20,8 +20,9 @@ def _check(venv: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _make(venv: Path, *flags: str) -> None:
+    base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run(
-        [getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", *flags, str(venv)],
+        [base, "-m", "venv", "--without-pip", *flags, str(venv)],
         check=True,
         timeout=120,
     )
