@@ -22,6 +22,7 @@ from ttfast.dxlink.protocol import (
     ConnectionFatal,
     DxLinkProtocol,
     FeedConfigReceived,
+    MalformedMessage,
     Phase,
     ServerError,
     ServerSetup,
@@ -316,6 +317,166 @@ def test_feed_config_layouts_merge() -> None:
     p.receive({"type": "FEED_CONFIG", "channel": 1, "eventFields": {"Quote": ["eventSymbol"]}})
     p.receive({"type": "FEED_CONFIG", "channel": 1, "eventFields": {"Trade": ["eventSymbol"]}})
     assert p.layouts[1] == {"Quote": ["eventSymbol"], "Trade": ["eventSymbol"]}
+
+
+def _kinds(evs: list[Any]) -> list[str]:
+    return [type(e).__name__ for e in evs]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"Quote": ["eventSymbol", "bidPrice", "bidPrice"]},  # duplicate field
+        {"Quote": ["eventSymbol", 5]},  # non-string field
+        {"Quote": ["eventSymbol", None]},
+        {"Quote": "eventSymbol"},  # not a list
+        ["Quote"],  # eventFields not an object
+        "Quote",
+        7,
+    ],
+)
+def test_malformed_feed_config_keeps_last_good_layout(bad: Any) -> None:
+    p = DxLinkProtocol()
+    handshake(p)
+    good = {"type": "FEED_CONFIG", "channel": 1, "eventFields": {"Quote": ["eventSymbol"]}}
+    assert p.receive(good) == [FeedConfigReceived(1, good)]
+    msg = {"type": "FEED_CONFIG", "channel": 1, "dataFormat": "COMPACT", "eventFields": bad}
+    ev: list[Any] = p.receive(msg)
+    assert _kinds(ev) == ["MalformedMessage", "FeedConfigReceived"]
+    assert ev[0].channel == 1 and "FEED_CONFIG" in ev[0].detail
+    # what the decoder is given holds no malformed layout (dataFormat etc. still apply)
+    assert ev[1] == FeedConfigReceived(1, {"type": "FEED_CONFIG", "channel": 1,
+                                           "dataFormat": "COMPACT"})  # fmt: skip
+    assert p.layouts[1] == {"Quote": ["eventSymbol"]}
+
+
+def test_malformed_feed_config_entry_is_per_type() -> None:
+    p = DxLinkProtocol()
+    handshake(p)
+    ev: list[Any] = p.receive(
+        {
+            "type": "FEED_CONFIG",
+            "channel": 1,
+            "eventFields": {"Quote": ["eventSymbol", 1], "Trade": ["eventSymbol", "price"]},
+        }
+    )
+    assert _kinds(ev) == ["MalformedMessage", "FeedConfigReceived"]
+    assert "'Quote'" in ev[0].detail and "Trade" not in ev[0].detail
+    assert ev[1].message["eventFields"] == {"Trade": ["eventSymbol", "price"]}
+    assert p.layouts[1] == {"Trade": ["eventSymbol", "price"]}
+
+
+_json_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 5), st.sampled_from(["a", "b", "eventSymbol", ""])
+)
+_field_lists = st.lists(
+    st.one_of(st.sampled_from(["eventSymbol", "bidPrice", "askPrice", "x"]), _json_leaf),
+    max_size=5,
+)
+_event_fields = st.one_of(
+    _json_leaf,
+    st.lists(_json_leaf, max_size=3),
+    st.dictionaries(
+        st.sampled_from(["Quote", "Trade", "Candle", "Zzz"]),
+        st.one_of(_field_lists, _json_leaf),
+        max_size=4,
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_event_fields, min_size=1, max_size=4))
+def test_feed_config_protocol_and_decoder_layouts_agree(configs: list[Any]) -> None:
+    """Whatever the server sends as eventFields, the protocol's layouts and the decoder's
+    (configured from what the protocol hands on) are the same, and the decoder never raises."""
+    from ttfast._core import FeedDecoder
+
+    p = DxLinkProtocol()
+    handshake(p)
+    dec = FeedDecoder()
+    for ef in configs:
+        msg = {"type": "FEED_CONFIG", "channel": 1, "eventFields": ef}
+        evs = p.receive(msg)
+        ok = ef is None or (
+            isinstance(ef, dict)
+            and all(
+                isinstance(v, list) and all(isinstance(f, str) for f in v) and len(set(v)) == len(v)
+                for v in ef.values()
+            )
+        )
+        assert any(isinstance(e, MalformedMessage) for e in evs) is not ok
+        for e in evs:
+            if isinstance(e, FeedConfigReceived):
+                dec.configure(e.message)
+        assert {t: tuple(f) for t, f in p.layouts[1].items()} == dec.layouts
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        {"type": "AUTH_STATE", "channel": 0, "state": 42},
+        {"type": "AUTH_STATE", "channel": 0},
+        {"type": "AUTH_STATE", "channel": 0, "state": "MAYBE"},
+        {"type": "AUTH_STATE", "channel": 0, "state": ["AUTHORIZED"]},
+    ],
+)
+def test_auth_state_garbage_is_malformed_and_changes_nothing(msg: dict[str, Any]) -> None:
+    p = DxLinkProtocol()
+    p.subscribe("Quote", ["SPY"])
+    p.connection_made("t")
+    out(p)
+    p.receive(SERVER_SETUP)
+    assert [m["type"] for m in out(p)] == ["AUTH"]
+    ev: list[Any] = p.receive(msg)
+    assert _kinds(ev) == ["MalformedMessage"] and "AUTH_STATE" in ev[0].detail
+    assert p.phase == Phase.AUTH_SENT and out(p) == []
+    assert p.receive(AUTHED) == [Authorized("u1")]  # the handshake still completes
+    ev = p.receive(msg)  # and garbage after AUTHORIZED does not undo it
+    assert _kinds(ev) == ["MalformedMessage"]
+    assert p.phase.value == "authorized"  # (.value: mypy narrowed phase above)
+
+
+def test_unknown_message_type_is_malformed() -> None:
+    p = DxLinkProtocol()
+    handshake(p)
+    assert p.receive({"type": "KEEPALIVE", "channel": 0}) == []
+    ev = p.receive({"type": "BOGUS", "channel": 5})
+    assert ev == [MalformedMessage(5, "unexpected message type 'BOGUS'")]
+
+
+@pytest.mark.parametrize("bad", ["soon", -1, 0, None, True, [60], float("nan"), float("inf")])
+def test_setup_bad_keepalive_timeouts(bad: Any) -> None:
+    p = DxLinkProtocol()
+    p.connection_made("t")
+    ev: list[Any] = p.receive(
+        {**SERVER_SETUP, "keepaliveTimeout": 20, "acceptKeepaliveTimeout": 10}
+    )
+    assert p.server_keepalive_timeout == 20.0 and p.server_accept_keepalive_timeout == 10.0
+    ev = p.receive({**SERVER_SETUP, "keepaliveTimeout": bad, "acceptKeepaliveTimeout": bad})
+    if bad is None:  # null = not given: nothing malformed, nothing changes
+        assert _kinds(ev) == ["ServerSetup"]
+    else:
+        assert _kinds(ev) == ["MalformedMessage", "ServerSetup"]
+        assert isinstance(ev[0], MalformedMessage) and "keepaliveTimeout" in ev[0].detail
+    # the last good values stay
+    assert p.server_keepalive_timeout == 20.0 and p.server_accept_keepalive_timeout == 10.0
+    assert ev[-1] == ServerSetup(20.0, 10.0, "1.0-1.2.1-20240722-153442")
+    p.connection_made("t")  # a new connection forgets them
+    ev = p.receive({**SERVER_SETUP, "keepaliveTimeout": bad, "acceptKeepaliveTimeout": 2.5})
+    assert p.server_keepalive_timeout is None and p.server_accept_keepalive_timeout == 2.5
+
+
+def test_oversized_subscription_entry_rejected_before_it_is_stored() -> None:
+    # an entry that cannot fit any frame must fail at subscribe time, not later while the
+    # server's CHANNEL_OPENED is handled (where it would raise out of the frame handler)
+    p = DxLinkProtocol()
+    with pytest.raises(ValueError, match="too large"):
+        p.subscribe("Quote", ["SPY", "X" * 9000])
+    with pytest.raises(ValueError, match="too large"):
+        p.subscribe_candle_symbols({"Y" * 9000 + "{=5m}": 1_700_000_000_000})
+    assert p.subscriptions == {1: {}, 3: {}}
+    handshake(p)
+    assert out(p) == []  # nothing stored, no channel requested
 
 
 def test_custom_fields_get_event_type_and_need_symbol() -> None:

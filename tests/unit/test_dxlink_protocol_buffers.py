@@ -135,3 +135,84 @@ def test_fragmented_frames_are_reassembled() -> None:
     # a stray CONTINUATION is a counted protocol error, not a crash
     conn.on_ws_frame(None, _make_test_ws_frame(C, b"x", True, False))  # type: ignore[arg-type]
     assert s.stats.decode_errors == 1 and s.stats.frames == 1
+
+
+# ---- nothing a server sends raises out of on_ws_frame (issue 13, item 7) -----------------
+
+_GOOD_FRAMES: list[dict[str, Any]] = [
+    {"type": "SETUP", "channel": 0, "keepaliveTimeout": 60, "acceptKeepaliveTimeout": 60,
+     "version": "1.0-1.2.1"},
+    {"type": "AUTH_STATE", "channel": 0, "state": "UNAUTHORIZED"},
+    {"type": "AUTH_STATE", "channel": 0, "state": "AUTHORIZED", "userId": "u"},
+    {"type": "CHANNEL_OPENED", "channel": 1, "service": "FEED",
+     "parameters": {"contract": "AUTO", "subFormat": "LIST"}},
+    {"type": "CHANNEL_CLOSED", "channel": 3},
+    {"type": "FEED_CONFIG", "channel": 1, "dataFormat": "COMPACT", "aggregationPeriod": 0.1,
+     "eventFields": {"Quote": ["eventType", "eventSymbol", "bidPrice"]}},
+    {"type": "FEED_CONFIG", "channel": 3, "dataFormat": "COMPACT", "aggregationPeriod": 0.1,
+     "eventFields": {"Candle": ["eventType", "eventSymbol", "eventFlags", "time", "close"]}},
+    {"type": "FEED_DATA", "channel": 1, "data": ["Quote", ["Quote", "SPY", 1.5]]},
+    {"type": "FEED_DATA", "channel": 3,
+     "data": ["Candle", ["Candle", "SPY{=5m}", 4, 1700000000000, 1.5]]},
+    {"type": "ERROR", "channel": 1, "error": "BAD_ACTION", "message": "Your subscription rate"},
+    {"type": "KEEPALIVE", "channel": 0},
+]  # fmt: skip
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False)
+    | st.text(max_size=6) | st.sampled_from(["Quote", "Candle", "AUTHORIZED", "eventSymbol"]),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=4), c, max_size=3),
+    max_leaves=12,
+)  # fmt: skip
+
+
+@st.composite
+def _server_frames(draw: st.DrawFn) -> bytes:
+    msg = dict(draw(st.sampled_from(_GOOD_FRAMES)))
+    if draw(st.booleans()):  # replace, add or drop keys (type included)
+        for _ in range(draw(st.integers(1, 3))):
+            key = draw(st.sampled_from([*msg, "eventFields", "state", "data", "x"]))
+            if draw(st.integers(0, 4)) == 0:
+                msg.pop(key, None)
+            else:
+                msg[key] = draw(_json)
+    elif draw(st.booleans()):  # replace a value deeper inside
+        for key in ("eventFields", "data", "parameters"):
+            if key in msg:
+                msg[key] = json.loads(json.dumps(msg[key]))
+                v = msg[key]
+                if isinstance(v, dict) and v:
+                    v[draw(st.sampled_from(sorted(v)))] = draw(_json)
+                elif isinstance(v, list) and v:
+                    v[draw(st.integers(0, len(v) - 1))] = draw(_json)
+    raw = json.dumps(msg).encode()
+    cut = draw(st.one_of(st.none(), st.integers(0, len(raw))))
+    return raw if cut is None else raw[:cut]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_server_frames(), min_size=1, max_size=6))
+def test_no_server_frame_raises_out_of_on_ws_frame(frames: list[bytes]) -> None:
+    import picows
+    from picows.picows import _make_test_ws_frame  # type: ignore[attr-defined]
+
+    from ttfast.dxlink.streamer import _Conn
+
+    seen: list[str] = []
+    s = DxLinkStreamer(
+        None, _tp, on_batch=lambda b: b.to_dicts(), on_event=lambda e: seen.append(e.detail)
+    )
+    s.subscribe("Quote", ["SPY"])
+    s._prepare_connection()
+    conn = _Conn(s)
+    s._conn = conn
+    s.protocol.connection_made("t")
+    for raw in frames:
+        conn.on_ws_frame(None, _make_test_ws_frame(picows.WSMsgType.TEXT, raw, True, False))  # type: ignore[arg-type]
+        # handled where detected, not by on_ws_frame's last-resort catch
+        assert not [d for d in seen if d.startswith("error while handling a frame")], raw
+        # the protocol's and the decoder's views of the server's layouts never diverge
+        for ch, lay in s.protocol.layouts.items():
+            dec = s._decoders[ch].layouts
+            for t, fields in lay.items():
+                assert dec[t] == tuple(fields)

@@ -45,6 +45,7 @@ __all__ = [
     "ConnectionFatal",
     "DxLinkProtocol",
     "FeedConfigReceived",
+    "MalformedMessage",
     "Phase",
     "ProtocolEvent",
     "ServerError",
@@ -225,6 +226,20 @@ class ServerError:
 
 
 @dataclass(frozen=True, slots=True)
+class MalformedMessage:
+    """A server message (or part of one) the client cannot use; it changed nothing.
+
+    E.g. a FEED_CONFIG whose ``eventFields`` is not an object of lists of distinct str (the
+    malformed layouts are not applied: the last good layout of those types stays), an
+    AUTH_STATE with an unknown ``state``, a SETUP with an unusable keepalive timeout (the
+    last good value stays), a message type the client does not expect.
+    """
+
+    channel: int
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionFatal:
     """The connection must be torn down and reopened (ERROR TIMEOUT/UNAUTHORIZED...)."""
 
@@ -241,6 +256,7 @@ ProtocolEvent = (
     | FeedConfigReceived
     | ServerError
     | ConnectionFatal
+    | MalformedMessage
 )
 
 
@@ -394,8 +410,23 @@ class DxLinkProtocol:
             ch = 0
         events: list[ProtocolEvent] = []
         if t == "SETUP":
-            self.server_keepalive_timeout = _opt_float(msg.get("keepaliveTimeout"))
-            self.server_accept_keepalive_timeout = _opt_float(msg.get("acceptKeepaliveTimeout"))
+            bad = []
+            for key in ("keepaliveTimeout", "acceptKeepaliveTimeout"):
+                raw = msg.get(key)
+                value = _opt_timeout(raw)
+                if value is None:
+                    if raw is not None:  # garbage: keep the last good value
+                        bad.append(f"{key}={_short(raw)}")
+                elif key == "keepaliveTimeout":
+                    self.server_keepalive_timeout = value
+                else:
+                    self.server_accept_keepalive_timeout = value
+            if bad:
+                events.append(
+                    MalformedMessage(
+                        ch, f"SETUP: {', '.join(bad)} is not a positive number of seconds"
+                    )
+                )
             v = msg.get("version")
             events.append(
                 ServerSetup(
@@ -424,6 +455,10 @@ class DxLinkProtocol:
                     events.append(ConnectionFatal("AUTH rejected", refresh_token=True))
                 else:
                     self._maybe_auth()
+            else:
+                events.append(
+                    MalformedMessage(ch, f"AUTH_STATE with unknown state {_short(state)}")
+                )
         elif t == "CHANNEL_OPENED":
             c = self.channels.get(ch)
             if c is not None and c.requested and not c.cancelling:
@@ -440,12 +475,20 @@ class DxLinkProtocol:
                 if not expected and self.phase is Phase.AUTHORIZED and self.subscriptions[ch]:
                     self._request_channel(c)  # server closed it on its own: reopen
         elif t == "FEED_CONFIG":
-            ef = msg.get("eventFields")
-            if isinstance(ef, dict) and ch in self.layouts:
-                for et, fl in ef.items():
-                    if isinstance(fl, list):
-                        self.layouts[ch][et] = [str(x) for x in fl]
-            events.append(FeedConfigReceived(ch, dict(msg)))
+            # Layouts are validated here, once, for the protocol and the decoder alike: the
+            # decoder is configured from the message of FeedConfigReceived, which never holds a
+            # malformed layout. A malformed entry leaves that type's last good layout in place.
+            good, problems = _event_fields(msg)
+            config = dict(msg)
+            if problems:
+                events.append(MalformedMessage(ch, "FEED_CONFIG " + "; ".join(problems)))
+                config.pop("eventFields", None)
+                if good:
+                    config["eventFields"] = good
+            if ch in self.layouts:
+                for et, fl in good.items():
+                    self.layouts[ch][et] = list(fl)
+            events.append(FeedConfigReceived(ch, config))
         elif t == "ERROR":
             err = ServerError(ch, str(msg.get("error", "UNKNOWN")), str(msg.get("message", "")))
             events.append(err)
@@ -456,7 +499,8 @@ class DxLinkProtocol:
                         refresh_token=err.error == "UNAUTHORIZED",
                     )
                 )
-        # KEEPALIVE and unknown types: liveness only
+        elif t != "KEEPALIVE":  # (any message, even an unexpected one, counts as liveness)
+            events.append(MalformedMessage(ch, f"unexpected message type {_short(t)}"))
         return events
 
     def _maybe_auth(self) -> None:
@@ -507,14 +551,16 @@ class DxLinkProtocol:
         ch = self.channel_for(event_type)
         new: list[dict[str, Any]] = []
         subs = self.subscriptions[ch]
+        todo: dict[SubKey, dict[str, Any]] = {}
         for s in symbols:
             if not isinstance(s, str) or not s:
                 raise ValueError(f"bad symbol {s!r}")
             key = (event_type, s)
-            if key not in subs:
-                entry = {"type": event_type, "symbol": s}
-                subs[key] = entry
-                new.append(entry)
+            if key not in subs and key not in todo:
+                todo[key] = self._checked_entry(ch, {"type": event_type, "symbol": s})
+        for key, entry in todo.items():  # nothing is stored when one entry is bad
+            subs[key] = entry
+            new.append(entry)
         self._after_change(ch, add=new)
 
     def unsubscribe(self, event_type: str, symbols: Iterable[str]) -> None:
@@ -531,12 +577,27 @@ class DxLinkProtocol:
         """Add/replace candle subscriptions {candle symbol: fromTime ms}."""
         ch = self.channel_for("Candle")
         subs = self.subscriptions[ch]
-        new: list[dict[str, Any]] = []
-        for sym, t in candle_symbols.items():
-            entry = {"type": "Candle", "symbol": sym, "fromTime": int(t)}
-            subs[("Candle", sym)] = entry
-            new.append(entry)
+        new = [
+            self._checked_entry(ch, {"type": "Candle", "symbol": sym, "fromTime": int(t)})
+            for sym, t in candle_symbols.items()
+        ]
+        for entry in new:  # nothing is stored when one entry is bad
+            subs[("Candle", entry["symbol"])] = entry
         self._after_change(ch, add=new)
+
+    def _checked_entry(self, ch: int, entry: dict[str, Any]) -> dict[str, Any]:
+        """``entry`` if a FEED_SUBSCRIPTION frame holding only it fits ``max_frame_bytes``.
+
+        Checked when the user subscribes: an entry that fits no frame would otherwise raise
+        much later, while the server's CHANNEL_OPENED is handled (inside the frame callback).
+        """
+        frame = {"type": "FEED_SUBSCRIPTION", "channel": ch, "reset": True, "add": [entry]}
+        if len(_encode(frame)) > self.max_frame_bytes:
+            raise ValueError(
+                f"subscription entry too large for a {self.max_frame_bytes}-byte frame: "
+                f"{_short(entry)}"
+            )
+        return entry
 
     def set_candle_from_time(self, candle_symbol: str, from_time: int) -> None:
         """Move the fromTime used on the next replay (resume after the last known bar)."""
@@ -641,7 +702,41 @@ def subscription_messages(
     return out
 
 
-def _opt_float(v: object) -> float | None:
+def _opt_timeout(v: object) -> float | None:
+    """A keepalive timeout in seconds: a finite number > 0, else None."""
     if isinstance(v, bool) or not isinstance(v, int | float):
         return None
-    return float(v)
+    f = float(v)
+    return f if math.isfinite(f) and f > 0 else None
+
+
+def _short(v: object, limit: int = 80) -> str:
+    r = repr(v)
+    return r if len(r) <= limit else r[: limit - 3] + "..."
+
+
+def _event_fields(msg: Mapping[str, Any]) -> tuple[dict[str, list[str]], list[str]]:
+    """(well-formed layouts, problems) of a FEED_CONFIG's ``eventFields``.
+
+    Well-formed (the decoder's rules too): an object mapping each event type to a list of
+    distinct str field names; a missing or null ``eventFields`` is "no layouts".
+    """
+    ef = msg.get("eventFields")
+    if ef is None:
+        return {}, []
+    if not isinstance(ef, dict):
+        return {}, [f"eventFields is not an object: {_short(ef)}"]
+    good: dict[str, list[str]] = {}
+    problems: list[str] = []
+    for et, fl in ef.items():
+        if not isinstance(et, str):
+            problems.append(f"eventFields key {_short(et)} is not a str")
+        elif not isinstance(fl, list):
+            problems.append(f"eventFields[{et!r}] is not a list: {_short(fl)}")
+        elif not all(isinstance(f, str) for f in fl):
+            problems.append(f"eventFields[{et!r}] has a non-string field name: {_short(fl)}")
+        elif len(set(fl)) != len(fl):
+            problems.append(f"eventFields[{et!r}] has a duplicate field: {_short(fl)}")
+        else:
+            good[et] = fl
+    return good, problems

@@ -40,6 +40,7 @@ from ttfast.dxlink.protocol import (
     ConnectionFatal,
     DxLinkProtocol,
     FeedConfigReceived,
+    MalformedMessage,
     ServerError,
     ServerSetup,
     build_candle_symbol,
@@ -86,6 +87,12 @@ class ConnectionEvent:
     ``kind``: connecting, connected, disconnected, reconnecting, closed, failed, auth_rejected,
     server_error, rate_limited, watchdog, decode_error, callback_error, token_error,
     connect_error, snapshot_snip, empty_snapshot.
+
+    ``decode_error``: something a server frame holds could not be used and was dropped (it
+    is also counted in ``stats.decode_errors``; the connection stays up): invalid JSON, a bad
+    FEED_DATA group or frame, a malformed FEED_CONFIG layout (the type keeps its last good
+    layout), an AUTH_STATE with an unknown state, a SETUP with an unusable keepalive timeout,
+    an unexpected message type, a Candle batch the candle store cannot apply.
     """
 
     kind: str
@@ -279,11 +286,25 @@ class _Conn(picows.WSListener):
         self.close_code: int | None = None
         self.frag: list[bytes] | None = None
         self.dead = False
+        #: set when the timers' inputs change (the server's SETUP): wakes the ticker up
+        self.timers_changed = asyncio.Event()
 
     def on_ws_connected(self, transport: picows.WSTransport) -> None:
         self.transport = transport
 
     def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+        try:
+            self._frame(transport, frame)
+        except Exception as exc:
+            # Last line of defence: whatever a frame contains, nothing escapes to picows
+            # (which would only log it). Known bad input is handled where it is detected;
+            # reaching this is a bug, made visible as a counted decode_error.
+            log.exception("dxlink: unexpected error while handling a frame")
+            self.s._protocol_error(self, f"error while handling a frame: {exc!r}", exc)
+            with contextlib.suppress(Exception):
+                self.s._flush()
+
+    def _frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
         mt = frame.msg_type
         if mt is picows.WSMsgType.TEXT or mt is picows.WSMsgType.BINARY:
             if frame.fin:
@@ -711,28 +732,45 @@ class DxLinkStreamer:
                 with contextlib.suppress(Exception):
                     conn.transport.disconnect(graceful=False)
 
+    def _timer_settings(self) -> tuple[float, float]:
+        """(KEEPALIVE interval, receive watchdog) for the current connection, in seconds.
+
+        Before the server's SETUP: the configured values (the watchdog: ``receive_timeout``,
+        else 60 s). After it: the KEEPALIVE interval shrinks to half the server's
+        acceptKeepaliveTimeout if that is shorter, and the watchdog is the server's
+        keepaliveTimeout unless ``receive_timeout`` is set (spec §3.2, §3.4).
+        """
+        ka = self.keepalive_interval
+        srv = self.protocol.server_accept_keepalive_timeout
+        if srv:
+            ka = min(ka, srv / 2)
+        wd = self.receive_timeout or self.protocol.server_keepalive_timeout or 60.0
+        return ka, wd
+
     async def _ticker(self, conn: _Conn) -> None:
-        """KEEPALIVE sender + receive watchdog + handshake timeout for one connection."""
+        """KEEPALIVE sender + receive watchdog + handshake timeout for one connection.
+
+        Sleeps until the earliest of the three deadlines, recomputed on every wake-up; the
+        server's SETUP wakes it at once (``conn.timers_changed``), so negotiated values apply
+        from the first tick instead of after a first sleep sized by the defaults.
+        """
         started = time.monotonic()
         last_ka = started
+        changed = conn.timers_changed
         while True:
-            ka = self.keepalive_interval
-            srv = self.protocol.server_accept_keepalive_timeout
-            if srv:
-                ka = min(ka, srv / 2)
-            wd = self.receive_timeout or self.protocol.server_keepalive_timeout or 60.0
-            await asyncio.sleep(max(0.001, min(ka, wd) / 4))
             if conn.dead:
                 return
+            ka, wd = self._timer_settings()
             now = time.monotonic()
-            if self.state is not StreamState.CONNECTED and now - started > self.handshake_timeout:
-                self._emit(ConnectionEvent("watchdog", self.state, "handshake timeout"))
-                self._end_connection(conn, "handshake timeout")
-                return
-            last_rx = (
-                self.stats.last_message_at if self.stats.last_message_at > started else started
-            )
-            if now - last_rx > wd:
+            handshake_deadline = math.inf
+            if self.state is not StreamState.CONNECTED:
+                handshake_deadline = started + self.handshake_timeout
+                if now >= handshake_deadline:
+                    self._emit(ConnectionEvent("watchdog", self.state, "handshake timeout"))
+                    self._end_connection(conn, "handshake timeout")
+                    return
+            last_rx = max(self.stats.last_message_at, started)
+            if now - last_rx >= wd:
                 self._emit(
                     ConnectionEvent("watchdog", self.state, f"no message for {now - last_rx:.3f}s")
                 )
@@ -742,6 +780,11 @@ class DxLinkStreamer:
                 conn.transport.send(picows.WSMsgType.TEXT, self.protocol.keepalive())
                 self.stats.keepalives_sent += 1
                 last_ka = now
+            deadline = min(last_ka + ka, last_rx + wd, handshake_deadline)
+            changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.001, deadline - now)):
+                    await changed.wait()
 
     async def _pacer(self, conn: _Conn) -> None:
         """Candle subscriptions one per message, at most one per candle_pace seconds."""
@@ -770,9 +813,12 @@ class DxLinkStreamer:
 
     # ---- frame handling (synchronous, inside picows' data_received) ------------------------
 
-    def _protocol_error(self, conn: _Conn, detail: str) -> None:
+    def _protocol_error(
+        self, conn: _Conn | None, detail: str, error: BaseException | None = None
+    ) -> None:
+        """A frame (or part of one) from the server could not be used: count it, tell."""
         self.stats.decode_errors += 1
-        self._emit(ConnectionEvent("decode_error", self.state, detail))
+        self._emit(ConnectionEvent("decode_error", self.state, detail, error=error))
 
     def _on_disconnected(self, conn: _Conn) -> None:
         conn.dead = True
@@ -803,7 +849,14 @@ class DxLinkStreamer:
             if isinstance(ev, FeedConfigReceived):
                 dec = self._decoders.get(ev.channel)
                 if dec is not None:
-                    dec.configure(payload)
+                    # the protocol validated the layouts (and dropped malformed ones), so the
+                    # decoder accepts them: both keep the same layouts
+                    try:
+                        dec.configure(ev.message)
+                    except DecodeError as exc:  # pragma: no cover - rules out of sync: a bug
+                        self._protocol_error(conn, f"FEED_CONFIG: {exc}", exc)
+            elif isinstance(ev, MalformedMessage):
+                self._protocol_error(conn, f"ch{ev.channel}: {ev.detail}")
             elif isinstance(ev, Authorized):
                 self._authorized_at = time.monotonic()
                 self._set_state(StreamState.CONNECTED, "connected", ev.user_id or "")
@@ -826,7 +879,7 @@ class DxLinkStreamer:
                 self._end_connection(conn, ev.reason)
                 return
             elif isinstance(ev, ServerSetup):
-                pass
+                conn.timers_changed.set()  # the ticker re-reads the negotiated timeouts
         self._flush()
 
     def _on_rate_limited(self, ev: ServerError) -> None:
@@ -849,7 +902,7 @@ class DxLinkStreamer:
         ch = _frame_channel(payload)
         dec = self._decoders.get(ch)
         if dec is None:
-            self._protocol_error(self._conn, f"FEED_DATA on unknown channel {ch}")  # type: ignore[arg-type]
+            self._protocol_error(self._conn, f"FEED_DATA on unknown channel {ch}")
             return
         prev_err = dec.last_error
         try:
@@ -923,7 +976,11 @@ class DxLinkStreamer:
                             new[i] = (f & _REMOVE) | _TX_PENDING
                 if new is not None:
                     batch = _FlagsOverride(batch, new)
-        changes = self.candles.apply(batch)
+        try:
+            changes = self.candles.apply(batch)
+        except ValueError as exc:  # a layout the store cannot use (no eventSymbol, no time...)
+            self._protocol_error(self._conn, f"Candle batch not applied: {exc}", exc)
+            return
         for ch in changes:
             if ch.snapshot:
                 series = ch.series

@@ -133,6 +133,9 @@ class Faults:
     #: answer every AUTH with AUTH_STATE UNAUTHORIZED (and close if ``reject_auth_close``)
     reject_auth: bool = False
     reject_auth_close: bool = False
+    #: never answer AUTH (no AUTH_STATE, the connection stays open and idle KEEPALIVEs keep
+    #: flowing): a handshake that hangs, for the client's handshake timeout
+    ignore_auth: bool = False
     #: how eventFields are announced: lazy (tastytrade), eager (in the FEED_SETUP answer),
     #: late (after the first FEED_DATA of the type), absent (never), reordered (Java order)
     event_fields: FieldsMode = "lazy"
@@ -403,6 +406,8 @@ class _Conn(picows.WSListener):
             self.send_msg({"type": "AUTH_STATE", "channel": 0, "state": state})
 
     def _on_auth(self, msg: dict[str, Any]) -> None:
+        if self.faults.ignore_auth:
+            return
         token = msg.get("token")
         ok = isinstance(token, str) and self.server.token_validator(token)
         if self.faults.reject_auth:
