@@ -7,7 +7,17 @@ Sources (``--source``):
   -> the dxLink streamer.
 * ``redis``: raw candles published by another process on ``market:CandleEvent:<symbol>``
   (pattern subscription), JSON objects with ``time`` (epoch ms), ``open``..``volume`` and
-  optionally ``eventSymbol``, ``eventFlags``, ``index``, ``sequence``, ``count``.
+  optionally ``eventSymbol``, ``eventFlags``, ``sequence``, ``count``. A symbol without a
+  period attribute (``SPY``, or only the channel) is taken as the worker's ``--period``.
+
+Bad input never stops the worker: every raw candle (and every new symbol of a dxLink batch) is
+validated at the edge; a bad one is skipped, counted per reason (json, shape, symbol, time,
+number, field, too_large, error; status line ``malformed N (reason n, ...)``) and logged at most
+once per 10 s per reason.
+
+Names: the worker's own period (``--period``) keeps ``snapshot:SPY`` / ``analytics:delta:SPY``;
+any other period is named by its full candle symbol (``snapshot:SPY{=1h}``). Payloads carry
+``"period"``; Influx points are tagged ``symbol=SPY,period=1h``.
 
 Per batch (never per candle in Python): the batch goes into the ``CandleStore``; the compiled
 ``IndicatorPipeline`` turns the store's changes into rows and encoded JSON payloads; the sinks
@@ -22,6 +32,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import signal
 import sys
 import time
@@ -33,15 +44,113 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from ttfast._core import CandleStore, IndicatorPipeline, PipelineOutput
+from ttfast._core import CandleStore, IndicatorPipeline, LineEncoder, PipelineOutput
+from ttfast._core.pipeline import normalize_period
 from ttfast.sinks import redact_url
 from ttfast.sinks.redis import RedisSink
-from ttfast.sinks.telegraf import TelegrafSink
+from ttfast.sinks.telegraf import CANDLE_FIELDS, INDICATOR_FIELDS, TelegrafSink
 
 log = logging.getLogger("ttfast.worker")
 
 RAW_PATTERN = "market:CandleEvent:*"
+RAW_PREFIX = "market:CandleEvent:"
 _HIST_COLORS = ("#26a69a", "#b2dfdb", "#ffcdd2", "#ff5252")
+
+# -- edge validation ------------------------------------------------------------------------
+MAX_SYMBOL_LEN = 128  # characters of a (candle) symbol
+MAX_MESSAGE_BYTES = 64 * 1024  # one raw candle message
+MAX_ABS_VALUE = 1e15  # |open|..|volume|: beyond this the indicators' running sums lose meaning
+MAX_TIME_MS = 2**32 * 1000  # bar times in [0, 2**32 s): the range of a dxFeed candle index
+MALFORMED_REASONS = ("json", "shape", "symbol", "time", "number", "field", "too_large", "error")
+LOG_EVERY = 10.0  # seconds between two log lines about the same kind of bad input
+
+# printable ASCII but space, '"', '\\', '{', '}'; inner spaces allowed (futures options)
+_SC = r"!#-\[\]-z|~"
+_ATTR = r"[A-Za-z]*=[A-Za-z0-9._-]+"
+_SYMBOL_RE = re.compile(rf"[{_SC}](?:[ {_SC}]*[{_SC}])?(?:\{{{_ATTR}(?:,{_ATTR})*\}})?")
+# the columns CandleStore.apply() reads (a screened batch keeps these)
+_CANDLE_COLUMNS = (
+    "eventSymbol",
+    "eventFlags",
+    "index",
+    "time",
+    "sequence",
+    "count",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "vwap",
+    "bidVolume",
+    "askVolume",
+    "impVolatility",
+    "openInterest",
+)
+
+
+def validate_symbol(sym: object) -> str | None:
+    """None if `sym` is an acceptable (candle) symbol, else why not.
+
+    Accepted: 1..MAX_SYMBOL_LEN printable ASCII characters, no leading/trailing space, no
+    ``"``, ``\\``, control or non-ASCII characters, optionally one dxFeed attribute suffix
+    ``{=5m,tho=true}`` (``key=value`` pairs, at most one period ``=value``). This keeps every
+    name representable in Redis keys, JSON and Influx line protocol.
+    """
+    if not isinstance(sym, str):
+        return f"not a string: {type(sym).__name__}"
+    if not sym:
+        return "empty symbol"
+    if len(sym) > MAX_SYMBOL_LEN:
+        return f"symbol longer than {MAX_SYMBOL_LEN} characters"
+    if _SYMBOL_RE.fullmatch(sym) is None:
+        return f"bad symbol {sym[:40]!r}"
+    if sym.count("{=") + sym.count(",=") > 1:
+        return f"two periods in {sym!r}"
+    return None
+
+
+def with_period(sym: str, period: str) -> str:
+    """`sym` with the period attribute `period` added when it has none (``SPY`` ->
+    ``SPY{=5m}``, ``SPY{tho=true}`` -> ``SPY{=5m,tho=true}``)."""
+    i = sym.find("{")
+    if i < 0:
+        return f"{sym}{{={period}}}"
+    if "{=" in sym or ",=" in sym:
+        return sym
+    return f"{sym[: i + 1]}={period},{sym[i + 1 :]}"
+
+
+class _Bad(Exception):
+    """A raw message that is skipped: `reason` is one of MALFORMED_REASONS."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class _RateLimitedLog:
+    """At most one warning per key every `interval` seconds; the rest are counted and the
+    count is reported with the next line that gets out."""
+
+    def __init__(self, logger: logging.Logger, interval: float = LOG_EVERY) -> None:
+        self.log = logger
+        self.interval = interval
+        self._next: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def __call__(self, key: str, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        if now < self._next.get(key, 0.0):
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return
+        self._next[key] = now + self.interval
+        n = self._suppressed.pop(key, 0)
+        if n:
+            msg += " (%d similar suppressed)"
+            args = (*args, n)
+        self.log.warning(msg, *args)
 
 
 @dataclass
@@ -63,6 +172,8 @@ class WorkerConfig:
     sim_seed: int = 7
     sim_speed: float = 60.0
     redis_backlog: int = 100_000
+    max_symbols: int = 10_000  # symbols with state (store, pipeline, Redis keys); new ones refused
+    idle_discard: float = 0.0  # redis source: forget symbols silent this long (s); 0 = never
 
 
 @dataclass
@@ -71,7 +182,10 @@ class WorkerStats:
     batches: int = 0
     rows: int = 0  # indicator rows produced (forming + final + history)
     finals: int = 0  # bars closed and committed
-    malformed: int = 0  # raw candles rejected by the redis source
+    malformed: int = 0  # messages/rows skipped as bad input (sum of malformed_by_reason)
+    malformed_by_reason: dict[str, int] = field(default_factory=dict)  # MALFORMED_REASONS
+    symbols_refused: int = 0  # messages/rows of new symbols refused (max_symbols reached)
+    symbols_discarded: int = 0  # idle symbols discarded (idle_discard)
     process_ns: int = 0  # time spent in store.apply + pipeline + sink queueing
     last_batch_at: float = 0.0
 
@@ -83,7 +197,8 @@ class _Columns:
 
     def __init__(self, cols: dict[str, npt.NDArray[Any]]) -> None:
         self._cols = cols
-        self.size = len(cols["time"])
+        self.size = len(cols["eventSymbol"])
+        self.fields = list(cols)
 
     def __len__(self) -> int:
         return self.size
@@ -114,14 +229,37 @@ def _f(x: float | None) -> float:
     return math.nan if x is None else x
 
 
+def _make_store(capacity: int, max_symbols: int) -> CandleStore:
+    """A CandleStore bounded to `max_symbols` (the worker enforces the bound itself too, so a
+    store built without that parameter still works)."""
+    cls: Any = CandleStore  # the parameter is new: typed loosely so either stub passes mypy
+    try:
+        store: CandleStore = cls(capacity, max_symbols=max_symbols)
+    except TypeError:
+        store = CandleStore(capacity)
+    return store
+
+
 class Worker:
     """The indicator process: a source feeding `on_changes`, the pipeline, the sinks."""
 
     def __init__(self, cfg: WorkerConfig) -> None:
+        period = normalize_period(cfg.period)
+        if period is None:
+            raise ValueError(f"bad candle period {cfg.period!r}")
+        if cfg.max_symbols < 1:
+            raise ValueError("max_symbols must be >= 1")
         self.cfg = cfg
         self.stats = WorkerStats()
-        self.store = CandleStore(cfg.capacity)
-        self.pipeline = IndicatorPipeline(publish_raw=cfg.source != "redis")
+        self.store = _make_store(cfg.capacity, cfg.max_symbols)
+        self.pipeline = IndicatorPipeline(
+            publish_raw=cfg.source != "redis", period=cfg.period, max_symbols=cfg.max_symbols
+        )
+        self._period_attr = period  # dxFeed's form, as in the streamer's SPY{=5m}
+        self._warn = _RateLimitedLog(log)
+        self._canonical: dict[str, str] = {}  # validated raw symbol -> store symbol
+        self._known: set[str] = set()  # store symbols admitted by the dxLink edge
+        self._last_seen: dict[str, float] = {}  # store symbol -> monotonic time (idle_discard)
         self.redis: RedisSink | None = (
             RedisSink(cfg.redis_url, max_backlog=cfg.redis_backlog) if cfg.redis_url else None
         )
@@ -135,6 +273,9 @@ class Worker:
             if cfg.telegraf_url
             else None
         )
+        tags = ("symbol", "period")
+        self._lp_candle = LineEncoder("candle", tags, CANDLE_FIELDS)
+        self._lp_indicators = LineEncoder("indicators", tags, INDICATOR_FIELDS)
         self.latest: dict[str, tuple[int, float, float, int, float, int]] = {}
         self.reconnects = 0
         self.loop_lag = 0.0
@@ -167,11 +308,12 @@ class Worker:
             if self.cfg.telegraf_final_only:
                 sel = np.flatnonzero(kind != 0)
                 if len(sel):
-                    syms = [out.symbols[i] for i in sel]
+                    tags = [out.tag_symbols[i] for i in sel]
+                    periods = [out.periods[i] for i in sel]
                     cols = out.columns[:, sel]
-                    self.telegraf.write_rows(syms, out.time[sel], tuple(cols[:5]), tuple(cols[5:]))
+                    self._write_influx(tags, periods, out.time[sel], cols)
             else:
-                self.telegraf.write_rows(out.symbols, out.time, out.candle, out.indicators)
+                self._write_influx(out.tag_symbols, out.periods, out.time, out.columns)
         if not self.cfg.print_table:
             return
         # newest row per symbol, for the --print table (per row, so only when asked for)
@@ -185,6 +327,145 @@ class Worker:
                 float(cols[8, i]),
                 int(out.direction[i]),
             )
+
+    def _write_influx(
+        self,
+        tags: Sequence[str],
+        periods: Sequence[str],
+        time_ms: npt.NDArray[np.int64],
+        cols: npt.NDArray[np.float64],
+    ) -> None:
+        """Queue `candle` and `indicators` points tagged symbol=<tag symbol>,period=<period>.
+
+        Encoded here rather than by TelegrafSink.write_rows, whose period tag is one value per
+        sink: the rows of one batch can belong to several periods.
+        """
+        tg = self.telegraf
+        assert tg is not None
+        enc_c, enc_i = self._lp_candle, self._lp_indicators
+        t_ns = np.asarray(time_ms, dtype=np.int64) * 1_000_000
+        omitted0 = enc_c.fields_omitted + enc_i.fields_omitted
+        written0 = enc_c.rows_written + enc_i.rows_written
+        try:
+            body = enc_c.encode(t_ns, (tags, periods), tuple(cols[:5]))
+            body += enc_i.encode(t_ns, (tags, periods), tuple(cols[5:]))
+        except ValueError:  # a tag the edge let through: encode row by row, skip the bad ones
+            parts: list[bytes] = []
+            for i in range(len(t_ns)):
+                try:
+                    one = (tags[i : i + 1], periods[i : i + 1])
+                    parts.append(enc_c.encode(t_ns[i : i + 1], one, tuple(cols[:5, i : i + 1])))
+                    parts.append(enc_i.encode(t_ns[i : i + 1], one, tuple(cols[5:, i : i + 1])))
+                except ValueError as exc:
+                    self._malformed("error", f"influx row of {tags[i]!r}: {exc}", "pipeline")
+            body = b"".join(parts)
+        tg.stats.fields_omitted += enc_c.fields_omitted + enc_i.fields_omitted - omitted0
+        tg.write_lines(body, enc_c.rows_written + enc_i.rows_written - written0)
+
+    # -- bad input and limits --------------------------------------------------------------
+    def _malformed(self, reason: str, detail: str, where: str, n: int = 1) -> None:
+        """Count `n` skipped messages/rows under `reason`; log (rate-limited)."""
+        st = self.stats
+        st.malformed += n
+        st.malformed_by_reason[reason] = st.malformed_by_reason.get(reason, 0) + n
+        self._warn(
+            "malformed:" + reason,
+            "%s: malformed input skipped (%s: %s); %d malformed so far",
+            where,
+            reason,
+            detail[:200],
+            st.malformed,
+        )
+
+    def _refuse(self, sym: str, where: str, n: int = 1) -> None:
+        self.stats.symbols_refused += n
+        self._warn(
+            "limit",
+            "%s: symbol limit reached (--max-symbols %d): new symbol %r refused; "
+            "%d messages of new symbols refused so far",
+            where,
+            self.cfg.max_symbols,
+            sym,
+            self.stats.symbols_refused,
+        )
+
+    def _has_room(self, extra: int = 0) -> bool:
+        return len(self.store) + extra < self.cfg.max_symbols
+
+    def discard_idle(self, before: float) -> int:
+        """Forget (store + pipeline state) every symbol last seen before `before` (monotonic);
+        their Redis snapshots stay. Returns how many were discarded."""
+        idle = [s for s, t in self._last_seen.items() if t < before]
+        for sym in idle:
+            del self._last_seen[sym]
+            name = self.pipeline.name_for(sym)[0]
+            self.pipeline.discard(sym)
+            self.store.discard(sym)
+            self._known.discard(sym)
+            self.latest.pop(name, None)
+        if idle:
+            self.stats.symbols_discarded += len(idle)
+            log.info(
+                "discarded %d idle symbol(s) (no message for %gs), e.g. %r; %d discarded so far",
+                len(idle),
+                self.cfg.idle_discard,
+                idle[0],
+                self.stats.symbols_discarded,
+            )
+        return len(idle)
+
+    async def _idle_loop(self) -> None:
+        every = max(0.05, min(self.cfg.idle_discard / 4, 5.0))
+        while True:
+            await asyncio.sleep(every)
+            self.discard_idle(time.monotonic() - self.cfg.idle_discard)
+
+    def _screen(self, batch: Any) -> Any:
+        """The dxLink/sim edge: drop rows whose symbol is invalid or over the symbol limit.
+
+        Symbols seen before are in `_known` (one C-level set check per batch); only a batch
+        with a new symbol takes the per-row path.
+        """
+        syms = batch.column("eventSymbol")
+        try:
+            if syms is None or self._known.issuperset(syms):
+                return batch
+        except TypeError:  # an unhashable value in the column: the per-row path sorts it out
+            pass
+        lst = syms.tolist()
+        keep = np.ones(len(lst), dtype=bool)
+        verdict: dict[Any, str] = {}
+        new = 0
+        for i, sym in enumerate(lst):
+            if isinstance(sym, str) and sym in self._known:
+                continue
+            key = sym if isinstance(sym, str) else repr(sym)
+            v = verdict.get(key)
+            if v is None:
+                why = validate_symbol(sym)
+                if why is not None:
+                    v = why
+                elif sym in self.store or self._has_room(new):
+                    v = ""
+                    new += sym not in self.store
+                    self._known.add(sym)
+                else:
+                    v = "limit"
+                verdict[key] = v
+            if v == "limit":
+                self._refuse(key, "dxlink source")
+                keep[i] = False
+            elif v:
+                self._malformed("symbol", v, "dxlink source")
+                keep[i] = False
+        if keep.all():
+            return batch
+        cols = {}
+        for name in _CANDLE_COLUMNS:
+            col = batch.column(name)
+            if col is not None:
+                cols[name] = col[keep]
+        return _Columns(cols)
 
     # -- sources -----------------------------------------------------------------------------
     def _tap_store(self, streamer: Any) -> None:
@@ -200,9 +481,13 @@ class Worker:
                 self._inner = inner
 
             def apply(self, batch: Any) -> Any:
+                batch = worker._screen(batch)
                 ch = self._inner.apply(batch)
                 worker.stats.events += len(batch)
-                worker.on_changes(ch)
+                try:
+                    worker.on_changes(ch)
+                except Exception as exc:  # never raise into the streamer's receive path
+                    worker._malformed("error", repr(exc), "dxlink source", max(1, len(ch)))
                 return ch
 
             def __getattr__(self, name: str) -> Any:
@@ -319,7 +604,10 @@ class Worker:
                         msgs.append(msg)
                         msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.0)
                     if msgs:
-                        self.ingest_raw(msgs)
+                        try:
+                            self.ingest_raw(msgs)
+                        except Exception as exc:  # ingest_raw handles its own; belt and braces
+                            self._malformed("error", repr(exc), "redis source", len(msgs))
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("redis source: %s; reconnecting in %.2fs", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
@@ -330,38 +618,104 @@ class Worker:
                 with contextlib.suppress(Exception):
                     await client.aclose()
 
+    def _parse_raw(self, m: dict[str, Any]) -> tuple[str, RawCandle]:
+        """Validate one pub/sub message; returns (store symbol, candle) or raises _Bad."""
+        data = m.get("data")
+        if not isinstance(data, (bytes, str)):
+            raise _Bad("shape", f"message data is {type(data).__name__}")
+        if len(data) > MAX_MESSAGE_BYTES:
+            raise _Bad("too_large", f"{len(data)} bytes > {MAX_MESSAGE_BYTES}")
+        try:
+            c = _raw_decoder.decode(data)
+        except msgspec.ValidationError as exc:
+            reason = "number" if "out of range" in str(exc) else "shape"
+            raise _Bad(reason, str(exc)) from None
+        except msgspec.DecodeError as exc:
+            raise _Bad("json", str(exc)) from None
+        raw = c.eventSymbol
+        if not raw:
+            ch = m.get("channel")
+            try:
+                chs = ch.decode() if isinstance(ch, bytes) else ch
+            except UnicodeDecodeError:
+                raise _Bad("symbol", f"channel {ch!r} is not UTF-8") from None
+            if not isinstance(chs, str) or not chs.startswith(RAW_PREFIX):
+                raise _Bad("symbol", f"no eventSymbol and channel {ch!r}")
+            raw = chs[len(RAW_PREFIX) :]
+        sym = self._canonical.get(raw)
+        if sym is None:
+            why = validate_symbol(raw)
+            if why is not None:
+                raise _Bad("symbol", why)
+            sym = with_period(raw, self._period_attr)
+            if len(self._canonical) >= 4 * self.cfg.max_symbols + 1024:
+                self._canonical.clear()
+            self._canonical[raw] = sym
+        if not 0 <= c.time < MAX_TIME_MS:
+            raise _Bad("time", f"time {c.time} outside [0, {MAX_TIME_MS}) ms")
+        for x in (c.open, c.high, c.low, c.close, c.volume):
+            if x is not None and not abs(x) <= MAX_ABS_VALUE:
+                raise _Bad("number", f"value {x!r} not finite or beyond {MAX_ABS_VALUE:g}")
+        if not (0 <= c.eventFlags <= 0xFF and 0 <= c.sequence <= 0x3FFFFF and 0 <= c.count < 2**63):
+            raise _Bad(
+                "field",
+                f"eventFlags {c.eventFlags}, sequence {c.sequence} or count {c.count} out of range",
+            )
+        return sym, c
+
     def ingest_raw(self, msgs: Sequence[dict[str, Any]]) -> None:
-        """Decode a list of pub/sub messages into one Candle batch and run it (redis source)."""
-        syms: list[str] = []
-        rows: list[RawCandle | None] = []
+        """Validate pub/sub messages and run the good ones as one Candle batch (redis source).
+
+        Bad messages are counted per reason and skipped; messages of new symbols beyond
+        max_symbols are refused and counted. If handling the batch raises anyway, its messages
+        are retried one by one so that only the culprit is lost (counted as `error`).
+        """
+        rows: list[tuple[str, RawCandle]] = []
+        track = self.cfg.idle_discard > 0
+        now = time.monotonic()
+        store = self.store
+        new: set[str] = set()  # new symbols admitted in this batch (not in the store yet)
         for m in msgs:
             try:
-                c = _raw_decoder.decode(m["data"])
-                sym = c.eventSymbol
-                if not sym:
-                    ch = m["channel"]
-                    sym = (ch.decode() if isinstance(ch, bytes) else ch).split(":", 2)[2]
-                if not sym:
-                    raise ValueError("empty symbol")
-            except (msgspec.DecodeError, ValueError, IndexError, UnicodeDecodeError, KeyError) as e:
-                self.stats.malformed += 1
-                if self.stats.malformed <= 10 or self.stats.malformed % 1000 == 0:
-                    log.warning(
-                        "redis source: malformed raw candle #%d skipped (%s)",
-                        self.stats.malformed,
-                        e,
-                    )
+                sym, c = self._parse_raw(m)
+            except _Bad as bad:
+                self._malformed(bad.reason, bad.detail, "redis source")
                 continue
-            syms.append(sym)
-            rows.append(c)
+            except Exception as exc:  # a bug guard: nothing in a message may stop the source
+                self._malformed("error", repr(exc), "redis source")
+                continue
+            if sym not in store and sym not in new:
+                if not self._has_room(len(new)):
+                    self._refuse(sym, "redis source")
+                    continue
+                new.add(sym)
+            if track:
+                self._last_seen[sym] = now
+            rows.append((sym, c))
         if not rows:
             return
         self.stats.events += len(rows)
+        try:
+            self._apply_raw(rows)
+        except Exception as exc:
+            self._warn(
+                "retry",
+                "redis source: a batch of %d messages failed (%r); retrying one by one",
+                len(rows),
+                exc,
+            )
+            for row in rows:
+                try:
+                    self._apply_raw([row])
+                except Exception as exc1:
+                    self.stats.events -= 1
+                    self._malformed("error", f"{row[0]}: {exc1!r}", "redis source")
+
+    def _apply_raw(self, rows: list[tuple[str, RawCandle]]) -> None:
         # A symbol seen for the first time has no dxLink snapshot: its first bar goes through
         # apply_bar, which marks the series as its own source of truth.
-        for i, (sym, row) in enumerate(zip(syms, rows, strict=True)):
-            if row is None:
-                continue
+        later: list[tuple[str, RawCandle]] = []
+        for sym, row in rows:
             s = self.store.get(sym)
             if s is None or not s.ready:
                 self.on_changes(
@@ -377,13 +731,13 @@ class Worker:
                         sequence=row.sequence,
                     )
                 )
-                rows[i] = None
-        keep = [i for i, c in enumerate(rows) if c is not None]
-        if not keep:
+            else:
+                later.append((sym, row))
+        if not later:
             return
-        rs = [c for c in rows if c is not None]
+        rs = [c for _, c in later]
         cols: dict[str, npt.NDArray[Any]] = {
-            "eventSymbol": np.array([syms[i] for i in keep], dtype=object),
+            "eventSymbol": np.array([sym for sym, _ in later], dtype=object),
             "time": np.array([c.time for c in rs], dtype=np.int64),
             "sequence": np.array([c.sequence for c in rs], dtype=np.int64),
             "count": np.array([c.count for c in rs], dtype=np.int64),
@@ -413,6 +767,11 @@ class Worker:
         }
         src = asyncio.create_task(sources[self.cfg.source](), name="ttfast-source")
         status = asyncio.create_task(self._status_loop(), name="ttfast-status")
+        idle = (
+            asyncio.create_task(self._idle_loop(), name="ttfast-idle-discard")
+            if self.cfg.idle_discard > 0 and self.cfg.source == "redis"
+            else None
+        )
         timer = (
             asyncio.create_task(self._stop_after(self.cfg.duration)) if self.cfg.duration else None
         )
@@ -426,7 +785,7 @@ class Worker:
                 rc = 1
         finally:
             self._stop.set()
-            for t in (src, status, timer):
+            for t in (src, status, idle, timer):
                 if t is not None:
                     t.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -455,7 +814,7 @@ class Worker:
             f"events {s.events} ({s.events / el:,.0f}/s)",
             f"rows {s.rows} ({s.rows / el:,.0f}/s)",
             f"closed {s.finals}",
-            f"symbols {len(self.pipeline.symbols)}",
+            f"symbols {self.pipeline.symbol_count}",
         ]
         parts.append(f"loop lag {self.loop_lag * 1000:.1f}ms")
         if s.last_batch_at:
@@ -463,7 +822,12 @@ class Worker:
         if s.batches:
             parts.append(f"{s.process_ns / s.batches / 1000:.1f}us/batch")
         if s.malformed:
-            parts.append(f"malformed {s.malformed}")
+            why = ", ".join(f"{k} {v}" for k, v in sorted(s.malformed_by_reason.items()))
+            parts.append(f"malformed {s.malformed} ({why})")
+        if s.symbols_refused:
+            parts.append(f"refused {s.symbols_refused}")
+        if s.symbols_discarded:
+            parts.append(f"discarded {s.symbols_discarded}")
         if self.redis is not None:
             r = self.redis.stats
             parts.append(
@@ -540,7 +904,10 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
     p.add_argument(
         "--period",
         default=env.get("TTFAST_PERIOD", "5m"),
-        help="candle period, e.g. 1m, 5m, 1h, 1d (env TTFAST_PERIOD)",
+        help="candle period, e.g. 1m, 5m, 1h, 1d (default: 5m; env TTFAST_PERIOD). Its "
+        "candles keep the plain names (snapshot:SPY, analytics:delta:SPY); candles of any other "
+        "period (redis source) are named by their candle symbol (snapshot:SPY{=1h}). Payloads "
+        'carry "period"; Influx points are tagged symbol and period',
     )
     p.add_argument(
         "--source",
@@ -571,6 +938,25 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         "--history-days", type=float, default=2.0, help="candle history requested at start (days)"
     )
     p.add_argument("--capacity", type=int, default=4096, help="bars kept per symbol")
+    p.add_argument(
+        "--max-symbols",
+        type=int,
+        metavar="N",
+        default=env.get("TTFAST_MAX_SYMBOLS", "10000"),
+        help="at most N symbols (candle symbols: SPY{=5m} and SPY{=1h} are two) have state "
+        "and Redis keys; messages of further new symbols are refused, counted ('refused' in "
+        "the status line) and logged (default: 10000; env TTFAST_MAX_SYMBOLS)",
+    )
+    p.add_argument(
+        "--idle-discard",
+        type=float,
+        metavar="SECONDS",
+        default=env.get("TTFAST_IDLE_DISCARD", "0"),
+        help="redis source: forget a symbol (its bars and indicator state, not its Redis "
+        "snapshot) after SECONDS without a message, freeing its --max-symbols slot; if it "
+        "comes back it starts over from that message, so MACD/HMA warm up again "
+        "(default: 0 = never; env TTFAST_IDLE_DISCARD)",
+    )
     p.add_argument(
         "--duration",
         type=float,
@@ -605,6 +991,18 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
     symbols = [s.strip() for s in a.symbols.split(",") if s.strip()]
     if not symbols and source != "redis":
         p.error("no symbols")
+    for sym in symbols:
+        why = validate_symbol(sym)
+        if why is not None or "{" in sym:
+            p.error(f"--symbols: {why or f'{sym!r} has attributes (give --period instead)'}")
+    if normalize_period(a.period) is None:
+        p.error(f"--period: bad candle period {a.period!r} (e.g. 1m, 5m, 1h, 1d)")
+    if a.max_symbols < 1:
+        p.error("--max-symbols must be >= 1")
+    if len(symbols) > a.max_symbols and source != "redis":
+        p.error(f"--symbols lists {len(symbols)} symbols, more than --max-symbols {a.max_symbols}")
+    if not a.idle_discard >= 0 or math.isinf(a.idle_discard):
+        p.error("--idle-discard must be a number of seconds >= 0")
     return WorkerConfig(
         symbols=symbols,
         period=a.period,
@@ -622,6 +1020,8 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         quiet=a.quiet,
         sim_seed=a.sim_seed,
         sim_speed=a.sim_speed,
+        max_symbols=a.max_symbols,
+        idle_discard=a.idle_discard,
     )
 
 

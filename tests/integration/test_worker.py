@@ -76,6 +76,7 @@ async def test_sim_end_to_end_redis_and_influx(
         hm = batch_hma(closes, 20)
         snap = json.loads(await reader.get(f"snapshot:{sym}"))
         assert snap["type"] == "snapshot" and snap["symbol"] == sym
+        assert snap["period"] == "5m"  # the primary period keeps the documented names
         assert snap["bars"] == len(closes) > 200
         assert snap["last_candle"]["time"] == int(times[-1])
         assert snap["last_candle"]["close"] == closes[-1]
@@ -88,6 +89,7 @@ async def test_sim_end_to_end_redis_and_influx(
         finals = [d for d in deltas if d["symbol"] == sym and d["final"]]
         assert finals, sym
         for d in finals:
+            assert d["period"] == "5m"
             i = pos[d["candle"]["time"]]
             assert d["candle"]["close"] == closes[i]
             assert _same(d["macd"]["hist"], h[i]) and _same(d["hma"]["value"], hm[i])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import ttfast
 
 
@@ -61,3 +63,41 @@ def test_sim_subcommand_prints_urls_and_stops_on_sigint() -> None:
             proc.stdout.close()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_worker_help_documents_limits_with_defaults() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ttfast.worker", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "--max-symbols N" in out and "(default: 10000; env TTFAST_MAX_SYMBOLS)" in out
+    assert (
+        "--idle-discard SECONDS" in out and "(default: 0 = never; env TTFAST_IDLE_DISCARD)" in out
+    )
+    assert "snapshot:SPY{=1h}" in out  # the naming of non-primary periods
+
+
+def test_worker_parse_args_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ttfast.worker import parse_args
+
+    cfg = parse_args(["--max-symbols", "7", "--idle-discard", "90", "--symbols", "SPY"])
+    assert cfg.max_symbols == 7 and cfg.idle_discard == 90.0
+    monkeypatch.setenv("TTFAST_MAX_SYMBOLS", "123")
+    monkeypatch.setenv("TTFAST_IDLE_DISCARD", "5")
+    cfg = parse_args(["--symbols", "SPY"])
+    assert cfg.max_symbols == 123 and cfg.idle_discard == 5.0
+    monkeypatch.delenv("TTFAST_MAX_SYMBOLS")
+    monkeypatch.delenv("TTFAST_IDLE_DISCARD")
+    assert parse_args(["--symbols", "SPY"]).max_symbols == 10_000
+    for bad in (
+        ["--max-symbols", "0"],
+        ["--idle-discard", "-1"],
+        ["--symbols", "SPY,BAD\\"],
+        ["--symbols", "A,B,C", "--max-symbols", "2"],
+    ):
+        with pytest.raises(SystemExit):
+            parse_args(bad)

@@ -108,7 +108,7 @@ def test_rows_equal_batch_recomputation(seq: list[tuple[str, str, float]]) -> No
 def test_long_stream_matches_batch_and_counts() -> None:
     rng = np.random.default_rng(5)
     store = CandleStore(10_000)
-    pipe = IndicatorPipeline(publish_raw=False)
+    pipe = IndicatorPipeline(publish_raw=False, period="1m")
     closes = np.round(100 + np.cumsum(rng.normal(0, 0.2, 3000)), 2)
     finals = 0
     for i, c in enumerate(closes):
@@ -123,3 +123,92 @@ def test_long_stream_matches_batch_and_counts() -> None:
     assert snap["macd"]["hist"] == h[-1] and snap["hma"]["value"] == batch_hma(closes, 20)[-1]
     assert all(not ch.startswith(b"market:") for ch, _ in out.publishes)
     assert pipe.rebuilds == 1  # bar 1 arriving: bar 0 was never committed before
+
+
+def _payloads(out) -> tuple[dict[bytes, dict], dict[bytes, list[dict]]]:
+    snaps = {k: json.loads(p) for k, p in out.snapshots}
+    pubs: dict[bytes, list[dict]] = {}
+    for ch, p in out.publishes:
+        pubs.setdefault(ch, []).append(json.loads(p))
+    return snaps, pubs
+
+
+def test_periods_get_distinct_names_and_a_period_field() -> None:
+    """Issue 13 #10: the primary period keeps `SPY`; others are named by their candle symbol."""
+    store = CandleStore(100)
+    pipe = IndicatorPipeline(period="5m")
+    out = pipe.process(store.apply_bar("SPY{=5m}", 0, 1, 1, 1, 1.0, 1))
+    out2 = pipe.process(store.apply_bar("SPY{=h}", 0, 2, 2, 2, 2.0, 1))
+    out3 = pipe.process(store.apply_bar("SPY{=1h,tho=true}", 0, 3, 3, 3, 3.0, 1))
+    out4 = pipe.process(store.apply_bar("SPY{=5m,tho=true}", 0, 4, 4, 4, 4.0, 1))
+    out5 = pipe.process(store.apply_bar("SPY{=05m}", 0, 5, 5, 5, 5.0, 1))  # same as 5m
+    assert pipe.symbols == [
+        "SPY",
+        "SPY{=h}",
+        "SPY{=1h,tho=true}",
+        "SPY{tho=true}",
+        "SPY{=05m}",  # its primary name is taken: falls back to the full symbol
+    ]
+    assert pipe.name_conflicts == 1
+    want = [
+        (out, b"SPY", "SPY", "5m", 1.0),
+        (out2, b"SPY{=h}", "SPY", "1h", 2.0),
+        (out3, b"SPY{=1h,tho=true}", "SPY{tho=true}", "1h", 3.0),
+        (out4, b"SPY{tho=true}", "SPY{tho=true}", "5m", 4.0),
+        (out5, b"SPY{=05m}", "SPY", "5m", 5.0),
+    ]
+    for o, name, tag, period, close in want:
+        snaps, pubs = _payloads(o)
+        (snap,) = snaps.values()
+        assert list(snaps) == [b"snapshot:" + name]
+        assert snap["symbol"] == tag and snap["period"] == period
+        assert snap["last_candle"]["close"] == close
+        assert list(snap)[:3] == ["type", "symbol", "period"]
+        (delta,) = pubs[b"analytics:delta:" + name]
+        assert delta["symbol"] == tag and delta["period"] == period
+        (raw,) = pubs[b"market:CandleEvent:" + name]
+        assert raw["close"] == close
+        assert o.symbols == [name.decode()]
+        assert o.tag_symbols == [tag] and o.periods == [period]
+
+
+def test_period_field_without_a_primary_period() -> None:
+    pipe = IndicatorPipeline()
+    store = CandleStore(10)
+    snaps, _ = _payloads(pipe.process(store.apply_bar("A", 0, 1, 1, 1, 1, 1)))
+    assert snaps[b"snapshot:A"]["period"] is None
+    snaps, _ = _payloads(pipe.process(store.apply_bar("A{=d}", 0, 1, 1, 1, 1, 1)))
+    assert snaps[b"snapshot:A{=d}"]["period"] == "1d"
+    out = pipe.process(store.apply_bar("A{=d}", 1, 1, 1, 1, 1, 1))
+    assert out.periods == ["1d"] * out.n and out.tag_symbols == ["A"] * out.n
+    # a bare symbol is the primary period when there is one
+    p2 = IndicatorPipeline(period="1m")
+    snaps, _ = _payloads(p2.process(store.apply_bar("B", 0, 1, 1, 1, 1, 1)))
+    assert snaps[b"snapshot:B"]["period"] == "1m" and snaps[b"snapshot:B"]["symbol"] == "B"
+
+
+def test_max_symbols_and_discard() -> None:
+    """Issue 13 #9: the pipeline keeps state for at most max_symbols; discard frees a slot."""
+    store = CandleStore(10)
+    pipe = IndicatorPipeline(max_symbols=3)
+    for k in range(5):
+        out = pipe.process(store.apply_bar(f"S{k}", 0, 1, 1, 1, 1.0 + k, 1))
+        assert out.n == (1 if k < 3 else 0)
+    assert pipe.symbols == ["S0", "S1", "S2"]
+    assert pipe.symbols_refused == 2
+    assert pipe.discard("S1") is True and pipe.discard("S1") is False
+    assert pipe.symbols == ["S0", "S2"]
+    out = pipe.process(store.apply_bar("S4", 60_000, 1, 1, 1, 7.0, 1))
+    assert out.symbols == ["S4", "S4"]  # both stored bars: it starts from the store
+    assert pipe.symbols == ["S0", "S2", "S4"]
+    # rows of several symbols in one batch still map to the right names after slot reuse
+    out = pipe.process(store.apply_bar("S0", 60_000, 1, 1, 1, 9.0, 1))
+    assert out.symbols[-1] == "S0"
+    snaps, _ = _payloads(out)
+    assert snaps[b"snapshot:S0"]["last_candle"]["close"] == 9.0
+    # a discarded symbol that comes back starts over (its store series was discarded too)
+    store.discard("S1")
+    out = pipe.process(store.apply_bar("S1", 120_000, 1, 1, 1, 3.0, 1))
+    assert out.n == 0 and pipe.symbols_refused == 3
+    pipe.reset()
+    assert pipe.symbols == ["S0", "S2", "S4"]

@@ -19,18 +19,31 @@ Per symbol, per batch (SymbolChange from CandleStore.apply):
 A non-finite close is not fed to the indicators (their running sums would be poisoned); the row
 carries NaN indicators and is counted in `nonfinite_closes`.
 
+Names (computed once per symbol). A store symbol is a dxFeed candle symbol
+``BASE{=period,k=v,...}``; its *tag symbol* is the candle symbol without the period attribute
+(``SPY{=1h}`` -> ``SPY``, ``SPY{=5m,tho=true}`` -> ``SPY{tho=true}``) and its *period* is the
+period attribute in display form (``5m``, ``1h`` for dxFeed's ``h``, ``1d``). With a primary
+``period`` configured, a symbol of that period (or with no period attribute) is named by its tag
+symbol (``SPY``: the documented names); every other symbol is named by its full candle symbol
+(``SPY{=1h}``), so two periods of one instrument never share a key. Should a name be taken
+already (``SPY{=05m}`` next to ``SPY{=5m}``), the full candle symbol is used (`name_conflicts`).
+
+Bounded: with ``max_symbols`` > 0, state is kept for at most that many symbols; changes of
+further new symbols are skipped and counted (`symbols_refused`) until `discard()` frees a slot.
+
 Payloads (UTF-8 JSON; NaN/inf -> null; times in epoch ms; floats in repr form, exact):
-  snapshot:<name>  {"type":"snapshot","symbol":..,"last_candle":{..},"macd":{..},"hma":{..},
-                    "bars":N}
-  analytics:delta:<name>  {"type":"delta","symbol":..,"candle":{..},"macd":{..},"hma":{..},
-                    "final":bool}
-  market:CandleEvent:<name>  {"eventType":"Candle","eventSymbol":..,"time":..,"open":..,
-                    "high":..,"low":..,"close":..,"volume":..}   (when publish_raw)
+  snapshot:<name>  {"type":"snapshot","symbol":<tag symbol>,"period":"5m"|null,
+                    "last_candle":{..},"macd":{..},"hma":{..},"bars":N}
+  analytics:delta:<name>  {"type":"delta","symbol":<tag symbol>,"period":"5m"|null,
+                    "candle":{..},"macd":{..},"hma":{..},"final":bool}
+  market:CandleEvent:<name>  {"eventType":"Candle","eventSymbol":<store symbol>,"time":..,
+                    "open":..,"high":..,"low":..,"close":..,"volume":..}   (when publish_raw)
 where candle = {"time","open","high","low","close","volume"},
 macd = {"value","signal","hist","color"}, hma = {"value","direction","color"}.
 """
 
 import json
+import re
 
 import numpy as np
 
@@ -40,6 +53,9 @@ from libc.stdint cimport int64_t, int32_t, int8_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.list cimport PyList_New, PyList_GET_ITEM, PyList_SET_ITEM
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF
 
 from ttfast._core.candles cimport (CandleSeries, Changes, ChangeRec, CH_SNAPSHOT, CH_CORRECTED,
                                    CH_REMOVED, CF_OPEN, CF_HIGH, CF_LOW, CF_CLOSE, CF_VOLUME,
@@ -54,6 +70,56 @@ from ttfast._core.indicators import (HIST_COLORS, HMA_UP_COLOR, HMA_DOWN_COLOR)
 KIND_FORMING = 0
 KIND_FINAL = 1
 KIND_HISTORY = 2
+
+_PERIOD_RE = re.compile(r"(\d+(?:\.\d+)?)?(mo|pm|pr|t|s|m|h|d|w|o|y|v|p)", re.I)
+
+
+def normalize_period(str period):
+    """dxFeed's normalized form of a candle period (``1h`` -> ``h``, ``05m`` -> ``5m``, ``M`` ->
+    ``m``), or None if it is not one."""
+    m = _PERIOD_RE.fullmatch(period)
+    if m is None:
+        return None
+    num, unit = m.group(1), m.group(2).lower()
+    if num is None:
+        return unit
+    value = float(num)
+    if not value > 0:
+        return None
+    if value == 1.0:
+        return unit
+    return (str(int(value)) if value.is_integer() else repr(value)) + unit
+
+
+def display_period(str period):
+    """The period as shown in payloads and Influx tags: always with its count (``h`` -> ``1h``);
+    a value that is not a dxFeed period is returned as is."""
+    norm = normalize_period(period)
+    if norm is None:
+        return period
+    return norm if norm[0].isdigit() else "1" + norm
+
+
+def split_candle_symbol(str symbol):
+    """``(tag symbol, period attribute or None)`` of a dxFeed candle symbol:
+    ``"SPY{=1h,tho=true}"`` -> ``("SPY{tho=true}", "1h")``; ``"SPY"`` -> ``("SPY", None)``."""
+    return _split(symbol)
+
+
+cdef tuple _split(str symbol):
+    cdef Py_ssize_t i = symbol.find("{")
+    if i <= 0 or not symbol.endswith("}"):
+        return symbol, None
+    period = None
+    others = []
+    for a in symbol[i + 1:-1].split(","):
+        if a.startswith("=") and period is None:
+            period = a[1:]
+        elif a:
+            others.append(a)
+    if period is None:
+        return symbol, None
+    return symbol[:i] + ("{" + ",".join(others) + "}" if others else ""), period
 
 cdef struct Row:
     int64_t time
@@ -72,12 +138,16 @@ cdef class _SymbolState:
     cdef bint has_committed
     cdef int64_t last_committed     # time of the last bar committed to the indicators
     cdef int32_t sym
-    cdef str name
-    cdef bytes jname                # JSON string literal of the name
+    cdef str symbol                 # store symbol (full candle symbol)
+    cdef str name                   # key name: tag symbol (primary period) or store symbol
+    cdef str tag                    # store symbol without its period attribute
+    cdef str period                 # display period ("5m", "1h"), "" if unknown
+    cdef bytes delta_head           # {"type":"delta","symbol":<tag>,"period":<p>,"candle":
+    cdef bytes snapshot_head        # {"type":"snapshot","symbol":..,"period":..,"last_candle":
+    cdef bytes raw_head             # {"eventType":"Candle","eventSymbol":<store symbol>,
     cdef bytes delta_channel
     cdef bytes snapshot_key
     cdef bytes raw_channel
-    cdef bytes jevent_symbol
 
 
 cdef class IndicatorPipeline:
@@ -87,9 +157,20 @@ cdef class IndicatorPipeline:
     a PipelineOutput with columns for the Telegraf sink and encoded (channel, payload) pairs
     for the Redis sink.
     """
-    cdef dict _states               # store symbol -> _SymbolState
-    cdef list _names                # display names by index
+    cdef dict _states               # store symbol -> _SymbolState (insertion order)
+    cdef dict _by_name              # key name -> _SymbolState
+    cdef list _names                # key names by index (None: free slot)
+    cdef list _tags                 # tag symbols by index
+    cdef list _periods              # display periods by index
     cdef list _by_index             # _SymbolState by index (Row.sym)
+    cdef list _free                 # free indices (discarded symbols)
+    cdef str _primary               # normalized primary period, None if none
+    cdef str _primary_display
+    cdef dict _period_info          # period attribute -> (display, JSON of it, is primary)
+    cdef readonly object period
+    cdef readonly Py_ssize_t max_symbols
+    cdef readonly long long symbols_refused
+    cdef readonly long long name_conflicts
     cdef readonly tuple macd_periods
     cdef readonly Py_ssize_t hma_period
     cdef readonly Py_ssize_t hma_lookback
@@ -119,7 +200,7 @@ cdef class IndicatorPipeline:
         free(self._buf.data)
 
     def __init__(self, macd=(12, 26, 9), Py_ssize_t hma=20, Py_ssize_t hma_lookback=1,
-                 bint publish_raw=True):
+                 bint publish_raw=True, period=None, Py_ssize_t max_symbols=0):
         self.macd_periods = tuple(macd)
         if len(self.macd_periods) != 3:
             raise ValueError("macd must be (fast, slow, signal)")
@@ -128,39 +209,131 @@ cdef class IndicatorPipeline:
         self.hma_period = hma
         self.hma_lookback = hma_lookback
         self.publish_raw = publish_raw
+        if max_symbols < 0:
+            raise ValueError("max_symbols must be >= 0 (0: no limit)")
+        self.max_symbols = max_symbols
+        self.period = period
+        self._primary = None
+        self._primary_display = None
+        if period is not None:
+            self._primary = normalize_period(period)
+            if self._primary is None:
+                raise ValueError(f"bad candle period {period!r}")
+            self._primary_display = display_period(period)
+        self._period_info = {}
         self._states = {}
+        self._by_name = {}
         self._names = []
+        self._tags = []
+        self._periods = []
         self._by_index = []
+        self._free = []
         self._color_json = [b'"' + c.encode() + b'"' for c in HIST_COLORS]
         self._dir_json = [b'null,"color":null', b'"up","color":"' + HMA_UP_COLOR.encode() + b'"',
                           b'"down","color":"' + HMA_DOWN_COLOR.encode() + b'"']
 
     @property
     def symbols(self):
-        """Display names of the symbols seen so far (store symbol without its {...} suffix)."""
-        return list(self._names)
+        """Key names of the symbols with state, in the order they arrived (see module doc)."""
+        return [(<_SymbolState>st).name for st in self._states.values()]
+
+    @property
+    def symbol_count(self):
+        """Number of symbols with state (<= max_symbols when that is set)."""
+        return len(self._states)
+
+    def names(self):
+        """{store symbol: key name} of the symbols with state."""
+        return {k: (<_SymbolState>st).name for k, st in self._states.items()}
+
+    def name_for(self, str symbol):
+        """(key name, tag symbol, display period or "") a store symbol gets (or has)."""
+        cdef _SymbolState st = self._states.get(symbol)
+        if st is not None:
+            return st.name, st.tag, st.period
+        tag, period, primary, _ = self._classify(symbol)
+        return (tag if primary else symbol), tag, period
+
+    cdef tuple _classify(self, str symbol):
+        """(tag symbol, display period or "", is primary, JSON of the period)."""
+        tag, attr = _split(symbol)
+        info = self._period_info.get(attr)
+        if info is None:
+            if attr is None:
+                disp = self._primary_display or ""
+                primary = True
+            else:
+                disp = display_period(attr)
+                primary = self._primary is not None and normalize_period(attr) == self._primary
+            if len(self._period_info) >= 1024:
+                self._period_info.clear()
+            info = self._period_info[attr] = (disp, json.dumps(disp or None).encode(), primary)
+        return tag, info[0], info[2], info[1]
 
     cdef _SymbolState _state(self, str symbol):
         cdef _SymbolState st = self._states.get(symbol)
+        cdef Py_ssize_t idx
         if st is not None:
             return st
+        if self.max_symbols and len(self._states) >= self.max_symbols:
+            self.symbols_refused += 1
+            return None
+        tag, period, primary, jperiod = self._classify(symbol)
+        name = tag if primary else symbol
+        if name in self._by_name:
+            self.name_conflicts += 1
+            name = symbol
+            if name in self._by_name:
+                self.symbols_refused += 1
+                return None
         st = _SymbolState.__new__(_SymbolState)
         st.macd = Macd(*self.macd_periods)
         st.hma = Hma(self.hma_period, self.hma_lookback)
         st.has_committed = False
         st.last_committed = 0
-        name = symbol.split("{", 1)[0] or symbol
+        st.symbol = symbol
         st.name = name
-        st.sym = len(self._names)
-        self._names.append(name)
-        self._by_index.append(st)
-        st.jname = json.dumps(name).encode()
-        st.jevent_symbol = json.dumps(symbol).encode()
+        st.tag = tag
+        st.period = period
+        if self._free:
+            idx = self._free.pop()
+            self._names[idx] = name
+            self._tags[idx] = tag
+            self._periods[idx] = period
+            self._by_index[idx] = st
+        else:
+            idx = len(self._names)
+            self._names.append(name)
+            self._tags.append(tag)
+            self._periods.append(period)
+            self._by_index.append(st)
+        st.sym = <int32_t>idx
+        jtag = json.dumps(tag).encode()
+        st.delta_head = (b'{"type":"delta","symbol":' + jtag + b',"period":' + jperiod
+                         + b',"candle":')
+        st.snapshot_head = (b'{"type":"snapshot","symbol":' + jtag + b',"period":' + jperiod
+                            + b',"last_candle":')
+        st.raw_head = b'{"eventType":"Candle","eventSymbol":' + json.dumps(symbol).encode() + b','
         st.delta_channel = b"analytics:delta:" + name.encode()
         st.snapshot_key = b"snapshot:" + name.encode()
         st.raw_channel = b"market:CandleEvent:" + name.encode()
         self._states[symbol] = st
+        self._by_name[name] = st
         return st
+
+    def discard(self, str symbol):
+        """Forget a store symbol's state and free its slot (after CandleStore.discard); returns
+        True if it had state. If it comes back, it starts over from the store's bars."""
+        cdef _SymbolState st = self._states.pop(symbol, None)
+        if st is None:
+            return False
+        del self._by_name[st.name]
+        self._names[st.sym] = None
+        self._tags[st.sym] = None
+        self._periods[st.sym] = None
+        self._by_index[st.sym] = None
+        self._free.append(st.sym)
+        return True
 
     def reset(self, str symbol=None):
         """Forget indicator state (one symbol or all); the next change rebuilds from the store."""
@@ -256,6 +429,8 @@ cdef class IndicatorPipeline:
                 self.skipped_not_ready += 1
                 continue
             st = self._state(s.symbol)
+            if st is None:
+                continue
             if n == 0:
                 st.has_committed = False
                 st.macd.reset()
@@ -386,7 +561,12 @@ cdef class IndicatorPipeline:
         cdef const Row* r
         cdef _SymbolState st
         cdef list names = self._names
-        cdef list syms = [None] * n
+        cdef list tagnames = self._tags
+        cdef list pernames = self._periods
+        cdef list syms = PyList_New(n)
+        cdef list tags = PyList_New(n)
+        cdef list pers = PyList_New(n)
+        cdef PyObject* o
         cdef list pubs = []
         cdef list snaps = []
         cdef dict by_sym = {}
@@ -405,7 +585,16 @@ cdef class IndicatorPipeline:
             cv[8, i] = r.hma
             colv[i] = r.color
             dv[i] = r.direction
-            syms[i] = names[r.sym]
+            # PyList_SET_ITEM steals a reference: take one for each (the slots are NULL)
+            o = PyList_GET_ITEM(names, r.sym)
+            Py_INCREF(<object>o)
+            PyList_SET_ITEM(syms, i, <object>o)
+            o = PyList_GET_ITEM(tagnames, r.sym)
+            Py_INCREF(<object>o)
+            PyList_SET_ITEM(tags, i, <object>o)
+            o = PyList_GET_ITEM(pernames, r.sym)
+            Py_INCREF(<object>o)
+            PyList_SET_ITEM(pers, i, <object>o)
         cdef list states = self._by_index
         for i in range(n):
             r = &self._rows[i]
@@ -413,15 +602,11 @@ cdef class IndicatorPipeline:
             if r.kind == K_HISTORY:
                 continue
             if self.publish_raw:
-                self._bytes(b'{"eventType":"Candle","eventSymbol":')
-                self._bytes(st.jevent_symbol)
-                self._bytes(b',')
+                self._bytes(st.raw_head)
                 self._candle_fields(r)
                 self._bytes(b'}')
                 pubs.append((st.raw_channel, self._take()))
-            self._bytes(b'{"type":"delta","symbol":')
-            self._bytes(st.jname)
-            self._bytes(b',"candle":')
+            self._bytes(st.delta_head)
             self._candle_json(r)
             self._ind_json(r)
             if r.kind == K_FINAL:
@@ -433,9 +618,7 @@ cdef class IndicatorPipeline:
         for sym, i in by_sym.items():
             r = &self._rows[<Py_ssize_t>i]
             st = <_SymbolState>states[sym]
-            self._bytes(b'{"type":"snapshot","symbol":')
-            self._bytes(st.jname)
-            self._bytes(b',"last_candle":')
+            self._bytes(st.snapshot_head)
             self._candle_json(r)
             self._ind_json(r)
             self._bytes(b',"bars":')
@@ -444,6 +627,8 @@ cdef class IndicatorPipeline:
             snaps.append((st.snapshot_key, self._take()))
         out.n = n
         out.symbols = syms
+        out.tag_symbols = tags
+        out.periods = pers
         out.kind = kind
         out.time = time
         out.columns = cols
@@ -457,7 +642,9 @@ cdef class IndicatorPipeline:
 cdef class PipelineOutput:
     """Rows produced by one IndicatorPipeline.process() call (column views share `columns`)."""
     cdef readonly Py_ssize_t n
-    cdef readonly list symbols        # display name per row
+    cdef readonly list symbols        # key name per row (snapshot:<name>, ...)
+    cdef readonly list tag_symbols    # Influx `symbol` tag per row (no period attribute)
+    cdef readonly list periods        # Influx `period` tag per row ("5m", "1h"; "" unknown)
     cdef readonly object kind         # int8: 0 forming, 1 final, 2 history
     cdef readonly object time         # int64 epoch ms (bar start)
     cdef readonly object columns      # float64 (9, n): open high low close volume macd signal
