@@ -23,8 +23,8 @@ import pytest
 
 from bench import datagen
 from bench.gatelib import RatioCase
-from ttfast import models as m
 from ttfast.rest import TastytradeClient
+from ttfast.rest import models as m
 
 ORDERS_BODY = datagen.rest_live_orders_body(500)
 N_ORDERS = 500

@@ -1,13 +1,14 @@
 """ttfast's exception tree (one root, so callers can catch everything ttfast raises).
 
-This module is a dependency-free leaf (stdlib only): the compiled core imports it to raise these
-exceptions, so it must never import anything else from ttfast.
+This module is a leaf (stdlib + the stdlib-only ``ttfast._util``): the compiled core imports it
+to raise these exceptions, so it must never import anything else from ttfast.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from urllib.parse import urlsplit
+
+from ttfast._util import redact_url
 
 __all__ = [
     "MAX_RAW_BODY",
@@ -20,7 +21,6 @@ __all__ = [
     "RateLimitedError",
     "ResponseDecodeError",
     "TtfastError",
-    "redact_url",
 ]
 
 
@@ -48,7 +48,7 @@ class DecodeError(TtfastError, ValueError):
         return f"{self.reason} (at byte {self.offset})"
 
 
-# --- REST / OAuth errors (ttfast.auth, ttfast.rest, ttfast.orders) --------------------------------
+# --- REST / OAuth errors (ttfast.rest) ------------------------------------------------------------
 
 
 class ApiError(TtfastError):
@@ -134,22 +134,6 @@ _REDACTED = "<redacted>"
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
 
-def redact_url(url: str) -> str:
-    """``url`` without credentials, query or fragment (``?<redacted>`` marks a dropped query),
-    for messages about redirects: a ``Location`` may carry a token."""
-    try:
-        u = urlsplit(url.strip())
-        host = u.hostname or ""
-        port = u.port
-    except ValueError:
-        return _REDACTED
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{port}" if port is not None else "")
-    head = f"{u.scheme}://{netloc}" if u.scheme or netloc else ""
-    return head + u.path + ("?" + _REDACTED if u.query else "")
-
-
 def _scrub(text: str, secrets: tuple[str, ...]) -> str:
     for s in secrets:
         text = text.replace(s, _REDACTED)
@@ -166,7 +150,7 @@ def _safe_headers(headers: Headers | None, secrets: tuple[str, ...]) -> dict[str
         if any(p in low for p in _SECRET_HEADER_PARTS):
             v = _REDACTED
         elif low in _URL_HEADERS:
-            v = redact_url(value)
+            v = redact_url(value, from_peer=True)
         else:
             v = _scrub(str(value), secrets)
         out[name] = out[name] + ", " + v if name in out else v

@@ -46,7 +46,7 @@ import numpy.typing as npt
 
 from ttfast._core import CandleStore, IndicatorPipeline, LineEncoder, PipelineOutput
 from ttfast._core.pipeline import normalize_period
-from ttfast.sinks import redact_url
+from ttfast._util import redact_url
 from ttfast.sinks.redis import RedisSink
 from ttfast.sinks.telegraf import CANDLE_FIELDS, INDICATOR_FIELDS, TelegrafSink
 
@@ -565,8 +565,7 @@ class Worker:
             await server.stop()
 
     async def _source_dxlink(self) -> None:
-        from ttfast.auth import OAuthSession
-        from ttfast.rest import TastytradeClient
+        from ttfast.rest import OAuthSession, TastytradeClient
 
         session = OAuthSession.from_env()
         client = TastytradeClient(session)

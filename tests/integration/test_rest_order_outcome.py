@@ -21,8 +21,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from ttfast import orders as o
-from ttfast.auth import AccessToken, OAuthSession
 from ttfast.errors import (
     MAX_RAW_BODY,
     ApiConnectionError,
@@ -33,6 +31,8 @@ from ttfast.errors import (
     ResponseDecodeError,
 )
 from ttfast.rest import TastytradeClient
+from ttfast.rest import orders as o
+from ttfast.rest.session import AccessToken, OAuthSession
 from ttfast.sim.rest_server import RestSimServer
 
 ACCT = "5WT00000"

@@ -19,8 +19,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ttfast import orders as o
-from ttfast.auth import AccessToken, FileTokenStore, OAuthSession
 from ttfast.errors import (
     ApiConnectionError,
     ApiError,
@@ -30,6 +28,8 @@ from ttfast.errors import (
     ResponseDecodeError,
 )
 from ttfast.rest import TastytradeClient
+from ttfast.rest import orders as o
+from ttfast.rest.session import AccessToken, FileTokenStore, OAuthSession
 from ttfast.sim.rest_server import RestSimServer
 
 ACCT = "5WT00000"

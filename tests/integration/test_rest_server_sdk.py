@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ttfast import orders as o
+from ttfast.rest import orders as o
 from ttfast.sim.rest_server import RestSimServer
 
 tastytrade = pytest.importorskip("tastytrade")

@@ -1,4 +1,4 @@
-"""Pure-Python twin of ttfast.models.convert / convert_list (obviously right, slow).
+"""Pure-Python twin of ttfast.rest.models.convert / convert_list (obviously right, slow).
 
 Each item is converted on its own with ``msgspec.convert``; then a plain recursive walk sets
 ``.raw`` on every model, nested ones included, pairing each model with the JSON object it came
@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from ttfast import models as m
+from ttfast.rest import models as m
 
 
 def attach(obj: Any, raw: Any) -> None:

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.oracles import models as oracle
 
-from ttfast import models as m
 from ttfast.errors import ResponseDecodeError
 from ttfast.rest import TastytradeClient
+from ttfast.rest import models as m
 
 DATA = Path(__file__).parent.parent / "data" / "rest_examples"
 

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ttfast import models as m
 from ttfast.errors import ApiError, AuthError
-from ttfast.rest import parse_error
+from ttfast.rest import models as m
+from ttfast.rest.client import parse_error
 
 DATA = Path(__file__).parent.parent / "data" / "rest_examples"
 

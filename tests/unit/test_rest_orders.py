@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ttfast import orders as o
 from ttfast.errors import OrderValidationError
+from ttfast.rest import orders as o
 
 DATA = Path(__file__).parent.parent / "data" / "rest_examples"
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ttfast.sinks import redact_url
+from ttfast._util import redact_url
 
 log = logging.getLogger("ttfast.sinks.redis")
 

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ttfast._core import LineEncoder
-from ttfast.sinks import redact_url
+from ttfast._util import redact_url
 
 log = logging.getLogger("ttfast.sinks.telegraf")
 

@@ -1,7 +1,7 @@
 """Async REST client for the tastytrade API (accounts, orders, instruments, quote tokens).
 
-``TastytradeClient(session)`` wraps an :class:`ttfast.auth.OAuthSession`. Responses are decoded
-with msgspec into the lenient models of :mod:`ttfast.models` (each keeps ``.raw``).
+``TastytradeClient(session)`` wraps an :class:`ttfast.rest.OAuthSession`. Responses are decoded
+with msgspec into the lenient models of :mod:`ttfast.rest.models` (each keeps ``.raw``).
 
 Retry policy (spec §5.5, §6):
 
@@ -50,8 +50,7 @@ from urllib.parse import quote
 import aiohttp
 import msgspec
 
-from ttfast import models as m
-from ttfast.auth import OAuthSession
+from ttfast._util import redact_url
 from ttfast.errors import (
     ApiConnectionError,
     ApiError,
@@ -59,18 +58,19 @@ from ttfast.errors import (
     OrderOutcomeUnknown,
     RateLimitedError,
     ResponseDecodeError,
-    redact_url,
 )
-from ttfast.orders import (
+from ttfast.rest import models as m
+from ttfast.rest.orders import (
     ComplexOrderRequest,
     OrderRequest,
     validate_complex_order,
     validate_order,
 )
+from ttfast.rest.session import OAuthSession
 
 __all__ = ["QuoteTokenProvider", "TastytradeClient", "new_external_identifier", "parse_error"]
 
-log = logging.getLogger("ttfast.rest")
+log = logging.getLogger("ttfast.rest.client")
 
 T = TypeVar("T", bound=m.ApiModel)
 QuoteTokenProvider = Callable[[], Awaitable[tuple[str, str]]]
@@ -376,7 +376,8 @@ class TastytradeClient:
             self.session.invalidate(call.token)
         if 300 <= status < 400:
             location = next((v for k, v in rh if k.lower() == "location"), "")
-            cause = f"HTTP {status} redirect to {redact_url(location) or '?'} not followed"
+            target = redact_url(location, from_peer=True) or "?"
+            cause = f"HTTP {status} redirect to {target} not followed"
             if call.dry_run:
                 raise ApiError(status, "redirect_not_followed", cause, path=path)
         elif status == 401 or status >= 500:

@@ -42,8 +42,9 @@ from typing import Any, Literal, Protocol
 import aiohttp
 import msgspec
 
+from ttfast._util import redact_url
 from ttfast._version import __version__
-from ttfast.errors import AuthError, redact_url
+from ttfast.errors import AuthError
 
 __all__ = [
     "DEFAULT_ACCEPT_VERSION",
@@ -56,7 +57,7 @@ __all__ = [
     "parse_token_error",
 ]
 
-log = logging.getLogger("ttfast.auth")
+log = logging.getLogger("ttfast.rest.session")
 
 PRODUCTION_URL = "https://api.tastyworks.com"
 SANDBOX_URL = "https://api.cert.tastyworks.com"
@@ -390,7 +391,7 @@ class OAuthSession:
                 log.info("access token refreshed (expires in %.0fs)", expires_in)
                 return AccessToken(token, time.time() + expires_in)
             if 300 <= status < 400:
-                target = redact_url(location) or "?"
+                target = redact_url(location, from_peer=True) or "?"
                 log.error(
                     "token endpoint answered HTTP %d (redirect to %s); not followed", status, target
                 )
