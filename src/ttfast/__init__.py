@@ -2,12 +2,18 @@
 
 Hot paths (frame decoding, candle storage, indicators, line protocol) are compiled Cython in
 ``ttfast._core``; this package is the small typed public API over them.
+
+Decoding, candles, indicators and errors import eagerly (numpy + the compiled core). The
+streamer (picows) and the REST client (aiohttp) load on first attribute access, so
+``import ttfast`` for decoding or indicators never imports a network library.
 """
 
+from typing import TYPE_CHECKING
+
 from ttfast._core import EventBatch, FeedDecoder, message_type
+from ttfast._util import lazy_exports
 from ttfast._version import __version__
 from ttfast.candles import CandleSeries, CandleStore, Changes, normalize_candle_symbol
-from ttfast.dxlink import ConnectionEvent, DxLinkStreamer, StreamState
 from ttfast.errors import (
     ApiConnectionError,
     ApiError,
@@ -20,6 +26,10 @@ from ttfast.errors import (
     TtfastError,
 )
 from ttfast.indicators import Ema, Hma, Macd, Wma, ema, hma, macd, wma
+
+if TYPE_CHECKING:
+    from ttfast.dxlink import ConnectionEvent, DxLinkStreamer, StreamState
+    from ttfast.rest import FileTokenStore, OAuthSession, TastytradeClient
 
 __all__ = [
     "ApiConnectionError",
@@ -34,13 +44,16 @@ __all__ = [
     "Ema",
     "EventBatch",
     "FeedDecoder",
+    "FileTokenStore",
     "Hma",
     "Macd",
+    "OAuthSession",
     "OrderOutcomeUnknown",
     "OrderValidationError",
     "RateLimitedError",
     "ResponseDecodeError",
     "StreamState",
+    "TastytradeClient",
     "TtfastError",
     "Wma",
     "__version__",
@@ -51,3 +64,16 @@ __all__ = [
     "normalize_candle_symbol",
     "wma",
 ]
+
+#: Public names whose module imports a network library, loaded on first access.
+_LAZY = {
+    "ConnectionEvent": "ttfast.dxlink",
+    "DxLinkStreamer": "ttfast.dxlink",
+    "StreamState": "ttfast.dxlink",
+    "FileTokenStore": "ttfast.rest",
+    "OAuthSession": "ttfast.rest",
+    "TastytradeClient": "ttfast.rest",
+}
+
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
