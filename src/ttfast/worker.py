@@ -21,7 +21,7 @@ any other period is named by its full candle symbol (``snapshot:SPY{=1h}``). Pay
 
 Per batch (never per candle in Python): the batch goes into the ``CandleStore``; the compiled
 ``IndicatorPipeline`` turns the store's changes into rows and encoded JSON payloads; the sinks
-queue them and flush from their own tasks. See docs/README-worker.md.
+queue them and flush from their own tasks. See README.md, "ttfast-worker".
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """dxLink market-data client: sans-IO protocol + self-healing picows streamer.
 
-See docs/README-dxlink.md. Public names: :class:`DxLinkStreamer`, :class:`ConnectionEvent`,
-:class:`StreamState`, :class:`StreamerStats`, :class:`Listener`, :func:`build_candle_symbol`,
-:func:`run` (asyncio.run with uvloop when it is installed).
+See README.md, "Streaming market data". Public names: :class:`DxLinkStreamer`,
+:class:`ConnectionEvent`, :class:`StreamState`, :class:`StreamerStats`, :class:`Listener`,
+:func:`build_candle_symbol`, :func:`run` (asyncio.run with uvloop when it is installed).
 """
 
 from __future__ import annotations

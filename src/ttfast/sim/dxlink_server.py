@@ -1,7 +1,7 @@
 """Local dxLink server (``ttfast.sim``): a strict imitation of tastytrade's dxFeed endpoint.
 
 Runs on picows inside the caller's asyncio loop (tests, the offline demo, the client benchmark's
-load generator). Behaviour follows the protocol notes (copied facts in ``docs/README-sim.md``):
+load generator). Behaviour follows the protocol notes (copied facts in README.md, "Local servers"):
 
 * strict order: SETUP -> AUTH -> channels; exact ERROR texts ("AUTH step missing",
   "Protocol violation with an even channel usage.", "The message is not valid JSON.", TIMEOUT);
