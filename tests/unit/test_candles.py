@@ -319,6 +319,23 @@ def test_remove_event_deletes_bar_and_is_never_stored() -> None:
     assert store.removed == 1
 
 
+def test_update_of_the_bar_before_a_removed_last_bar_is_a_correction() -> None:
+    # REMOVE of the last bar, then (same call) a plain write of the bar that is now last: that
+    # bar is older than the previous last one, so the write is a CORRECTION (the forming-bar
+    # fast path used to report only REMOVED)
+    store, oracle = CandleStore(), OracleStore()
+    first = [Event("A", 0, index_of(k * 60_000), k * 60_000, k, (float(k),) * 10) for k in (0, 6)]
+    second = [
+        Event("A", 2, index_of(6 * 60_000), 6 * 60_000),
+        Event("A", 0, index_of(0), 0, 9, (9.0,) * 10),
+    ]
+    for evs in (first, second):
+        got = changes_of(store.apply(CandleBatch(events_to_columns(evs))))
+        assert got == dict(oracle.apply_events(evs))
+    assert got == {"A": (CHANGE_CORRECTED | CHANGE_REMOVED, 0, 1, 0, 0)}
+    assert_same_series(store, oracle, "A")
+
+
 def test_capacity_evicts_oldest_and_counts() -> None:
     store = CandleStore(capacity=3)
     store.apply(batch(FIELDS_QC, qc_snapshot(n=5)))

@@ -1018,8 +1018,11 @@ cdef class CandleStore:
                 s.ring.count[slot] = count[i]
                 for c in range(CF_NDOUBLE):
                     s.ring.f[c][slot] = d[c][i]
-                if not s._base_none and b.index == s._base_last:
-                    s._ch_flags |= CH_REVISED_LAST
+                if not s._base_none:
+                    if b.index == s._base_last:
+                        s._ch_flags |= CH_REVISED_LAST
+                    elif b.index < s._base_last:   # the last bar was removed in this call
+                        s._ch_flags |= CH_CORRECTED
                 if s._touch_state == 0:
                     s._touch_state = 1
                     s._min_touched = b.index
