@@ -278,3 +278,105 @@ def influx_server() -> Iterator[InfluxServer]:
             yield srv
         finally:
             srv.stop()
+
+
+_INFLUX_AUTH_CONF = _INFLUX_CONF.replace(
+    "[http]\n  enabled = true\n", "[http]\n  enabled = true\n  auth-enabled = true\n"
+)
+
+
+@dataclass
+class InfluxAuthServer(InfluxServer):
+    """influxd 1.x with ``auth-enabled``: an admin user, plus `create_user` for others.
+
+    `_post_query` / `query` authenticate as the admin (``u``/``p`` parameters).
+    """
+
+    admin: str = "admin"
+    admin_password: str = "admin-pw-0"
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.http_port, rpc, self.udp_port = free_port(), free_port(), free_udp_port()
+        conf = self.dir / "influxdb.conf"
+        conf.write_text(
+            _INFLUX_AUTH_CONF.format(dir=self.dir, rpc=rpc, http=self.http_port, udp=self.udp_port)
+        )
+        log = self.dir / "influxd.log"
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [self.binary, "run", "-config", str(conf)], stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"influxd exited with {self.proc.returncode}:\n" + _tail(log))
+            try:
+                with urllib.request.urlopen(self.url + "/ping", timeout=0.5) as r:
+                    if r.status == 204:
+                        # with no user yet, influxd accepts exactly this one unauthenticated query
+                        self._raw_query(
+                            f"CREATE USER \"{self.admin}\" WITH PASSWORD '{self.admin_password}' "
+                            "WITH ALL PRIVILEGES",
+                            {},
+                        )
+                        return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        _stop(self.proc)
+        raise RuntimeError(f"influxd not ready on port {self.http_port}:\n" + _tail(log))
+
+    def _raw_query(self, q: str, extra: dict[str, str]) -> dict[str, Any]:
+        # influxd reads u/p from the URL's query string only, never from a form body
+        req = urllib.request.Request(
+            f"{self.url}/query?{urllib.parse.urlencode(extra)}",
+            data=urllib.parse.urlencode({"q": q}).encode(),
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            out: dict[str, Any] = json.loads(r.read())
+        for res in out.get("results", []):
+            if "error" in res:
+                raise RuntimeError(res["error"])
+        return out
+
+    def _post_query(self, q: str, db: str | None = None) -> dict[str, Any]:
+        extra = {"u": self.admin, "p": self.admin_password}
+        if db:
+            extra["db"] = db
+        return self._raw_query(q, extra)
+
+    def query(self, db: str, q: str) -> list[dict[str, Any]]:
+        extra = {"u": self.admin, "p": self.admin_password, "epoch": "ns"}
+        if db:
+            extra["db"] = db
+        out = self._raw_query(q, extra)
+        rows: list[dict[str, Any]] = []
+        for res in out.get("results", []):
+            for series in res.get("series", []):
+                for vals in series["values"]:
+                    row = dict(zip(series["columns"], vals, strict=True))
+                    row.update(series.get("tags", {}))
+                    rows.append(row)
+        return rows
+
+    def create_user(self, name: str, password: str, *, write_on: str | None = None) -> None:
+        self._post_query(f"CREATE USER \"{name}\" WITH PASSWORD '{password}'")
+        if write_on:
+            self._post_query(f'GRANT WRITE ON "{write_on}" TO "{name}"')
+
+    def database_names(self) -> set[str]:
+        return {row["name"] for row in self.query("", "SHOW DATABASES")}
+
+
+@contextlib.contextmanager
+def influx_auth_server() -> Iterator[InfluxAuthServer]:
+    """An auth-enabled influxd 1.x (see `InfluxAuthServer`)."""
+    binary = require_binary("influxd")
+    with tempfile.TemporaryDirectory(prefix="ttfast-influx-auth-") as tmp:
+        srv = InfluxAuthServer(binary, Path(tmp))
+        srv.start()
+        try:
+            yield srv
+        finally:
+            srv.stop()

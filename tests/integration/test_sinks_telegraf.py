@@ -6,12 +6,14 @@ import asyncio
 import math
 import time
 import uuid
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
+from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.servers import InfluxServer, free_port
+from tests.servers import InfluxAuthServer, InfluxServer, free_port, influx_auth_server
 
 from ttfast.sinks.telegraf import TelegrafSink
 
@@ -83,7 +85,9 @@ async def test_udp_points_read_back(influx_srv: InfluxServer) -> None:
 async def test_4xx_is_logged_dropped_and_counted(
     influx_srv: InfluxServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sink = TelegrafSink(influx_srv.url, database="no_such_db_" + uuid.uuid4().hex[:6])
+    sink = TelegrafSink(
+        influx_srv.url, database="no_such_db_" + uuid.uuid4().hex[:6], create_database=False
+    )
     await sink.start()
     t, candle, ind = _rows(10)
     sink.write_rows("SPY", t, candle, ind)
@@ -146,3 +150,172 @@ def test_any_finite_float_roundtrips_through_influxd(
     got = sorted((r["time"], r["close"] if r["close"] is not None else r["hma"]) for r in rows)
     want = sorted([(i * 1_000_000, x) for i, x in enumerate(xs)] * 2)
     assert [(a, float(b)) for a, b in got] == [(a, float(b)) for a, b in want]
+
+
+async def _wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
+async def test_small_writes_are_sent_on_the_flush_timer(influx_srv: InfluxServer) -> None:
+    """Issue 13 #1: a line is sent within flush_interval even after the buffer has emptied."""
+    db = _db(influx_srv)
+    sink = TelegrafSink(influx_srv.url, database=db, flush_interval=0.2)
+    await sink.start()
+    t0 = 1_700_000_000_000_000_000
+    for i in range(3):
+        sink.write_lines(b"tick,symbol=SPY v=%di %d\n" % (i, t0 + i), 1)
+        await _wait_for(lambda i=i: sink.stats.lines_sent == i + 1)  # no flush(): the timer
+        assert sink.stats.lines_sent == i + 1, f"line {i} not sent on the timer"
+        assert sink.backlog_lines == 0
+        await asyncio.sleep(0.3)  # an idle period with an empty buffer before the next line
+    rows = influx_srv.query(db, "SELECT v FROM tick")
+    assert [r["v"] for r in rows] == [0, 1, 2]
+    await sink.close()
+
+
+@pytest.mark.parametrize("form", ["database", "url"])
+async def test_missing_database_is_created(
+    influx_srv: InfluxServer, caplog: pytest.LogCaptureFixture, form: str
+) -> None:
+    """Issue 13 #14: against InfluxDB 1.x, a database that does not exist is created."""
+    caplog.set_level("INFO", logger="ttfast.sinks.telegraf")
+    name = "new_" + uuid.uuid4().hex[:8]
+    if form == "url":
+        sink = TelegrafSink(f"{influx_srv.url}/write?db={name}", database="ignored")
+    else:
+        sink = TelegrafSink(influx_srv.url, database=name)
+    await sink.start()
+    t, candle, ind = _rows(10)
+    sink.write_rows("SPY", t, candle, ind)
+    assert await sink.flush(10.0)
+    await sink.close()
+    assert sink.stats.lines_rejected == 0 and sink.stats.lines_sent == 20
+    assert len(influx_srv.query(name, "SELECT close FROM candle")) == 10
+    assert f'database "{name}" ready' in caplog.text
+
+
+async def _peer(routes: dict[str, web.Response | None]) -> tuple[web.AppRunner, str, list[str]]:
+    """A loopback HTTP peer answering `routes` (path -> response; None -> 404), logging paths."""
+    seen: list[str] = []
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        seen.append(request.path)
+        resp = routes.get(request.path)
+        if resp is None:
+            return web.Response(status=404, text="404 page not found")
+        return web.Response(status=resp.status, text=resp.text, headers=resp.headers)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}", seen
+
+
+async def test_no_query_endpoint_hints_when_database_not_found(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A listener with /write but no /query: nothing to create; a rejection gets a clear hint."""
+    not_found = web.Response(status=404, text='{"error":"database not found: \\"hist\\""}')
+    runner, url, seen = await _peer({"/write": not_found})
+    sink = TelegrafSink(url, database="hist")
+    await sink.start()
+    sink.write_lines(b"m v=1 1\nm v=2 2\n", 2)
+    sink.write_lines(b"m v=3 3\n", 1)
+    assert await sink.flush(5.0)
+    await sink.close()
+    await runner.cleanup()
+    assert "/query" in seen and "/write" in seen
+    assert sink.stats.lines_rejected == 3 and sink.stats.lines_sent == 0
+    hints = [r for r in caplog.records if "does not exist" in r.getMessage()]
+    assert len(hints) == 1  # once, not per batch
+    assert "hist" in hints[0].getMessage() and "CREATE DATABASE" in hints[0].getMessage()
+
+
+async def test_telegraf_listener_query_stub_is_not_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Telegraf's influxdb_listener answers any /query with {"results":[]}; writes go through."""
+    ok = web.Response(status=200, text='{"results":[]}', content_type="application/json")
+    runner, url, seen = await _peer({"/query": ok, "/write": web.Response(status=204)})
+    sink = TelegrafSink(url, database="anything")
+    await sink.start()
+    sink.write_lines(b"m v=1 1\n", 1)
+    assert await sink.flush(5.0)
+    await sink.close()
+    await runner.cleanup()
+    assert seen == ["/query", "/write"]
+    assert sink.stats.lines_sent == 1
+    assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+
+
+@pytest.fixture(scope="module")
+def influx_auth() -> Iterator[InfluxAuthServer]:
+    with influx_auth_server() as srv:
+        yield srv
+
+
+@pytest.mark.parametrize("creds", ["basic", "params"])
+async def test_missing_database_created_with_admin_credentials(
+    influx_auth: InfluxAuthServer, caplog: pytest.LogCaptureFixture, creds: str
+) -> None:
+    name = "adm_" + uuid.uuid4().hex[:8]
+    a, pw = influx_auth.admin, influx_auth.admin_password
+    port = influx_auth.http_port
+    url = (
+        f"http://{a}:{pw}@127.0.0.1:{port}"
+        if creds == "basic"
+        else f"http://127.0.0.1:{port}/write?u={a}&p={pw}"
+    )
+    sink = TelegrafSink(url, database=name)
+    await sink.start()
+    sink.write_lines(b"m,symbol=SPY v=1 1\n", 1)
+    assert await sink.flush(10.0)
+    await sink.close()
+    assert sink.stats.lines_sent == 1
+    assert name in influx_auth.database_names()
+    assert pw not in caplog.text and pw not in repr(sink)
+
+
+async def test_database_creation_refused_is_a_clear_error(
+    influx_auth: InfluxAuthServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A write-only user cannot create the database: say so once, at start, without secrets."""
+    name = "nope_" + uuid.uuid4().hex[:8]
+    influx_auth.create_user("writer_" + name, "w-s3cret-pw")
+    url = f"http://writer_{name}:w-s3cret-pw@127.0.0.1:{influx_auth.http_port}"
+    sink = TelegrafSink(url, database=name)
+    await sink.start()
+    sink.write_lines(b"m v=1 1\n", 1)
+    assert await sink.flush(10.0)
+    await sink.close()
+    assert sink.stats.lines_rejected == 1 and sink.stats.lines_sent == 0
+    assert name not in influx_auth.database_names()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any(f'cannot create database "{name}"' in m for m in errors), errors
+    assert "w-s3cret-pw" not in caplog.text
+
+
+async def test_write_only_user_on_existing_database_is_fine(
+    influx_auth: InfluxAuthServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CREATE DATABASE needs admin; a writer's refusal is not an error when the db exists."""
+    name = "has_" + uuid.uuid4().hex[:8]
+    influx_auth.create_database(name)
+    influx_auth.create_user("w_" + name, "w-pw-2", write_on=name)
+    sink = TelegrafSink(
+        f"http://127.0.0.1:{influx_auth.http_port}/write?u=w_{name}&p=w-pw-2", database=name
+    )
+    await sink.start()
+    sink.write_lines(b"m v=1 1\n", 1)
+    assert await sink.flush(10.0)
+    await sink.close()
+    assert sink.stats.lines_sent == 1
+    assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+    assert "w-pw-2" not in caplog.text

@@ -4,15 +4,27 @@ Rows are encoded to line protocol in compiled code (`ttfast._core.LineEncoder`),
 worker batch per call; this module only buffers the bytes and ships them:
 
 * HTTP (``http://host:port`` → ``POST /write?db=<db>&precision=ns``, optional gzip): a Telegraf
-  ``inputs.influxdb_listener`` or InfluxDB 1.x. A body is sent when `batch_bytes` are buffered
-  or `flush_interval` seconds have passed. 5xx and connection errors are retried with
-  exponential backoff (the batch stays at the head of the buffer); a 4xx is the data's fault:
-  the server's message is logged, that batch is dropped and its lines counted.
+  ``inputs.influxdb_listener`` or InfluxDB 1.x. A line is sent at the latest `flush_interval`
+  seconds after it was written, sooner once `batch_bytes` are buffered. The batch being sent
+  (at most `batch_bytes`, or one chunk) belongs to the sender until the server answers: 5xx,
+  408, 429 and connection errors are retried with exponential backoff, re-sending the same
+  batch unchanged; any other 4xx is the data's fault: the server's message is logged, that
+  batch is dropped and its lines counted in `stats.lines_rejected`. Delivery is at-least-once:
+  a batch whose answer was lost (timeout, dropped connection) is sent again, and InfluxDB keeps
+  one point per series and timestamp, so the repeat overwrites the same points.
+* Database: before the first batch, the sink asks ``POST /query`` to ``CREATE DATABASE`` the
+  target database (a no-op when it exists; `create_database=False` turns this off). Telegraf's
+  listener answers any query with ``{"results":[]}`` and accepts every database; a server
+  without ``/query`` (404) cannot create it. When the server refuses (not an admin user) and
+  the database does not exist, that is logged as an error at start-up; a batch rejected with
+  ``database not found`` gets one clear hint in the log.
 * UDP (``udp://host:port``): Telegraf ``socket_listener`` / InfluxDB's ``[[udp]]``; datagrams
   are split on line boundaries to at most `udp_payload` bytes. UDP has no acknowledgement.
 
-The buffer is bounded (`max_buffer_bytes`); when full the oldest chunks are dropped and their
-lines counted in `stats.lines_dropped`.
+The buffer is bounded: `max_buffer_bytes` covers the lines queued and the batch in flight.
+When full, the oldest queued (never the in-flight) lines are dropped and counted in
+`stats.lines_dropped`; so is whatever is still unacknowledged at `close()`. At any time
+``lines_enqueued == lines_sent + lines_dropped + lines_rejected + backlog_lines``.
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip as gzip_mod
+import json
 import logging
 import socket
 import time
@@ -27,6 +40,7 @@ import urllib.parse
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import aiohttp
 import numpy as np
@@ -34,22 +48,30 @@ import numpy.typing as npt
 
 from ttfast._core import LineEncoder
 from ttfast._util import redact_url
+from ttfast.sinks import LogLimiter
 
 log = logging.getLogger("ttfast.sinks.telegraf")
 
 CANDLE_FIELDS = ("open", "high", "low", "close", "volume")
 INDICATOR_FIELDS = ("macd", "signal", "hist", "hma")
 
+_Outcome = Literal["ok", "retry", "rejected"]
+# state of the target database: not asked yet / nothing more to do / the server has no /query
+# (cannot create) / refused to create it and it does not exist
+_DbState = Literal["unknown", "done", "no_query", "refused"]
+_RETRY_4XX = (408, 429)  # request timeout, too many requests: the server's state, not the data
+
 
 @dataclass
 class TelegrafSinkStats:
+    lines_enqueued: int = 0  # lines written (= sent + dropped + rejected + backlog_lines)
     lines_sent: int = 0  # lines acknowledged (HTTP 2xx) or handed to the socket (UDP)
-    lines_dropped: int = 0  # lines dropped from a full buffer or at close
+    lines_dropped: int = 0  # dropped from a full buffer, or unacknowledged at close
     lines_rejected: int = 0  # lines in batches the server refused with a 4xx
     batches_sent: int = 0
-    retries: int = 0  # failed attempts (5xx / connection errors) that were retried
+    retries: int = 0  # failed attempts (5xx / 408 / 429 / connection errors), retried
     fields_omitted: int = 0  # NaN/inf fields left out by the encoder
-    buffered_bytes: int = 0
+    buffered_bytes: int = 0  # bytes not yet acknowledged: queued + in flight
 
 
 class TelegrafSink:
@@ -69,12 +91,15 @@ class TelegrafSink:
         backoff_max: float = 5.0,
         timeout: float = 10.0,
         udp_payload: int = 8192,
+        create_database: bool = True,
     ) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https", "udp"):
             raise ValueError(f"telegraf url must be http(s):// or udp://, got {redact_url(url)}")
         self.url = url
         self.scheme = parts.scheme
+        self.database = ""
+        self._query_url = ""
         if self.scheme == "udp":
             if not parts.hostname or not parts.port:
                 raise ValueError("udp url needs host and port")
@@ -86,9 +111,21 @@ class TelegrafSink:
                 path += "/write"
             query = dict(urllib.parse.parse_qsl(parts.query))
             query.setdefault("db", database)
+            self.database = query["db"]
             query["precision"] = "ns"
             self._write_url = urllib.parse.urlunsplit(
                 (parts.scheme, parts.netloc, path, urllib.parse.urlencode(query), "")
+            )
+            # InfluxDB 1.x reads credentials from the URL's query (u, p) or basic auth (netloc)
+            creds = {k: v for k, v in query.items() if k in ("u", "p")}
+            self._query_url = urllib.parse.urlunsplit(
+                (
+                    parts.scheme,
+                    parts.netloc,
+                    path[: -len("/write")] + "/query",
+                    urllib.parse.urlencode(creds),
+                    "",
+                )
             )
         self.period = period
         self.gzip = gzip
@@ -99,25 +136,43 @@ class TelegrafSink:
         self.backoff_max = backoff_max
         self.timeout = timeout
         self.udp_payload = udp_payload
+        self.create_database = create_database
         self.stats = TelegrafSinkStats()
         tags = ("symbol", "period") if period else ("symbol",)
         self._candles = LineEncoder("candle", tags, CANDLE_FIELDS)
         self._indicators = LineEncoder("indicators", tags, INDICATOR_FIELDS)
-        self._chunks: deque[tuple[bytes, int]] = deque()  # (lines, line count)
+        # queued, not yet handed to the sender: (lines, line count, time written)
+        self._chunks: deque[tuple[bytes, int, float]] = deque()
+        self._queued_bytes = 0
+        self._queued_lines = 0
+        # the batch being sent: (lines, line count, bytes on the wire); only the sender
+        # touches it, and it leaves only when the server has answered (or at close)
+        self._inflight: tuple[bytes, int, bytes] | None = None
+        self._udp_offset = 0  # bytes of the in-flight batch already sent as datagrams
+        self._flush_all = False  # flush() asked: send without waiting for the timer
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._sock: socket.socket | None = None
-        self._first_at = 0.0
+        self._db_state: _DbState = "unknown" if self._query_url and create_database else "done"
+        self._db_hinted = False
+        self._limiter = LogLimiter(log)
+        self._failing = 0  # consecutive failed attempts
 
     def __repr__(self) -> str:
         return f"<TelegrafSink {redact_url(self.url)} buffered={self.stats.buffered_bytes}B>"
 
     @property
     def backlog_lines(self) -> int:
-        return sum(n for _, n in self._chunks)
+        """Lines written and not yet acknowledged, rejected or dropped (queued + in flight)."""
+        return self._queued_lines + self.inflight_lines
+
+    @property
+    def inflight_lines(self) -> int:
+        """Lines in the batch being sent (awaiting the server's answer or a retry)."""
+        return 0 if self._inflight is None else self._inflight[1]
 
     # -- producer side -----------------------------------------------------------------------
     def write_rows(
@@ -146,12 +201,12 @@ class TelegrafSink:
         """Queue already-encoded line protocol (`lines` lines, newline-terminated)."""
         if not body:
             return
-        if not self._chunks:
-            self._first_at = time.monotonic()
+        now = time.monotonic()
+        was_empty = not self._chunks
         if len(body) <= self.batch_bytes:
-            self._chunks.append((body, lines))
+            self._chunks.append((body, lines, now))
         else:  # keep every chunk <= batch_bytes (one request each), cut on line boundaries
-            start, n = 0, len(body)
+            start, n, lines = 0, len(body), 0
             while start < n:
                 end = start + self.batch_bytes
                 if end < n:
@@ -160,16 +215,43 @@ class TelegrafSink:
                         cut = body.find(b"\n", end)
                     end = n if cut < 0 else cut + 1
                 piece = body[start:end]
-                self._chunks.append((piece, piece.count(b"\n")))
+                k = piece.count(b"\n") + (0 if piece.endswith(b"\n") else 1)
+                self._chunks.append((piece, k, now))
+                lines += k
                 start = end
+        self.stats.lines_enqueued += lines
+        self._queued_lines += lines
+        self._queued_bytes += len(body)
         self.stats.buffered_bytes += len(body)
-        while self.stats.buffered_bytes > self.max_buffer_bytes and len(self._chunks) > 1:
-            old, n = self._chunks.popleft()
-            self.stats.buffered_bytes -= len(old)
-            self.stats.lines_dropped += n
+        if self.stats.buffered_bytes > self.max_buffer_bytes:
+            self._drop_oldest()
         self._idle.clear()
-        if self.stats.buffered_bytes >= self.batch_bytes:
+        # wake the sender when its timer must start (nothing was queued) or a batch is full
+        if was_empty or self._queued_bytes >= self.batch_bytes:
             self._wake.set()
+
+    def _drop_oldest(self) -> None:
+        """Drop queued chunks, oldest first, until the buffer fits; never the in-flight batch.
+        With nothing in flight the newest chunk stays, whatever its size."""
+        keep = 0 if self._inflight is not None else 1
+        dropped = 0
+        while self.stats.buffered_bytes > self.max_buffer_bytes and len(self._chunks) > keep:
+            old, n, _ = self._chunks.popleft()
+            self._queued_bytes -= len(old)
+            self._queued_lines -= n
+            self.stats.buffered_bytes -= len(old)
+            dropped += n
+        if dropped:
+            self.stats.lines_dropped += dropped
+            self._limiter.log(
+                "dropped",
+                logging.WARNING,
+                "telegraf %s: buffer full (max_buffer_bytes=%d), oldest lines dropped "
+                "(%d dropped in all)",
+                redact_url(self.url),
+                self.max_buffer_bytes,
+                self.stats.lines_dropped,
+            )
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -182,11 +264,22 @@ class TelegrafSink:
         else:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         self._task = asyncio.create_task(self._run(), name="ttfast-telegraf-sink")
+        self._task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "telegraf %s: sender stopped on an unexpected error; %d lines will not be sent",
+                redact_url(self.url),
+                self.backlog_lines,
+                exc_info=task.exception(),
+            )
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Send everything buffered now; False if not acknowledged within `timeout`."""
-        self._first_at = 0.0  # due immediately
-        self._wake.set()
+        if self._chunks or self._inflight is not None:
+            self._flush_all = True
+            self._wake.set()
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
         except TimeoutError:
@@ -194,15 +287,28 @@ class TelegrafSink:
         return True
 
     async def close(self, timeout: float = 5.0) -> None:
+        """Flush (up to `timeout`), stop the sender; what is still unacknowledged (queued or in
+        flight) is counted in `stats.lines_dropped`."""
         if self._task is not None:
-            if not await self.flush(timeout):
-                n = self.backlog_lines
-                self.stats.lines_dropped += n
-                log.warning("telegraf sink closing with %d lines unsent", n)
+            if not self._task.done():
+                await self.flush(timeout)
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # already logged by _task_done
+                pass
             self._task = None
+        n = self.backlog_lines
+        if n:
+            self.stats.lines_dropped += n
+            log.warning("telegraf %s: closing with %d lines unsent", redact_url(self.url), n)
+        self._chunks.clear()
+        self._inflight = None
+        self._queued_bytes = self._queued_lines = 0
+        self.stats.buffered_bytes = 0
+        self._idle.set()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -211,93 +317,134 @@ class TelegrafSink:
             self._sock = None
 
     # -- shipping ----------------------------------------------------------------------------
-    def _take(self) -> tuple[bytes, int, int]:
+    def _take(self) -> None:
+        """Move the oldest queued chunks (up to `batch_bytes`, at least one) in flight."""
         parts: list[bytes] = []
-        size = lines = k = 0
-        for body, n in self._chunks:
+        size = lines = 0
+        while self._chunks:
+            body, n, _ = self._chunks[0]
             if parts and size + len(body) > self.batch_bytes:
                 break
+            self._chunks.popleft()
             parts.append(body)
             size += len(body)
             lines += n
-            k += 1
-        return b"".join(parts), lines, k
-
-    def _consume(self, k: int) -> None:
-        for _ in range(k):
-            body, _n = self._chunks.popleft()
-            self.stats.buffered_bytes -= len(body)
+        self._queued_bytes -= size
+        self._queued_lines -= lines
+        body = b"".join(parts)
+        wire = gzip_mod.compress(body, compresslevel=1) if self.gzip and self._session else body
+        self._inflight = (body, lines, wire)
+        self._udp_offset = 0
 
     async def _run(self) -> None:
         delay = self.backoff_initial
+        db_retried = False  # the in-flight batch was already retried after creating the db
+        if self._db_state == "unknown":
+            await self._ensure_database()
         while True:
-            if not self._chunks:
-                self._idle.set()
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            due = self._first_at + self.flush_interval - time.monotonic()
-            if self.stats.buffered_bytes < self.batch_bytes and due > 0:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), due)
-                continue
-            body, lines, k = self._take()
-            outcome = await (self._send_udp(body) if self._sock else self._send_http(body))
+            if self._inflight is None:
+                if not self._chunks:
+                    self._flush_all = False
+                    self._idle.set()
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                if not self._flush_all and self._queued_bytes < self.batch_bytes:
+                    due = self._chunks[0][2] + self.flush_interval - time.monotonic()
+                    if due > 0:
+                        self._wake.clear()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._wake.wait(), due)
+                        continue
+                self._take()
+                db_retried = False
+            assert self._inflight is not None
+            if self._db_state == "unknown":
+                await self._ensure_database()
+            body, lines, wire = self._inflight
+            if self._sock is not None:
+                outcome, text = await self._send_udp(body), ""
+            else:
+                outcome, text = await self._send_http(wire)
+            if outcome == "rejected" and "database not found" in text:
+                if not db_retried and self.create_database and self._db_state == "done":
+                    # created earlier and gone since (dropped?): create again, send again once
+                    db_retried = True
+                    self._db_state = "unknown"
+                    if await self._ensure_database() == "done":
+                        continue
+                self._hint_missing_database()
             if outcome == "retry":
                 self.stats.retries += 1
+                self._failing += 1
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff_max)
                 continue
+            if self._failing:
+                log.info(
+                    "telegraf %s: batch delivered after %d failed attempts",
+                    redact_url(self.url),
+                    self._failing,
+                )
+                self._limiter.reset("retry")
+                self._failing = 0
             delay = self.backoff_initial
-            self._consume(k)
+            self._inflight = None
+            self.stats.buffered_bytes -= len(body)
             if outcome == "ok":
                 self.stats.lines_sent += lines
                 self.stats.batches_sent += 1
             else:
                 self.stats.lines_rejected += lines
-            self._first_at = time.monotonic() if self._chunks else 0.0
 
-    async def _send_http(self, body: bytes) -> str:
+    async def _send_http(self, data: bytes) -> tuple[_Outcome, str]:
         assert self._session is not None
         headers = {"Content-Type": "text/plain; charset=utf-8"}
-        data = body
         if self.gzip:
-            data = gzip_mod.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
         try:
             async with self._session.post(self._write_url, data=data, headers=headers) as resp:
                 if resp.status < 300:
-                    return "ok"
-                text = (await resp.text(errors="replace"))[:500]
-                if resp.status >= 500:
-                    log.warning(
+                    return "ok", ""
+                text = (await resp.text(errors="replace"))[:500].strip()
+                if resp.status >= 500 or resp.status in _RETRY_4XX:
+                    self._limiter.log(
+                        "retry",
+                        logging.WARNING,
                         "telegraf %s: HTTP %d %s; retrying",
                         redact_url(self.url),
                         resp.status,
-                        text.strip(),
+                        text,
                     )
-                    return "retry"
-                log.error(
-                    "telegraf %s rejected a batch (HTTP %d): %s; batch dropped",
+                    return "retry", text
+                self._limiter.log(
+                    "rejected",
+                    logging.ERROR,
+                    "telegraf %s rejected a batch (HTTP %d): %s; batch dropped (%d lines "
+                    "rejected in all)",
                     redact_url(self.url),
                     resp.status,
-                    text.strip(),
+                    text,
+                    self.stats.lines_rejected + (self._inflight[1] if self._inflight else 0),
                 )
-                return "rejected"
+                return "rejected", text
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            log.warning(
-                "telegraf %s unreachable (%s); retrying", redact_url(self.url), type(exc).__name__
+            self._limiter.log(
+                "retry",
+                logging.WARNING,
+                "telegraf %s unreachable (%s); retrying",
+                redact_url(self.url),
+                type(exc).__name__,
             )
-            return "retry"
+            return "retry", ""
 
-    async def _send_udp(self, body: bytes) -> str:
+    async def _send_udp(self, body: bytes) -> _Outcome:
         assert self._sock is not None
         loop = asyncio.get_running_loop()
-        start = 0
         n = len(body)
         try:
-            while start < n:
+            while self._udp_offset < n:  # resumes after a failed datagram, no line sent twice
+                start = self._udp_offset
                 end = min(start + self.udp_payload, n)
                 if end < n:
                     cut = body.rfind(b"\n", start, end)
@@ -306,8 +453,130 @@ class TelegrafSink:
                         cut = n - 1 if cut < 0 else cut
                     end = cut + 1
                 await loop.sock_sendall(self._sock, body[start:end])
-                start = end
+                self._udp_offset = end
         except OSError as exc:
-            log.warning("telegraf udp %s: %s; retrying", redact_url(self.url), exc)
+            self._limiter.log(
+                "retry",
+                logging.WARNING,
+                "telegraf udp %s: %s; retrying",
+                redact_url(self.url),
+                type(exc).__name__,
+            )
             return "retry"
         return "ok"
+
+    # -- database ----------------------------------------------------------------------------
+    async def _query(self, q: str) -> tuple[int, dict[str, object] | None]:
+        """POST `q` to /query: (HTTP status, JSON body or None); raises on connection errors."""
+        assert self._session is not None
+        async with self._session.post(self._query_url, data={"q": q}) as resp:
+            raw = await resp.read()
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                return resp.status, None
+            return resp.status, body if isinstance(body, dict) else None
+
+    @staticmethod
+    def _error_of(status: int, body: dict[str, object] | None) -> str | None:
+        """The server's error for a one-statement query, or None when it succeeded."""
+        if body is None:
+            return f"HTTP {status}, not a JSON answer"
+        if "error" in body:
+            return str(body["error"])
+        results = body.get("results")
+        if isinstance(results, list):
+            for res in results:
+                if isinstance(res, dict) and "error" in res:
+                    return str(res["error"])
+        return None if status < 300 else f"HTTP {status}"
+
+    async def _ensure_database(self) -> _DbState:
+        """CREATE DATABASE on an InfluxDB 1.x (idempotent); see the module docstring. Leaves
+        `_db_state` "unknown" only when the server could not be asked (tried again later)."""
+        await self._ensure_database_once()
+        return self._db_state
+
+    async def _ensure_database_once(self) -> None:
+        name = self.database
+        ident = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        url = redact_url(self.url)
+        err: str | None = None
+        try:
+            status, body = await self._query(f"CREATE DATABASE {ident}")
+            if status == 404:
+                self._db_state = "no_query"
+                log.info(
+                    "telegraf %s has no /query endpoint (not InfluxDB 1.x?): "
+                    'database "%s" cannot be checked or created from here',
+                    url,
+                    name,
+                )
+                return
+            if status >= 500 or status in _RETRY_4XX:
+                return  # ask again before the next attempt
+            err = self._error_of(status, body)
+            if err is None:
+                self._db_state = "done"
+                results = body.get("results") if body else None
+                if results == []:  # Telegraf's influxdb_listener: any database is fine
+                    log.debug("telegraf %s: /query is a stub (Telegraf listener)", url)
+                else:
+                    log.info('telegraf %s: database "%s" ready', url, name)
+                return
+            # refused (e.g. not an admin): fine if the database exists already
+            status, body = await self._query("SHOW DATABASES")
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.debug("telegraf %s: cannot check the database yet (%s)", url, type(exc).__name__)
+            return
+        if self._error_of(status, body) is None and name in _database_names(body):
+            self._db_state = "done"
+            log.info('telegraf %s: database "%s" exists', url, name)
+            return
+        self._db_state = "refused"
+        self._db_hinted = True
+        log.error(
+            'telegraf %s: cannot create database "%s" (%s) and it does not exist (or this user '
+            "cannot see it): every batch will be rejected until it is created "
+            "(CREATE DATABASE %s, as an admin user)",
+            url,
+            name,
+            err,
+            ident,
+        )
+
+    def _hint_missing_database(self) -> None:
+        if self._db_hinted:
+            return
+        self._db_hinted = True
+        why = (
+            "create_database is off"
+            if not self.create_database
+            else "the server has no /query endpoint to create it"
+            if self._db_state == "no_query"
+            else "it could not be created"
+        )
+        log.error(
+            'telegraf %s: database "%s" does not exist (%s): batches are rejected until it is '
+            'created on the InfluxDB server (CREATE DATABASE "%s") or the sink\'s database '
+            "names one that exists",
+            redact_url(self.url),
+            self.database,
+            why,
+            self.database,
+        )
+
+
+def _database_names(body: dict[str, object] | None) -> set[str]:
+    """Names in a ``SHOW DATABASES`` answer."""
+    names: set[str] = set()
+    results = body.get("results") if body else None
+    if not isinstance(results, list):
+        return names
+    for res in results:
+        series = res.get("series") if isinstance(res, dict) else None
+        for s in series if isinstance(series, list) else []:
+            for row in s.get("values", []) if isinstance(s, dict) else []:
+                if isinstance(row, list) and row:
+                    names.add(str(row[0]))
+    return names
