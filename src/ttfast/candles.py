@@ -181,11 +181,31 @@ _INT_FIELDS = frozenset({"eventFlags", "index", "time", "sequence", "count", "ev
 _OBJECT_FIELDS = frozenset({"eventSymbol", "eventType"})
 
 
+def _index_column(values: Iterable[Any] | npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """Index values as int64 (the decoder's column type, a Java long): unsigned indices past
+    2**63 (bars after 2038-01-19, as `candle_index` returns them) keep their 64 bits."""
+    if isinstance(values, np.ndarray) and values.dtype == np.uint64:
+        return np.ascontiguousarray(values).view(np.int64)
+    try:
+        return np.ascontiguousarray(values, dtype=np.int64)
+    except OverflowError:
+        pass
+    try:
+        return np.ascontiguousarray(values, dtype=np.uint64).view(np.int64)
+    except OverflowError:
+        raise ValueError(
+            "column 'index' holds values outside [-2**63, 2**64) or mixes negative values "
+            "with values >= 2**63"
+        ) from None
+
+
 class CandleBatch:
     """A Candle batch built from columns (the shape of a decoded EventBatch).
 
     `CandleBatch({"eventSymbol": [...], "time": [...], "close": [...]})`; absent columns are
-    absent (the store uses flags 0, NaN, index derived from time and sequence).
+    absent (the store uses flags 0, NaN, index derived from time and sequence). `index` takes
+    the unsigned values of `candle_index` (or their signed 64-bit form) and holds them as int64,
+    like the decoder.
     """
 
     event_type = "Candle"
@@ -198,6 +218,8 @@ class CandleBatch:
                 vals = list(values)  # type: ignore[arg-type]
                 arr = np.empty(len(vals), dtype=object)
                 arr[:] = vals
+            elif name == "index":
+                arr = _index_column(values)
             elif name in _INT_FIELDS:
                 arr = np.ascontiguousarray(values, dtype=np.int64)
             else:

@@ -6,6 +6,13 @@ The only additions to the spec's pseudo-code are the store's documented extras:
   bounded map in arrival order (the spec's `bars.clear()` then `for x in pending + [e]`).
 * `ready` (False from SNAPSHOT_BEGIN until the snapshot is visible, True after; apply_bar sets
   it when no snapshot is streaming), `snip` (the event that ended the snapshot had SNIP set).
+* bounds: held TX_PENDING events outside a snapshot are at most `capacity` per symbol (the
+  oldest gives way, counted in `pending_dropped`); at most `max_symbols` symbols (rows of a
+  refused new symbol are skipped: `rows_refused`, and each call counts each refused symbol once:
+  `symbols_refused`); `discard` forgets a symbol.
+* bad rows (`valid_row`) are skipped and counted in `rejected`, as are rows without a str symbol.
+* the index is an unsigned 64-bit number (plain Python ints here), so bars order by time from
+  1970-01-01 up to 2106-02-07, past the signed 2038 overflow.
 * Change records, per symbol per call, defined in ttfast/_core/candles.pyi.
 Slow on purpose (dicts, sorting, min()); obviously right is the point.
 """
@@ -45,9 +52,24 @@ SERIES_DOUBLES = (
 )
 
 
+MAX_SEQUENCE = (1 << 22) - 1
+TIME_LIMIT = (1 << 32) * 1000  # first time (ms) whose seconds no longer fit the index
+MAX_FLAGS = (1 << 31) - 1  # eventFlags is a Java int; negative values are garbage
+
+
 def index_of(time_ms: int, sequence: int = 0) -> int:
-    """Spec §6.4."""
+    """Spec §6.4 (the unsigned index)."""
     return ((time_ms // 1000) << 32) | ((time_ms % 1000) << 22) | sequence
+
+
+def valid_row(flags: int, time: int | None = None, sequence: int | None = None) -> bool:
+    """A row the store applies: eventFlags in [0, 2**31); when its index is derived from time and
+    sequence (no index column), time in [0, 2**32 * 1000) and sequence in [0, 2**22)."""
+    if not 0 <= flags <= MAX_FLAGS:
+        return False
+    if time is not None and not 0 <= time < TIME_LIMIT:
+        return False
+    return sequence is None or 0 <= sequence <= MAX_SEQUENCE
 
 
 def time_of(index: int) -> int:
@@ -62,6 +84,10 @@ class Event:
     time: int
     count: int = 0
     doubles: tuple[float, ...] = (math.nan,) * 10
+    sequence: int | None = None  # sent in the sequence column when there is no index column
+
+    def seq(self) -> int:
+        return self.index & MAX_SEQUENCE if self.sequence is None else self.sequence
 
 
 @dataclass
@@ -109,10 +135,12 @@ def bounded_write(bars: dict[int, Event], capacity: int, e: Event) -> tuple[str,
 
 
 class OracleStore:
-    def __init__(self, capacity: int = 4096) -> None:
+    def __init__(self, capacity: int = 4096, max_symbols: int = 10_000) -> None:
         self.capacity = capacity
+        self.max_symbols = max_symbols
         self.series: dict[str, OracleSeries] = {}
         self.events = self.evicted = self.removed = self.rejected = self.snapshots = 0
+        self.pending_dropped = self.symbols_refused = self.rows_refused = 0
         self._records: dict[str, Record] = {}
 
     # -- change tracking
@@ -159,6 +187,9 @@ class OracleStore:
             s.snapshot_done = True
             s.snip_pending = bool(e.flags & SNAPSHOT_SNIP)
         if tx or s.in_snapshot:
+            if not s.building() and len(s.pending) >= s.capacity:
+                del s.pending[0]  # a held transaction keeps its newest `capacity` events
+                self.pending_dropped += 1
             s.pending.append(e)
             return
         rec = self._track(sym)
@@ -214,12 +245,31 @@ class OracleStore:
         return out
 
     # -- public surface mirroring CandleStore
-    def apply_events(self, events: list[Event]) -> list[tuple[str, tuple[int, int, int, int, int]]]:
+    def apply_events(
+        self, events: list[Event], *, derived_index: bool = False
+    ) -> list[tuple[str, tuple[int, int, int, int, int]]]:
+        """Apply rows in order; `derived_index`: the batch has no index column, so the index is
+        computed from time and sequence (and those must be in range)."""
+        refused: set[str] = set()
         for e in events:
+            if derived_index:
+                if not valid_row(e.flags, e.time, e.seq()):
+                    self.rejected += 1
+                    continue
+                e = Event(e.symbol, e.flags, index_of(e.time, e.seq()), e.time, e.count, e.doubles)
+            elif not valid_row(e.flags):
+                self.rejected += 1
+                continue
             if not isinstance(e.symbol, str) or not e.symbol:
                 self.rejected += 1
                 continue
             if e.symbol not in self.series:
+                if len(self.series) >= self.max_symbols:
+                    self.rows_refused += 1
+                    if e.symbol not in refused:
+                        refused.add(e.symbol)
+                        self.symbols_refused += 1
+                    continue
                 self.series[e.symbol] = OracleSeries(self.capacity)
             self._on_event(e.symbol, e)
             self.events += 1
@@ -230,10 +280,13 @@ class OracleStore:
     ) -> list[tuple[str, tuple[int, int, int, int, int]]]:
         d = (o, h, lo, c, v) + (math.nan,) * 5
         out = self.apply_events([Event(symbol, 0, index_of(time), time, 0, d)])
-        s = self.series[symbol]
-        if not s.building():
+        s = self.series.get(symbol)
+        if s is not None and not s.building():
             s.ready = True
         return out
+
+    def discard(self, symbol: str) -> bool:
+        return self.series.pop(symbol, None) is not None
 
     def columns(self, symbol: str) -> dict[str, list[Any]]:
         bars = self.series[symbol].sorted_bars()
@@ -268,7 +321,7 @@ def events_to_columns(
     if with_time:
         cols["time"] = [e.time for e in events]
     if not with_index:
-        cols["sequence"] = [e.index & 0x3FFFFF for e in events]
+        cols["sequence"] = [e.seq() for e in events]
     if with_count:
         cols["count"] = [e.count for e in events]
     for j, name in enumerate(DOUBLE_FIELDS):

@@ -2,7 +2,9 @@
 #
 # Public contract for other compiled modules (worker loop, indicators) — keep it stable:
 #   * CandleSeries.ring holds the visible bars of one symbol, sorted by dxFeed index
-#     (== chronological), CONTIGUOUS in memory: bar k (0 = oldest) of column c is
+#     (== chronological), CONTIGUOUS in memory. The index is UNSIGNED (uint64_t): the seconds
+#     in its top 32 bits pass 2**31 on 2038-01-19, where a signed index would turn negative;
+#     bar times range over [0, 2**32 * 1000) ms (1970-01-01 .. 2106-02-07). bar k (0 = oldest) of column c is
 #     ring.f[c][ring.start + k]; use the inline accessors below. Pointers are valid until the
 #     next call that mutates the store (apply / apply_bar / discard); never keep them longer.
 #   * Changes holds one ChangeRec per symbol with a visible change in one apply() call,
@@ -37,7 +39,7 @@ cdef enum:
 
 
 cdef struct Bar:
-    int64_t index
+    uint64_t index
     int64_t time
     int64_t count
     double f[10]
@@ -47,7 +49,7 @@ cdef struct Ring:
     Py_ssize_t start         # slot of the oldest bar
     Py_ssize_t n             # number of bars
     Py_ssize_t nbuf          # allocated slots per column
-    int64_t* index
+    uint64_t* index
     int64_t* time
     int64_t* count
     double* f[10]
@@ -71,26 +73,26 @@ cdef class CandleSeries:
     cdef readonly Py_ssize_t capacity
     cdef Ring ring                 # visible bars
     cdef Ring _staging             # snapshot being received (not visible)
-    cdef Bar* _txbuf               # held TX_PENDING events outside a snapshot
-    cdef int* _txflags
-    cdef Py_ssize_t _tx_n, _tx_cap
+    cdef Bar* _txbuf               # held TX_PENDING events outside a snapshot: a circular
+    cdef int* _txflags             # buffer of at most `capacity` events, oldest at _tx_head
+    cdef Py_ssize_t _tx_n, _tx_cap, _tx_head
     cdef bint _in_snapshot, _snapshot_done, _building, _ready, _snip, _snip_pending
     cdef Py_ssize_t _st_removed, _st_evicted, _st_events
     # per-apply change tracking
     cdef uint64_t _epoch
     cdef bint _base_none
-    cdef int64_t _base_last
+    cdef uint64_t _base_last
     cdef int _touch_state          # 0 nothing touched, 1 _min_touched valid, 2 everything
-    cdef int64_t _min_touched
+    cdef uint64_t _min_touched
     cdef int _ch_flags
     cdef Py_ssize_t _ch_removed, _ch_evicted
     cdef object __weakref__
     cdef Py_ssize_t _maxbuf(self) noexcept
     cdef int _begin_tracking(self, Changes ch, uint64_t epoch) except -1
-    cdef void _touch(self, int64_t idx) noexcept
+    cdef void _touch(self, uint64_t idx) noexcept
     cdef int _visible_op(self, const Bar* b, int flags, CandleStore st) except -1
     cdef int _staging_op(self, const Bar* b, int flags) except -1
-    cdef int _tx_push(self, const Bar* b, int flags) except -1
+    cdef int _tx_push(self, const Bar* b, int flags, CandleStore st) except -1
     cdef int _publish(self, Changes ch, CandleStore st) except -1
     cdef int _event(self, const Bar* b, int flags, Changes ch, CandleStore st) except -1
 
@@ -119,6 +121,7 @@ cdef class Changes:
 @cython.final
 cdef class CandleStore:
     cdef readonly Py_ssize_t capacity
+    cdef readonly Py_ssize_t max_symbols
     cdef dict _by_symbol
     cdef uint64_t _epoch
     cdef double* _nan
@@ -129,6 +132,9 @@ cdef class CandleStore:
     cdef readonly Py_ssize_t removed
     cdef readonly Py_ssize_t rejected
     cdef readonly Py_ssize_t snapshots
+    cdef readonly Py_ssize_t pending_dropped   # held TX_PENDING events dropped (hold full)
+    cdef readonly Py_ssize_t symbols_refused   # new symbols refused (max_symbols reached)
+    cdef readonly Py_ssize_t rows_refused      # rows skipped because their symbol was refused
     cdef PyObject* _ckey[128]      # apply()'s symbol cache (owned refs), see _cache_clear
     cdef PyObject* _cval[128]
     cdef void _cache_clear(self) noexcept
@@ -146,7 +152,7 @@ cdef inline const double* series_column(CandleSeries s, int col) noexcept:
 cdef inline const int64_t* series_time(CandleSeries s) noexcept:
     return s.ring.time + s.ring.start
 
-cdef inline const int64_t* series_index(CandleSeries s) noexcept:
+cdef inline const uint64_t* series_index(CandleSeries s) noexcept:
     return s.ring.index + s.ring.start
 
 cdef inline const int64_t* series_count(CandleSeries s) noexcept:

@@ -16,6 +16,13 @@ Semantics (identical to tests/oracles/candles.py, which is §6.6 written literal
 * Capacity: the bar map is bounded; inserting a new index into a full map evicts the oldest
   bar (or drops the new bar when it is older than every stored bar). A snapshot is applied to an
   empty bounded map in arrival order, so a newest-first snapshot keeps its newest `capacity` bars.
+* Bounds against bad feeds: a TX_PENDING group held outside a snapshot keeps at most `capacity`
+  events (the oldest give way: `pending_dropped`); at most `max_symbols` series (rows of a refused
+  new symbol are skipped: `symbols_refused`, `rows_refused`; discard() frees a slot).
+* The index is unsigned 64-bit: (seconds << 32) passes 2**63 on 2038-01-19, and bars stay in
+  time order up to 2106-02-07. Rows whose eventFlags is not in [0, 2**31), or, without an index
+  column, whose sequence is not in [0, 2**22) or time not in [0, 2**32 * 1000), are skipped and
+  counted in `rejected`: one unsigned compare each, so the hot loops stay as they were.
 """
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_DECREF
@@ -27,6 +34,7 @@ from libc.math cimport NAN
 cimport cython
 cimport numpy as cnp
 import numpy as np
+import operator
 from collections import namedtuple
 
 from ttfast._core.feed cimport EventBatch
@@ -54,30 +62,51 @@ CandleBar = namedtuple("CandleBar", ("time", "open", "high", "low", "close", "vo
 CandleBar.__doc__ = "One bar of a CandleSeries (NaN where the feed did not send a value)."
 
 
-cdef inline int64_t index_from_time(int64_t time_ms, int64_t sequence) noexcept nogil:
-    """dxFeed index = (floor(time/1000) << 32) | ((time mod 1000) << 22) | sequence (§6.4)."""
-    cdef int64_t sec = time_ms // 1000
-    cdef int64_t ms = time_ms % 1000
-    if ms < 0:                       # C truncates; dxFeed uses floor semantics
-        ms += 1000
-        sec -= 1
-    return <int64_t>((<uint64_t>sec << 32) | (<uint64_t>ms << 22)) | (sequence & 0x3FFFFF)
+cdef enum:
+    _MAX_SEQUENCE = 0x3FFFFF         # sequence: the low 22 bits of the index
+    _MAX_FLAGS = 0x7FFFFFFF          # eventFlags is a Java int; negative values are garbage
+
+cdef extern from *:
+    """
+    /* first time (ms) whose seconds no longer fit the index's top 32 bits: 2106-02-07T06:28:16Z */
+    #define TTFAST_CANDLE_TIME_LIMIT 4294967296000ULL
+    """
+    const uint64_t _TIME_LIMIT "TTFAST_CANDLE_TIME_LIMIT"
+_RANGE = "[0, 2**32 * 1000) ms (1970-01-01 .. 2106-02-07)"
 
 
-cdef inline int64_t time_from_index(int64_t index) noexcept nogil:
-    return (index >> 32) * 1000 + ((index >> 22) & 0x3FF)
+cdef inline uint64_t index_from_time(int64_t time_ms, int64_t sequence) noexcept nogil:
+    """dxFeed index = (time/1000 << 32) | (time mod 1000 << 22) | sequence (§6.4), unsigned.
+
+    Exact for time_ms in [0, _TIME_LIMIT) and sequence in [0, 2**22): callers check both.
+    """
+    cdef uint64_t t = <uint64_t>time_ms
+    return ((t // 1000) << 32) | ((t % 1000) << 22) | <uint64_t>sequence
+
+
+cdef inline int64_t time_from_index(uint64_t index) noexcept nogil:
+    return <int64_t>((index >> 32) * 1000 + ((index >> 22) & 0x3FF))
 
 
 def candle_index(int64_t time_ms, int64_t sequence=0):
-    """The dxFeed Candle index of a bar starting at `time_ms` (epoch ms) with `sequence`."""
-    if sequence < 0 or sequence > 0x3FFFFF:
+    """The dxFeed Candle index (unsigned, < 2**64) of a bar starting at `time_ms` (epoch ms)
+    with `sequence`; time_ms in [0, 2**32 * 1000), sequence in [0, 2**22), else ValueError."""
+    if <uint64_t>time_ms >= _TIME_LIMIT:
+        raise ValueError(f"time {time_ms} outside the dxFeed index range {_RANGE}")
+    if <uint64_t>sequence > _MAX_SEQUENCE:
         raise ValueError(f"sequence {sequence} outside [0, 2**22)")
     return index_from_time(time_ms, sequence)
 
 
-def candle_time(int64_t index):
-    """The bar start time in epoch ms encoded in a dxFeed Candle index."""
-    return time_from_index(index)
+def candle_time(index):
+    """The bar start time in epoch ms encoded in a dxFeed Candle index.
+
+    Takes the unsigned index or its signed 64-bit form (a Java long: negative after 2038).
+    """
+    index = operator.index(index)
+    if not -0x8000000000000000 <= index <= 0xFFFFFFFFFFFFFFFF:
+        raise ValueError(f"index {index} is not a 64-bit number")
+    return time_from_index(<uint64_t>(index & 0xFFFFFFFFFFFFFFFF))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -110,7 +139,7 @@ cdef inline void ring_move(Ring* r, Py_ssize_t dst, Py_ssize_t src, Py_ssize_t k
     cdef int c
     if k <= 0 or dst == src:
         return
-    memmove(r.index + dst, r.index + src, k * sizeof(int64_t))
+    memmove(r.index + dst, r.index + src, k * sizeof(uint64_t))
     memmove(r.time + dst, r.time + src, k * sizeof(int64_t))
     memmove(r.count + dst, r.count + src, k * sizeof(int64_t))
     for c in range(CF_NDOUBLE):
@@ -181,11 +210,11 @@ cdef int ring_make_room(Ring* r, bint front, Py_ssize_t maxbuf) except -1 nogil:
         ring_move(r, new_start, r.start, n)
         r.start = new_start
         return 0
-    p = _regrow(r.index, newbuf, new_start, r.start, n, sizeof(int64_t))
+    p = _regrow(r.index, newbuf, new_start, r.start, n, sizeof(uint64_t))
     if p == NULL:
         with gil:
             raise MemoryError()
-    r.index = <int64_t*>p
+    r.index = <uint64_t*>p
     p = _regrow(r.time, newbuf, new_start, r.start, n, sizeof(int64_t))
     if p == NULL:
         with gil:
@@ -207,10 +236,10 @@ cdef int ring_make_room(Ring* r, bint front, Py_ssize_t maxbuf) except -1 nogil:
     return 0
 
 
-cdef inline Py_ssize_t ring_lower_bound(const Ring* r, int64_t idx) noexcept nogil:
+cdef inline Py_ssize_t ring_lower_bound(const Ring* r, uint64_t idx) noexcept nogil:
     """Position (0..n) of the first bar with index >= idx."""
     cdef Py_ssize_t lo = 0, hi = r.n, mid
-    cdef const int64_t* a = r.index + r.start
+    cdef const uint64_t* a = r.index + r.start
     while lo < hi:
         mid = (lo + hi) >> 1
         if a[mid] < idx:
@@ -258,7 +287,7 @@ cdef enum:
 cdef int ring_write(Ring* r, const Bar* b, Py_ssize_t capacity, Py_ssize_t maxbuf,
                     Py_ssize_t* evicted) except -1 nogil:
     cdef Py_ssize_t n = r.n, pos
-    cdef int64_t idx = b.index
+    cdef uint64_t idx = b.index
     if n > 0:
         if idx == r.index[r.start + n - 1]:                 # forming bar (hot path)
             ring_put(r, r.start + n - 1, b)
@@ -300,7 +329,7 @@ cdef int ring_write(Ring* r, const Bar* b, Py_ssize_t capacity, Py_ssize_t maxbu
     return W_INSERTED
 
 
-cdef inline bint ring_remove(Ring* r, int64_t idx) noexcept nogil:
+cdef inline bint ring_remove(Ring* r, uint64_t idx) noexcept nogil:
     cdef Py_ssize_t pos
     if r.n == 0:
         return False
@@ -322,6 +351,13 @@ cdef object _column_copy_i(const int64_t* p, Py_ssize_t n):
     cdef cnp.ndarray a = np.empty(n, dtype=np.int64)
     if n:
         memcpy(cnp.PyArray_DATA(a), p, n * sizeof(int64_t))
+    return a
+
+
+cdef object _column_copy_u(const uint64_t* p, Py_ssize_t n):
+    cdef cnp.ndarray a = np.empty(n, dtype=np.uint64)
+    if n:
+        memcpy(cnp.PyArray_DATA(a), p, n * sizeof(uint64_t))
     return a
 
 
@@ -349,6 +385,7 @@ cdef class CandleSeries:
         self._txflags = NULL
         self._tx_n = 0
         self._tx_cap = 0
+        self._tx_head = 0
 
     def __dealloc__(self):
         ring_free(&self.ring)
@@ -378,7 +415,7 @@ cdef class CandleSeries:
         ch.series.append(self)
         return 0
 
-    cdef void _touch(self, int64_t idx) noexcept:
+    cdef void _touch(self, uint64_t idx) noexcept:
         if self._touch_state == 0:
             self._touch_state = 1
             self._min_touched = idx
@@ -419,11 +456,27 @@ cdef class CandleSeries:
         self._st_evicted += ev
         return 0
 
-    cdef int _tx_push(self, const Bar* b, int flags) except -1:
+    cdef int _tx_push(self, const Bar* b, int flags, CandleStore st) except -1:
+        """Hold a TX_PENDING event until its transaction ends.
+
+        The hold is a circular buffer of at most `capacity` events: a transaction that never
+        ends (a broken feed) cannot grow it further; the oldest held event gives way and is
+        counted in the store's `pending_dropped`.
+        """
         cdef void* p
-        cdef Py_ssize_t cap
-        if self._tx_n >= self._tx_cap:
+        cdef Py_ssize_t cap, k
+        if self._tx_n >= self.capacity:    # full: then _tx_cap == _tx_n == capacity
+            k = self._tx_head
+            self._txbuf[k] = b[0]
+            self._txflags[k] = flags
+            k += 1
+            self._tx_head = 0 if k == self._tx_cap else k
+            st.pending_dropped += 1
+            return 0
+        if self._tx_n >= self._tx_cap:     # not full, so _tx_head == 0: plain growth
             cap = self._tx_cap * 2 if self._tx_cap else 16
+            if cap > self.capacity:
+                cap = self.capacity
             p = realloc(self._txbuf, cap * sizeof(Bar))
             if p == NULL:
                 raise MemoryError()
@@ -463,13 +516,14 @@ cdef class CandleSeries:
         return 0
 
     cdef int _event(self, const Bar* b, int flags, Changes ch, CandleStore st) except -1:
-        cdef Py_ssize_t k
+        cdef Py_ssize_t j, k
         if flags & SNAPSHOT_BEGIN:
             self._in_snapshot = True
             self._snapshot_done = False
             self._building = True
             self._ready = False
             self._tx_n = 0
+            self._tx_head = 0
             self._staging.n = 0
             self._staging.start = self._staging.nbuf // 2
             self._st_removed = 0
@@ -482,15 +536,20 @@ cdef class CandleSeries:
         if (flags & TX_PENDING) or self._in_snapshot:
             if self._building:
                 return self._staging_op(b, flags)
-            return self._tx_push(b, flags)
+            return self._tx_push(b, flags, st)
         if self._snapshot_done:
             self._staging_op(b, flags)
             return self._publish(ch, st)
         self._begin_tracking(ch, st._epoch)
         if self._tx_n:
-            for k in range(self._tx_n):
+            k = self._tx_head
+            for j in range(self._tx_n):        # in arrival order, from the oldest held
                 self._visible_op(&self._txbuf[k], self._txflags[k], st)
+                k += 1
+                if k == self._tx_cap:
+                    k = 0
             self._tx_n = 0
+            self._tx_head = 0
         return self._visible_op(b, flags, st)
 
     # ---------------- Python API ----------------
@@ -547,7 +606,9 @@ cdef class CandleSeries:
 
     def position(self, int64_t time_ms):
         """Position of the bar starting at time_ms (sequence 0), or -1 when absent."""
-        cdef int64_t idx = index_from_time(time_ms, 0)
+        if <uint64_t>time_ms >= _TIME_LIMIT:
+            return -1
+        cdef uint64_t idx = index_from_time(time_ms, 0)
         cdef Py_ssize_t pos = ring_lower_bound(&self.ring, idx)
         if pos < self.ring.n and self.ring.index[self.ring.start + pos] == idx:
             return pos
@@ -559,7 +620,8 @@ cdef class CandleSeries:
 
     @property
     def index(self):
-        return _column_copy_i(self.ring.index + self.ring.start, self.ring.n)
+        """The dxFeed indices (uint64: past 2038 they exceed 2**63)."""
+        return _column_copy_u(self.ring.index + self.ring.start, self.ring.n)
 
     @property
     def count(self):
@@ -824,12 +886,19 @@ cdef class CandleStore:
                 update_last(s[-1 - ch.appended])
             for k in range(len(s) - ch.appended, len(s)):
                 append(s[k])              # previous last bar is now final
+
+    Memory is bounded by `capacity` bars (and as many held TX_PENDING events) per symbol and
+    `max_symbols` symbols: a new symbol beyond max_symbols is refused (its rows are skipped and
+    counted, see stats()); discard(symbol) frees its slot.
     """
 
-    def __cinit__(self, Py_ssize_t capacity=4096):
+    def __cinit__(self, Py_ssize_t capacity=4096, *, Py_ssize_t max_symbols=10_000):
         if capacity < 1:
             raise ValueError("capacity must be >= 1")
+        if max_symbols < 1:
+            raise ValueError("max_symbols must be >= 1")
         self.capacity = capacity
+        self.max_symbols = max_symbols
         self._by_symbol = {}
         memset(self._ckey, 0, sizeof(self._ckey))
         memset(self._cval, 0, sizeof(self._cval))
@@ -884,8 +953,8 @@ cdef class CandleStore:
         cdef CandleSeries s
         if p != NULL:
             return <CandleSeries>p
-        if not create:
-            return None
+        if not create or len(self._by_symbol) >= self.max_symbols:
+            return None                    # the caller counts a refused symbol
         s = CandleSeries.__new__(CandleSeries)
         s.symbol = symbol
         s.capacity = self.capacity
@@ -895,7 +964,13 @@ cdef class CandleStore:
     def apply(self, batch):
         """Apply a Candle EventBatch in order; return the Changes it made visible.
 
-        Events whose eventSymbol is not a non-empty str are skipped and counted in `rejected`.
+        Each row is applied (counted in `events`) or skipped and counted once:
+        * `rejected`: eventSymbol not a non-empty str; eventFlags not in [0, 2**31); with no
+          index column (index derived from time and sequence), sequence not in [0, 2**22) or
+          time not in [0, 2**32 * 1000) ms;
+        * `rows_refused`: a new symbol while the store holds max_symbols (the symbol is counted
+          once per call in `symbols_refused`).
+        The other rows of the batch are applied normally.
         """
         cdef Py_ssize_t n, i, c
         cdef object et
@@ -961,7 +1036,9 @@ cdef class CandleStore:
             d[c] = self._nan if a is None else <double*>cnp.PyArray_DATA(<cnp.ndarray>a)
 
         cdef Changes ch = Changes.__new__(Changes)
-        cdef CandleSeries s = None
+        cdef CandleSeries s = None, ns
+        cdef set refused = None
+        cdef int64_t fv
         cdef PyObject* last_sym = NULL
         cdef PyObject* sp
         cdef Bar b
@@ -977,6 +1054,19 @@ cdef class CandleStore:
         for i in range(n):
             if i < skip_to:
                 continue                   # consumed by a snapshot run below
+            fv = flags[i]
+            if <uint64_t>fv > _MAX_FLAGS:     # negative or wider than a Java int
+                self.rejected += 1
+                continue
+            if index != NULL:
+                b.index = <uint64_t>index[i]
+                b.time = time[i] if time != NULL else time_from_index(b.index)
+            else:
+                b.time = time[i]
+                if <uint64_t>b.time >= _TIME_LIMIT or <uint64_t>seq[i] > _MAX_SEQUENCE:
+                    self.rejected += 1
+                    continue
+                b.index = index_from_time(b.time, seq[i])
             sp = syms[i]
             if sp != last_sym:
                 # multiplicative hash into 64 pairs of slots, 2-way: collisions stay rare
@@ -990,7 +1080,16 @@ cdef class CandleStore:
                     if not isinstance(obj, str) or len(<str>obj) == 0:
                         self.rejected += 1
                         continue
-                    s = self._series_for(obj, True)
+                    ns = self._series_for(obj, True)
+                    if ns is None:             # max_symbols reached: skip, count
+                        self.rows_refused += 1
+                        if refused is None:
+                            refused = set()
+                        if obj not in refused:
+                            refused.add(obj)
+                            self.symbols_refused += 1
+                        continue
+                    s = ns
                     if ckey[h] != NULL:
                         h += 1
                     if ckey[h] != NULL:
@@ -1001,13 +1100,7 @@ cdef class CandleStore:
                     ckey[h] = sp
                     cval[h] = <PyObject*>s
                 last_sym = sp
-            if index != NULL:
-                b.index = index[i]
-                b.time = time[i] if time != NULL else time_from_index(b.index)
-            else:
-                b.time = time[i]
-                b.index = index_from_time(b.time, seq[i])
-            fl = <int>flags[i]
+            fl = <int>fv
             self.events += 1
             # hot path: a plain update of the forming (last) bar, nothing held, already tracked
             if (fl == 0 and not s._building and s._tx_n == 0 and s._epoch == epoch
@@ -1050,7 +1143,7 @@ cdef class CandleStore:
                         lim = n - i
                     while (k < lim and syms[i + k] == sp
                            and (flags[i + k] & ~TX_PENDING) == 0
-                           and index[i + k] < index[i + k - 1]):
+                           and <uint64_t>index[i + k] < <uint64_t>index[i + k - 1]):
                         k += 1
                 slot = s._staging.start - 1 + i          # row r goes to slot - r
                 if k == 1:
@@ -1058,13 +1151,13 @@ cdef class CandleStore:
                     s._staging.time[slot - i] = b.time
                 else:
                     for r in range(i, i + k):
-                        s._staging.index[slot - r] = index[r]
+                        s._staging.index[slot - r] = <uint64_t>index[r]
                     if time != NULL:
                         for r in range(i, i + k):
                             s._staging.time[slot - r] = time[r]
                     else:
                         for r in range(i, i + k):
-                            s._staging.time[slot - r] = time_from_index(index[r])
+                            s._staging.time[slot - r] = time_from_index(<uint64_t>index[r])
                 for r in range(i, i + k):
                     s._staging.count[slot - r] = count[r]
                 for c in range(CF_NDOUBLE):
@@ -1091,13 +1184,18 @@ cdef class CandleStore:
         """Apply one bar from a non-dxLink source (flags 0; same index replaces, newer appends).
 
         The series is marked ready (it is its own source of truth) unless a dxLink snapshot is
-        being received for the same symbol.
+        being received for the same symbol. ValueError for an empty symbol, a time outside
+        [0, 2**32 * 1000) ms or a sequence outside [0, 2**22). A new symbol while the store
+        holds max_symbols is refused: nothing changes, counted in `symbols_refused` and
+        `rows_refused`.
         """
         cdef Bar b
         cdef int c
         if not symbol:
             raise ValueError("empty candle symbol")
-        if sequence < 0 or sequence > 0x3FFFFF:
+        if <uint64_t>time >= _TIME_LIMIT:
+            raise ValueError(f"time {time} outside the dxFeed index range {_RANGE}")
+        if <uint64_t>sequence > _MAX_SEQUENCE:
             raise ValueError(f"sequence {sequence} outside [0, 2**22)")
         for c in range(CF_NDOUBLE):
             b.f[c] = NAN
@@ -1112,6 +1210,10 @@ cdef class CandleStore:
         b.f[CF_VWAP] = vwap
         cdef Changes ch = Changes.__new__(Changes)
         cdef CandleSeries s = self._series_for(symbol, True)
+        if s is None:
+            self.symbols_refused += 1
+            self.rows_refused += 1
+            return ch
         self._epoch += 1
         s._event(&b, 0, ch, self)
         self.events += 1
@@ -1144,15 +1246,21 @@ cdef class CandleStore:
         return list(self._by_symbol)
 
     def discard(self, str symbol):
-        """Forget a symbol (e.g. after unsubscribing); returns True if it was present."""
+        """Forget a symbol (e.g. after unsubscribing or when idle), freeing its memory and its
+        slot under max_symbols; returns True if it was present."""
         self._cache_clear()
         return self._by_symbol.pop(symbol, None) is not None
 
     def stats(self):
-        """Counters: events applied, bars evicted/removed, events rejected, snapshots done."""
+        """Counters: symbols held, rows applied (`events`), bars evicted/removed, rows
+        `rejected` as bad input, snapshots completed, held TX_PENDING events dropped because the
+        hold was full (`pending_dropped`), new symbols refused at max_symbols (once per call,
+        `symbols_refused`) and the rows skipped with them (`rows_refused`)."""
         return {"symbols": len(self._by_symbol), "events": self.events, "evicted": self.evicted,
                 "removed": self.removed, "rejected": self.rejected,
-                "snapshots": self.snapshots}
+                "snapshots": self.snapshots, "pending_dropped": self.pending_dropped,
+                "symbols_refused": self.symbols_refused, "rows_refused": self.rows_refused}
 
     def __repr__(self):
-        return f"<CandleStore symbols={len(self._by_symbol)} capacity={self.capacity}>"
+        return (f"<CandleStore symbols={len(self._by_symbol)} capacity={self.capacity} "
+                f"max_symbols={self.max_symbols}>")

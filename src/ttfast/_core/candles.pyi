@@ -28,6 +28,10 @@ Definitions (per call, per symbol; "previous last" = the newest bar before the c
 * EVICTED / evicted: bars dropped because the series was at capacity (including a new bar that
   was older than every stored bar of a full series).
 * first: position (0 = oldest) of the oldest written/removed index in the final series.
+
+The dxFeed index is unsigned 64-bit: its top 32 bits (seconds) pass 2**31 on 2038-01-19, so
+indices of later bars exceed 2**63 (a Java long shows them negative); bars stay in time order
+from 1970-01-01 to 2106-02-07 (times in [0, 2**32 * 1000) ms).
 """
 
 from collections.abc import Iterator
@@ -71,10 +75,12 @@ class CandleBar(NamedTuple):
     index: int  # type: ignore[assignment]  # the dxFeed field name shadows tuple.index
 
 def candle_index(time_ms: int, sequence: int = 0) -> int:
-    """dxFeed Candle index of a bar starting at `time_ms` (epoch ms) with `sequence`."""
+    """dxFeed Candle index (unsigned, < 2**64) of a bar starting at `time_ms` (epoch ms) with
+    `sequence`; ValueError unless 0 <= time_ms < 2**32 * 1000 and 0 <= sequence < 2**22."""
 
 def candle_time(index: int) -> int:
-    """Bar start time (epoch ms) encoded in a dxFeed Candle index."""
+    """Bar start time (epoch ms) encoded in a dxFeed Candle index (unsigned or its signed
+    64-bit form); ValueError outside [-2**63, 2**64)."""
 
 @final
 class CandleSeries:
@@ -111,7 +117,8 @@ class CandleSeries:
     @property
     def time(self) -> npt.NDArray[np.int64]: ...
     @property
-    def index(self) -> npt.NDArray[np.int64]: ...
+    def index(self) -> npt.NDArray[np.uint64]:
+        """The dxFeed indices (unsigned: past 2038 they exceed 2**63)."""
     @property
     def count(self) -> npt.NDArray[np.int64]: ...
     @property
@@ -183,11 +190,17 @@ class Changes:
 
 @final
 class CandleStore:
-    """Per-symbol fixed-capacity candle series built from dxLink Candle batches (spec §6.6)."""
+    """Per-symbol fixed-capacity candle series built from dxLink Candle batches (spec §6.6).
 
-    def __new__(cls, capacity: int = 4096) -> CandleStore: ...
+    Memory is bounded: `capacity` bars (and as many held TX_PENDING events) per symbol, at most
+    `max_symbols` symbols (new ones beyond are refused and counted; discard() frees a slot).
+    """
+
+    def __new__(cls, capacity: int = 4096, *, max_symbols: int = 10000) -> CandleStore: ...
     @property
     def capacity(self) -> int: ...
+    @property
+    def max_symbols(self) -> int: ...
     @property
     def events(self) -> int: ...
     @property
@@ -198,8 +211,20 @@ class CandleStore:
     def rejected(self) -> int: ...
     @property
     def snapshots(self) -> int: ...
+    @property
+    def pending_dropped(self) -> int:
+        """Held TX_PENDING events dropped because a symbol's hold had `capacity` events."""
+    @property
+    def symbols_refused(self) -> int:
+        """New symbols refused at max_symbols (each call counts a refused symbol once)."""
+    @property
+    def rows_refused(self) -> int:
+        """Rows skipped because their symbol was refused."""
     def apply(self, batch: _Batch) -> Changes:
-        """Apply a Candle batch in order; events without a str symbol are counted in rejected."""
+        """Apply a Candle batch in order. Rows are skipped and counted in `rejected` when the
+        symbol is not a non-empty str, eventFlags is not in [0, 2**31), or (no index column)
+        sequence is not in [0, 2**22) or time not in [0, 2**32 * 1000); in `rows_refused` when
+        their new symbol is refused at max_symbols. The other rows are applied."""
     def apply_bar(
         self,
         symbol: str,
@@ -214,12 +239,19 @@ class CandleStore:
         vwap: float = ...,
         sequence: int = 0,
     ) -> Changes:
-        """One bar from a non-dxLink source (as a flags-0 event); marks the series ready."""
+        """One bar from a non-dxLink source (as a flags-0 event); marks the series ready.
+
+        ValueError for an empty symbol, time outside [0, 2**32 * 1000) or sequence outside
+        [0, 2**22); a new symbol refused at max_symbols changes nothing (counted).
+        """
     def __getitem__(self, symbol: str, /) -> CandleSeries: ...
     def get(self, symbol: str, default: CandleSeries | None = None) -> CandleSeries | None: ...
     def __contains__(self, symbol: object, /) -> bool: ...
     def __len__(self) -> int: ...
     def __iter__(self) -> Iterator[str]: ...
     def symbols(self) -> list[str]: ...
-    def discard(self, symbol: str) -> bool: ...
-    def stats(self) -> dict[str, int]: ...
+    def discard(self, symbol: str) -> bool:
+        """Forget a symbol (frees its memory and its max_symbols slot); True if it was there."""
+    def stats(self) -> dict[str, int]:
+        """symbols, events, evicted, removed, rejected, snapshots, pending_dropped,
+        symbols_refused, rows_refused."""
