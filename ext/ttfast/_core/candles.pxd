@@ -114,6 +114,10 @@ cdef class Changes:
     cdef Py_ssize_t n
     cdef Py_ssize_t _cap
     cdef ChangeRec _small[4]       # recs storage for up to 4 records (no malloc)
+    cdef PyObject** _touched       # series touched during the call (owned refs) -> series
+    cdef Py_ssize_t _tn, _tcap
+    cdef PyObject* _tsmall[16]     # _touched storage for up to 16 series (no malloc)
+    cdef int _add(self, CandleSeries s) except -1
     cdef int _finalize(self) except -1
     cdef SymbolChange _record(self, Py_ssize_t i)
 

@@ -412,8 +412,7 @@ cdef class CandleSeries:
         self._ch_flags = 0
         self._ch_removed = 0
         self._ch_evicted = 0
-        ch.series.append(self)
-        return 0
+        return ch._add(self)
 
     cdef void _touch(self, uint64_t idx) noexcept:
         if self._touch_state == 0:
@@ -725,19 +724,50 @@ cdef class Changes:
         self.recs = NULL
         self.n = 0
         self._cap = 0
+        self._touched = self._tsmall
+        self._tn = 0
+        self._tcap = 16
 
     def __dealloc__(self):
+        cdef Py_ssize_t i
+        for i in range(self._tn):
+            Py_DECREF(<object>self._touched[i])
+        if self._touched != self._tsmall:
+            free(self._touched)
         if self.recs != self._small:
             free(self.recs)
 
     def __init__(self, *args, **kwargs):
         raise TypeError("Changes objects are created by CandleStore")
 
+    cdef int _add(self, CandleSeries s) except -1:
+        """Note a series touched by this call (first touch only; the caller checks).
+
+        A C array, turned into `series` once by _finalize: appending to a list per symbol cost a
+        list regrowth (realloc) every few symbols of every apply().
+        """
+        cdef PyObject** p
+        if self._tn == self._tcap:
+            if self._touched == self._tsmall:
+                p = <PyObject**>malloc(2 * self._tcap * sizeof(PyObject*))
+                if p != NULL:
+                    memcpy(p, self._tsmall, self._tn * sizeof(PyObject*))
+            else:
+                p = <PyObject**>realloc(self._touched, 2 * self._tcap * sizeof(PyObject*))
+            if p == NULL:
+                raise MemoryError()
+            self._touched = p
+            self._tcap *= 2
+        Py_INCREF(s)
+        self._touched[self._tn] = <PyObject*>s
+        self._tn += 1
+        return 0
+
     cdef int _finalize(self) except -1:
-        cdef list series = self.series
-        cdef Py_ssize_t m = len(series), i, k = 0, pos
+        cdef Py_ssize_t m = self._tn, i, k = 0, pos
         cdef CandleSeries s
         cdef ChangeRec rec
+        cdef list series
         if m == 0:
             return 0
         if m <= 4:
@@ -748,7 +778,7 @@ cdef class Changes:
                 raise MemoryError()
         self._cap = m
         for i in range(m):
-            s = <CandleSeries>series[i]
+            s = <CandleSeries>self._touched[i]
             rec.flags = s._ch_flags
             rec.removed = s._ch_removed
             rec.evicted = s._ch_evicted
@@ -773,11 +803,18 @@ cdef class Changes:
                 rec.flags |= CH_EVICTED
             if rec.flags:
                 self.recs[k] = rec
-                if k != i:
-                    series[k] = s              # compact in place (order kept)
+                self._touched[k] = self._touched[i]    # compact in place (order kept)
                 k += 1
-        if k < m:
-            del series[k:]
+            else:
+                Py_DECREF(s)                           # the reference _add took
+        self._tn = k
+        series = [None] * k
+        for i in range(k):
+            series[i] = <CandleSeries>self._touched[i]
+        for i in range(k):
+            Py_DECREF(<object>self._touched[i])        # now held by `series`
+        self._tn = 0
+        self.series = series
         self.n = k
         return 0
 
