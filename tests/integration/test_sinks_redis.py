@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
 import pytest
 import redis.asyncio as aioredis
 from tests.servers import RedisServer
 
-from ttfast.sinks import redact_url
+from ttfast._util import redact_url
 from ttfast.sinks.redis import RedisSink
 
 
@@ -117,3 +119,75 @@ async def test_wrong_password_is_retried_not_fatal(
     assert "wrong" not in caplog.text  # the password never reaches the log
     assert sink.stats.dropped == 1
     await admin.aclose()
+
+
+async def _wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
+async def test_backlog_counts_commands_in_flight(redis_srv: RedisServer) -> None:
+    """Issue 13 #13: commands sent but not yet acknowledged are part of `backlog`."""
+    admin = aioredis.Redis.from_url(redis_srv.url)
+    sink = RedisSink(redis_srv.url, max_commands=1024, socket_timeout=30.0)
+    await sink.start()
+    sink.publish(b"ch", b"warm-up")
+    assert await sink.flush(5.0)  # connected
+    # the server holds write commands (PUBLISH and SET included) until CLIENT UNPAUSE
+    await admin.execute_command("CLIENT", "PAUSE", "30000", "WRITE")
+    try:
+        for i in range(1500):
+            sink.publish(b"ch", b"%d" % i)
+        sink.set_snapshot(b"snapshot:A", b"1")
+        await _wait_for(lambda: sink.in_flight > 0)
+        assert sink.in_flight == 1024  # one round: the snapshot and 1,023 publishes
+        for _ in range(10):  # while Redis sits on them, nothing is acknowledged
+            assert sink.backlog == 1501
+            s = sink.stats
+            assert s.enqueued == s.published + s.dropped + s.rejected + sink.backlog - 1
+            await asyncio.sleep(0.01)
+        assert f"backlog={sink.backlog}" in repr(sink)
+    finally:
+        await admin.execute_command("CLIENT", "UNPAUSE")
+    assert await sink.flush(10.0)
+    assert sink.backlog == 0 and sink.in_flight == 0
+    assert sink.stats.published == 1501 and sink.stats.snapshots == 1
+    await sink.close()
+    await admin.aclose()
+
+
+async def test_rejected_publish_is_not_counted_published(redis_srv: RedisServer) -> None:
+    """A PUBLISH refused by Redis (ACL NOPERM) counts as rejected only, never as published."""
+    admin = aioredis.Redis.from_url(redis_srv.url)
+    await admin.execute_command(
+        "ACL", "SETUSER", "pubber", "on", ">pub-pw", "~snapshot:*", "&allowed:*", "+@all"
+    )
+    sink = RedisSink(f"redis://pubber:pub-pw@127.0.0.1:{redis_srv.port}/0")
+    await sink.start()
+    for i in range(5):
+        sink.publish(b"allowed:x" if i % 2 == 0 else b"denied:x", b"%d" % i)
+    sink.set_snapshot(b"other:key", b"1")  # ~snapshot:* only: refused
+    sink.set_snapshot(b"snapshot:ok", b"1")
+    assert await sink.flush(5.0)
+    await sink.close()
+    s = sink.stats
+    assert s.published == 3 and s.snapshots == 1 and s.rejected == 3
+    assert s.enqueued == s.published + s.dropped + s.rejected_publishes + sink.backlog
+    assert await admin.get("snapshot:ok") == b"1"
+    await admin.aclose()
+
+
+async def test_drops_are_logged_rate_limited(
+    redis_srv: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = RedisSink(redis_srv.url, max_backlog=10, backoff_initial=0.02, socket_timeout=0.3)
+    await sink.start()
+    redis_srv.kill()
+    for i in range(1000):
+        sink.publish(b"ch", b"%d" % i)
+    sink.publish_many([(b"ch", b"x")] * 100)
+    await sink.close(timeout=0.2)
+    assert sink.stats.dropped == 1100
+    drops = [r for r in caplog.records if "dropped" in r.getMessage()]
+    assert 1 <= len(drops) <= 3  # logged, but not once per message

@@ -17,6 +17,11 @@ worker keeps running. Meanwhile at most `max_backlog` publishes are kept (the ol
 dropped and counted in `stats.dropped`); snapshots are one per symbol, the latest always wins
 (an overwritten snapshot is not a loss: SET keeps only the last value anyway). What a failed
 round had taken is put back in front of the queue, so delivery is at-least-once.
+
+`backlog` is every command not yet acknowledged: queued, plus the round in flight
+(`in_flight`). For publishes, ``enqueued == published + dropped + rejected_publishes +`` the
+publishes in `backlog` at all times; a command Redis answers with an error counts as rejected,
+never as published.
 """
 
 from __future__ import annotations
@@ -34,19 +39,21 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ttfast._util import redact_url
+from ttfast.sinks import LogLimiter
 
 log = logging.getLogger("ttfast.sinks.redis")
 
 
 @dataclass
 class RedisSinkStats:
-    enqueued: int = 0  # publish() calls accepted (= published + dropped + still queued)
+    enqueued: int = 0  # publishes accepted (= published + dropped + rejected_publishes + backlog)
     published: int = 0  # PUBLISH commands acknowledged by Redis
     snapshots: int = 0  # SET snapshot commands acknowledged
-    dropped: int = 0  # publishes dropped from a full backlog (never sent)
+    dropped: int = 0  # publishes dropped from a full backlog, or unacknowledged at close
     reconnects: int = 0  # successful rounds after a failure
     failures: int = 0  # failed rounds (connection/timeout errors), retried
-    rejected: int = 0  # commands Redis answered with an error (not retried)
+    rejected: int = 0  # commands Redis answered with an error (not retried), SET + PUBLISH
+    rejected_publishes: int = 0  # the PUBLISH part of `rejected`
     flushes: int = 0  # pipelines executed
     connected: bool = False
 
@@ -85,14 +92,32 @@ class RedisSink:
         self._closing = False
         self._idle = asyncio.Event()
         self._idle.set()
+        self._inflight_pubs = 0  # commands of the round awaiting Redis's replies
+        self._inflight_snaps = 0
+        self._limiter = LogLimiter(log)
 
     def __repr__(self) -> str:
         return f"<RedisSink {redact_url(self.url)} backlog={self.backlog}>"
 
     @property
     def backlog(self) -> int:
-        """Commands queued and not yet acknowledged."""
-        return len(self._pubs) + len(self._snaps)
+        """Commands not yet acknowledged: queued, plus the round in flight (`in_flight`)."""
+        return len(self._pubs) + len(self._snaps) + self._inflight_pubs + self._inflight_snaps
+
+    @property
+    def in_flight(self) -> int:
+        """Commands sent (or being sent) whose replies have not arrived yet."""
+        return self._inflight_pubs + self._inflight_snaps
+
+    def _log_dropped(self) -> None:
+        self._limiter.log(
+            "dropped",
+            logging.WARNING,
+            "redis %s: backlog full (max_backlog=%d), oldest publishes dropped (%d in all)",
+            redact_url(self.url),
+            self.max_backlog,
+            self.stats.dropped,
+        )
 
     # -- producer side (never blocks, never raises on Redis trouble) ---------------------------
     def publish(self, channel: bytes, payload: bytes) -> None:
@@ -100,6 +125,7 @@ class RedisSink:
         if len(self._pubs) >= self.max_backlog:
             self._pubs.popleft()
             self.stats.dropped += 1
+            self._log_dropped()
         self._pubs.append((channel, payload))
         self._idle.clear()
         self._wake.set()
@@ -112,6 +138,7 @@ class RedisSink:
             for _ in range(from_queue):
                 self._pubs.popleft()
             self.stats.dropped += over
+            self._log_dropped()
             if over > from_queue:
                 items = items[over - from_queue :]
         self._pubs.extend(items)
@@ -128,6 +155,16 @@ class RedisSink:
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="ttfast-redis-sink")
+            self._task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "redis %s: flusher stopped on an unexpected error; %d commands will not be sent",
+                redact_url(self.url),
+                self.backlog,
+                exc_info=task.exception(),
+            )
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything queued so far is acknowledged; False on timeout."""
@@ -145,18 +182,25 @@ class RedisSink:
         counted in `stats.dropped`.
         """
         if self._task is not None:
-            await self.flush(timeout)
+            if not self._task.done():
+                await self.flush(timeout)
             self._closing = True
             self._wake.set()
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # already logged by _task_done
+                pass
             self._task = None
-        lost = len(self._pubs)
+        lost = len(self._pubs) + self._inflight_pubs  # in flight: only if the task died
+        self._inflight_pubs = self._inflight_snaps = 0
         if lost or self._snaps:
             self.stats.dropped += lost
             log.warning(
-                "redis sink closing with %d publishes and %d snapshots unsent",
+                "redis %s: closing with %d publishes and %d snapshots unsent",
+                redact_url(self.url),
                 lost,
                 len(self._snaps),
             )
@@ -187,6 +231,7 @@ class RedisSink:
         room = self.max_backlog - len(self._pubs)
         if len(pubs) > room:
             self.stats.dropped += len(pubs) - room
+            self._log_dropped()
             pubs = pubs[len(pubs) - room :] if room > 0 else []
         self._pubs.extendleft(reversed(pubs))
 
@@ -200,6 +245,7 @@ class RedisSink:
                 await self._wake.wait()
                 continue
             pubs, snaps = self._take()
+            self._inflight_pubs, self._inflight_snaps = len(pubs), len(snaps)
             parts: list[bytes] = []
             for key, payload in snaps:
                 parts.append(
@@ -217,11 +263,13 @@ class RedisSink:
                 errors = await self._conn.roundtrip(b"".join(parts), len(parts))
             except asyncio.CancelledError:  # closing mid-round: what was in flight is lost
                 self.stats.dropped += len(pubs)
+                self._inflight_pubs = self._inflight_snaps = 0
                 raise
             except (OSError, EOFError, TimeoutError, RedisProtocolError) as exc:
                 if self._conn is not None:
                     self._conn.close()
                     self._conn = None
+                self._inflight_pubs = self._inflight_snaps = 0
                 self._put_back(pubs, snaps)
                 self.stats.failures += 1
                 self.stats.connected = False
@@ -242,17 +290,26 @@ class RedisSink:
             failing = False
             delay = self.backoff_initial
             self.stats.connected = True
-            if errors:  # e.g. a key of the wrong type or OOM: not retryable, count + log
+            self._inflight_pubs = self._inflight_snaps = 0
+            bad_snaps = bad_pubs = 0
+            if errors:  # e.g. a key of the wrong type, OOM, NOPERM: not retryable, count + log
+                bad_snaps = sum(1 for i, _ in errors if i < len(snaps))
+                bad_pubs = len(errors) - bad_snaps
                 self.stats.rejected += len(errors)
-                log.error(
-                    "redis rejected %d of %d commands: %s",
+                self.stats.rejected_publishes += bad_pubs
+                self._limiter.log(
+                    "rejected",
+                    logging.ERROR,
+                    "redis %s rejected %d of %d commands: %s (%d rejected in all)",
+                    redact_url(self.url),
                     len(errors),
                     len(parts),
-                    errors[0].decode(errors="replace"),
+                    errors[0][1].decode(errors="replace"),
+                    self.stats.rejected,
                 )
             self.stats.flushes += 1
-            self.stats.published += len(pubs)
-            self.stats.snapshots += len(snaps)
+            self.stats.published += len(pubs) - bad_pubs
+            self.stats.snapshots += len(snaps) - bad_snaps
 
 
 async def wait_for_redis(url: str, timeout: float = 5.0) -> bool:
@@ -314,11 +371,12 @@ class _RespConnection:
             if errors:
                 conn.close()
                 # never echo the AUTH arguments; the server's message does not contain them
-                raise RedisProtocolError(errors[0].decode(errors="replace"))
+                raise RedisProtocolError(errors[0][1].decode(errors="replace"))
         return conn
 
-    async def roundtrip(self, data: bytes, n: int) -> list[bytes]:
-        """Send `data` (n commands with one-line replies); return the error replies."""
+    async def roundtrip(self, data: bytes, n: int) -> list[tuple[int, bytes]]:
+        """Send `data` (n commands with one-line replies); return the error replies as
+        (index of the command, message)."""
         self.writer.write(data)
         await asyncio.wait_for(self.writer.drain(), self.timeout)
         buf = bytearray()
@@ -331,9 +389,8 @@ class _RespConnection:
             raise RedisProtocolError("unexpected extra reply data")
         if b"-" not in buf:
             return []
-        lines = bytes(buf).split(b"\r\n")
-        bad = [ln for ln in lines if ln[:1] not in (b":", b"+", b"")]
-        return [ln[1:] for ln in bad]
+        lines = bytes(buf).split(b"\r\n")[:n]
+        return [(i, ln[1:]) for i, ln in enumerate(lines) if ln[:1] not in (b":", b"+")]
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
