@@ -462,6 +462,24 @@ async def test_cancel_with_unusable_2xx_is_unknown(
     assert ei.value.body == payload and peer.total == 1
 
 
+async def test_find_by_external_id_none_matches_nothing(
+    peers: Callable[[Handler], Awaitable[Peer]],
+) -> None:
+    """A cancel's OrderOutcomeUnknown carries no tag: passing it on finds nothing and sends
+    nothing, even when an untagged order exists (a None tag must not match it)."""
+    untagged = {k: v for k, v in ORDER.items() if k != "external-identifier"}
+
+    async def h(request: web.Request) -> web.Response:
+        return json_response({"data": {"items": [untagged]}}, 200)
+
+    peer = await peers(h)
+    async with client_for(peer.url) as c:
+        assert await c.find_order_by_external_id(ACCT, None) is None
+        assert peer.total == 0
+        assert await c.find_order_by_external_id(ACCT, "ttf-x") is None
+    assert peer.total == 2  # live orders, then the search
+
+
 @pytest.mark.parametrize("name", ["dry_run", "dry_run_complex"])
 async def test_dry_run_failures_are_api_errors_not_unknown(
     peers: Callable[[Handler], Awaitable[Peer]], name: str

@@ -3,8 +3,56 @@
 from typing import reveal_type
 
 import ttfast
+from ttfast import OAuthSession, OrderOutcomeUnknown, TastytradeClient
 from ttfast._core import to_double, to_int64
+from ttfast.rest import FileTokenStore, models, orders
 
 reveal_type(ttfast.__version__)  # R: str
 reveal_type(to_double("1.5"))  # R: float
 reveal_type(to_int64(b"7"))  # R: int
+
+# --- REST: what users get from the client (ttfast.rest) ---------------------------------------
+session = OAuthSession.from_env(token_store=FileTokenStore("/tmp/tok"))
+reveal_type(session)  # R: ttfast.rest.session.OAuthSession
+tt = TastytradeClient(session)
+reveal_type(tt)  # R: ttfast.rest.client.TastytradeClient
+reveal_type(ttfast.TastytradeClient(session))  # R: ttfast.rest.client.TastytradeClient
+order = orders.limit_order(orders.leg("AAPL", 100, orders.OrderAction.BUY_TO_OPEN), "-175.25")
+reveal_type(order)  # R: ttfast.rest.orders.OrderRequest
+bracket = orders.oco(order, orders.stop_order(orders.leg("AAPL", 100, "Sell to Close"), 150))
+reveal_type(bracket)  # R: ttfast.rest.orders.ComplexOrderRequest
+reveal_type(tt.quote_token_provider())  # R: def () -> typing.Awaitable[tuple[str, str]]
+
+
+async def rest_calls() -> None:
+    accounts = await tt.get_accounts()
+    reveal_type(accounts)  # R: list[ttfast.rest.models.Account]
+    acct = accounts[0].account_number
+    reveal_type(acct)  # R: str
+    reveal_type(await tt.get_customer())  # R: ttfast.rest.models.Customer
+    reveal_type(await tt.get_balances(acct))  # R: ttfast.rest.models.Balance
+    reveal_type(await tt.get_positions(acct))  # R: list[ttfast.rest.models.Position]
+    reveal_type(await tt.get_transactions(acct))  # R: list[ttfast.rest.models.Transaction]
+    reveal_type(await tt.get_live_orders(acct))  # R: list[ttfast.rest.models.Order]
+    reveal_type(await tt.get_order(acct, 1))  # R: ttfast.rest.models.Order
+    reveal_type(await tt.dry_run_order(acct, order))  # R: ttfast.rest.models.OrderResponse
+    placed = await tt.place_order(acct, order)
+    reveal_type(placed)  # R: ttfast.rest.models.OrderResponse
+    reveal_type(placed.order)  # R: ttfast.rest.models.Order | None
+    reveal_type(await tt.replace_order(acct, 1, order))  # R: ttfast.rest.models.Order
+    reveal_type(await tt.cancel_order(acct, 1))  # R: ttfast.rest.models.Order | None
+    complex_placed = await tt.place_complex_order(acct, bracket)
+    reveal_type(complex_placed)  # R: ttfast.rest.models.ComplexOrderResponse
+    reveal_type(await tt.cancel_complex_order(acct, 1))  # R: ttfast.rest.models.ComplexOrder | None
+    reveal_type(await tt.get_equities(["AAPL"]))  # R: list[ttfast.rest.models.Equity]
+    chain = await tt.get_nested_option_chain("SPY")
+    reveal_type(chain)  # R: list[ttfast.rest.models.NestedOptionChain]
+    reveal_type(await tt.get_quote_token())  # R: ttfast.rest.models.QuoteToken
+    me = await tt.get_one("/customers/me", models.Customer)
+    reveal_type(me)  # R: ttfast.rest.models.Customer
+    try:
+        await tt.place_order(acct, order)
+    except OrderOutcomeUnknown as e:
+        reveal_type(e.external_identifier)  # R: str | None
+        found = await tt.find_order_by_external_id(acct, e.external_identifier)
+        reveal_type(found)  # R: ttfast.rest.models.Order | None

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ttfast.errors import ApiError, AuthError
+from ttfast.errors import ApiError, AuthError, ResponseDecodeError
+from ttfast.rest import TastytradeClient
 from ttfast.rest import models as m
 from ttfast.rest.client import parse_error
 
@@ -83,6 +84,18 @@ def test_accounts_capture() -> None:
     assert items[0].account.account_number == "REDACTED"
     assert items[0].account.is_closed is False
     assert items[0].account.raw is not None and "nickname" in items[0].account.raw
+
+
+def test_account_number_is_required() -> None:
+    """Every account call takes the number, so an account without one is a decode error (a
+    ResponseDecodeError from the client), never an Account whose number is None."""
+    assert m.convert({"account-number": "5WT01"}, m.Account).account_number == "5WT01"
+    with pytest.raises(msgspec.ValidationError, match="account-number"):
+        m.convert({"nickname": "x"}, m.Account)
+    items = [{"account": {"account-number": "5WT01"}}, {"account": {"nickname": "x"}}]
+    r = TastytradeClient._decode(200, json.dumps({"data": {"items": items}}).encode(), "/p")
+    with pytest.raises(ResponseDecodeError, match="account-number"):
+        TastytradeClient._items(r, m.AccountAuthority, "/p")
 
 
 def test_balance_values_are_exact_decimals() -> None:

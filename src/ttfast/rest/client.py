@@ -516,11 +516,18 @@ class TastytradeClient:
         )
 
     async def find_order_by_external_id(
-        self, account_number: str, external_identifier: str, *, search_days: int = 2
+        self, account_number: str, external_identifier: str | None, *, search_days: int = 2
     ) -> m.Order | None:
         """Resolve an :class:`OrderOutcomeUnknown`: the order carrying ``external_identifier``
         (live orders first, then order search over ``search_days``), or ``None`` if it does
-        not exist. These are GETs, retried as usual."""
+        not exist. These are GETs, retried as usual.
+
+        Takes ``e.external_identifier`` as it is: ``None`` (what a cancel's outcome-unknown
+        carries; cancels send no tag) matches no order and returns ``None`` without a request
+        (check ``e.order_id`` with :meth:`get_order` instead); it never matches an untagged
+        order."""
+        if external_identifier is None:
+            return None
         for o in await self.get_live_orders(account_number):
             if o.external_identifier == external_identifier:
                 return o

@@ -274,7 +274,11 @@ class Customer(ApiModel):
 
 
 class Account(ApiModel):
-    account_number: str | None = None
+    """An account. ``account_number`` is required (the API always sends it and every account
+    call takes it): an account object without one fails to decode (``ResponseDecodeError`` from
+    the client) instead of giving an account whose number is ``None``."""
+
+    account_number: str
     nickname: str | None = None
     account_type_name: str | None = None
     margin_or_cash: str | None = None
