@@ -29,7 +29,7 @@ import json
 import logging
 
 from ttfast._core.numparse cimport (scan_number, parse_double, parse_int64, NP_OK,
-                                     ttfast_pow10)
+                                     fast_double, fast_int64)
 from ttfast._core.common cimport COL_DOUBLE, COL_INT64, COL_BOOL, COL_OBJECT
 
 from ttfast.errors import DecodeError
@@ -440,109 +440,6 @@ cdef inline Py_ssize_t _rlen(int64_t r) noexcept nogil:
     return <Py_ssize_t>(<uint64_t>r & <uint64_t>0xFFFFFFFFu)
 
 
-cdef inline bint _isdigit(unsigned char c) noexcept nogil:
-    return <unsigned char>(c - c'0') < 10
-
-
-cdef inline bint _fast_double(const unsigned char* q, const unsigned char* end, double* out,
-                              const unsigned char** after) noexcept nogil:
-    """One-pass parse of the common number token (<= 15 significant digits, |exp10| <= 22):
-    Clinger's exact fast path, so the same double as float(token). False = use the full path
-    (which also reports syntax errors). Needs a readable non-number byte at `end` (the frame
-    is a bytes object: end[0] is its NUL terminator), so it never tests p < end."""
-    cdef const unsigned char* p = q
-    cdef bint neg = False
-    cdef bint eneg = False
-    cdef uint64_t mant = 0
-    cdef int nd = 0
-    cdef int frac = 0
-    cdef int e = 0
-    cdef double v
-    if p[0] == c'-':
-        neg = True
-        p += 1
-    if not _isdigit(p[0]):
-        return False
-    if p[0] == c'0':
-        p += 1
-        if _isdigit(p[0]):
-            return False
-    else:
-        while _isdigit(p[0]):
-            mant = mant * 10 + (p[0] - c'0')
-            nd += 1
-            p += 1
-            if nd > 15:
-                return False
-    if p[0] == c'.':
-        p += 1
-        if not _isdigit(p[0]):
-            return False
-        while _isdigit(p[0]):
-            mant = mant * 10 + (p[0] - c'0')
-            nd += 1
-            frac += 1
-            p += 1
-            if nd > 15:
-                return False
-    if (p[0] == c'e' or p[0] == c'E'):
-        p += 1
-        if (p[0] == c'+' or p[0] == c'-'):
-            eneg = p[0] == c'-'
-            p += 1
-        if not _isdigit(p[0]):
-            return False
-        while _isdigit(p[0]):
-            if e > 1000:
-                return False
-            e = e * 10 + (p[0] - c'0')
-            p += 1
-        if eneg:
-            e = -e
-    e -= frac
-    if e < -22 or e > 22:
-        return False
-    v = <double>mant
-    if e >= 0:
-        v = v * ttfast_pow10[e]
-    else:
-        v = v / ttfast_pow10[-e]
-    out[0] = -v if neg else v
-    after[0] = p
-    return True
-
-
-cdef inline bint _fast_int(const unsigned char* q, const unsigned char* end, int64_t* out,
-                           const unsigned char** after) noexcept nogil:
-    """One-pass parse of an integer token of <= 19 digits, range-checked (dxFeed's
-    time-series `index` has 19 digits). Like _fast_double, relies on the NUL at `end`."""
-    cdef const unsigned char* p = q
-    cdef bint neg = False
-    cdef uint64_t v = 0
-    cdef int nd = 0
-    if p[0] == c'-':
-        neg = True
-        p += 1
-    if not _isdigit(p[0]):
-        return False
-    if p[0] == c'0':
-        p += 1
-    else:
-        while _isdigit(p[0]):
-            if nd == 19:
-                return False        # 20+ digits: out of range, the full path reports it
-            v = v * 10 + <uint64_t>(p[0] - c'0')     # < 10**19 < 2**64: no wrap-around
-            nd += 1
-            p += 1
-    if (_isdigit(p[0]) or p[0] == c'.' or p[0] == c'e' or p[0] == c'E'):
-        return False
-    if v > <uint64_t>9223372036854775807ULL + (1 if neg else 0):
-        return False
-    out[0] = <int64_t>(0 - v) if neg else <int64_t>v
-    after[0] = p
-    return True
-
-
 cdef inline int _special_double(const unsigned char* s, Py_ssize_t n, double* out) noexcept nogil:
     if n == 3 and memcmp(s, b"NaN", 3) == 0:
         out[0] = NAN
@@ -730,7 +627,7 @@ cdef int _parse_compact(Parser* ps, _FrameData fd, const uint8_t* kinds, Py_ssiz
             c = p[0]
             if kind == COL_DOUBLE:
                 if c != 0x22:
-                    if _fast_double(p, end, <double*>(slots + k), &after):
+                    if fast_double(p, end, <double*>(slots + k), &after):
                         tags[k] = TAG_F64
                         p = after
                         rc = OK
@@ -740,7 +637,7 @@ cdef int _parse_compact(Parser* ps, _FrameData fd, const uint8_t* kinds, Py_ssiz
                     p += 5
                     rc = OK
             elif kind == COL_INT64:
-                if c != 0x22 and _fast_int(p, end, slots + k, &after):
+                if c != 0x22 and fast_int64(p, end, slots + k, &after):
                     tags[k] = TAG_I64
                     p = after
                     rc = OK

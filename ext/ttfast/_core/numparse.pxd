@@ -1,12 +1,18 @@
-# Inline JSON number parsers shared by the decoders (cimport ttfast._core.numparse).
-# Defined here (not in the .pyx) so every module that cimports them inlines them.
-# All functions are noexcept nogil and never read past the given length.
+# Inline JSON number parsers shared by the decoders (cimport ttfast._core.numparse): the ONE
+# place numbers are parsed. Defined here (not in the .pyx) so every module that cimports them
+# inlines them. All functions are noexcept nogil.
 #
-# parse_double is correctly rounded (the same double as Python's float(token)): Clinger's fast
-# path for <= 15 significant digits and |exp10| <= 22 (one exact multiplication or division by
-# an exact power of ten), otherwise glibc strtod on a validated NUL-terminated copy (strtod is
-# correctly rounded; the C locale is never changed by CPython). Integers are parsed with
-# overflow detection, never through a double (dxFeed `index` values exceed 2**53).
+# Two entry points, one exactness argument:
+# * scan_number + parse_double / parse_int64: a token of known length (never read past it).
+#   parse_double is correctly rounded (the same double as Python's float(token)): `clinger` for
+#   <= 15 significant digits and |exp10| <= 22, otherwise glibc strtod on a validated
+#   NUL-terminated copy (strtod is correctly rounded; the C locale is never changed by CPython).
+#   Integers are parsed with overflow detection, never through a double (dxFeed `index` values
+#   exceed 2**53).
+# * fast_double / fast_int64: the decoder's one-pass parse of the common token, which needs a
+#   readable non-number byte after the token (a bytes object's NUL terminator) instead of a
+#   length; False means "use the full path" (which also reports syntax errors).
+# Both double parsers finish with `clinger` (Clinger's fast path), so they cannot disagree.
 from libc.stdint cimport int64_t, uint64_t, INT64_MAX
 from libc.stdlib cimport strtod, malloc, free
 from libc.string cimport memcpy
@@ -100,6 +106,25 @@ cdef inline int parse_int64(const char* p, Py_ssize_t n, int64_t* out) noexcept 
     return NP_OK
 
 
+cdef inline bint clinger(uint64_t mant, int exp10, bint neg, double* out) noexcept nogil:
+    """Clinger's fast path: (-1)**neg * mant * 10**exp10 when that is one exact IEEE operation.
+
+    The caller guarantees mant < 2**53 (at most 15 significant digits). With |exp10| <= 22,
+    10**|exp10| is an exact double too, so one multiplication or division gives the correctly
+    rounded result. False (out untouched) when |exp10| > 22.
+    """
+    cdef double v
+    if exp10 < -22 or exp10 > 22:
+        return False
+    v = <double>mant
+    if exp10 >= 0:
+        v = v * ttfast_pow10[exp10]
+    else:
+        v = v / ttfast_pow10[-exp10]
+    out[0] = -v if neg else v
+    return True
+
+
 cdef inline int parse_double(const char* p, Py_ssize_t n, double* out) noexcept nogil:
     """Parse a validated JSON number token of length n to the correctly rounded double."""
     cdef Py_ssize_t i = 0
@@ -110,7 +135,6 @@ cdef inline int parse_double(const char* p, Py_ssize_t n, double* out) noexcept 
     cdef int e = 0
     cdef bint eneg = False
     cdef bint lead = True
-    cdef double v
     cdef char[64] buf
     cdef char* tmp
     if n <= 0:
@@ -157,15 +181,7 @@ cdef inline int parse_double(const char* p, Py_ssize_t n, double* out) noexcept 
     if mant == 0:
         out[0] = -0.0 if neg else 0.0
         return NP_OK
-    if ndigits <= 15 and -22 <= exp10 <= 22:
-        # Clinger's fast path: mant < 2**53 and 10**|exp10| are exact doubles, so one IEEE
-        # multiplication/division gives the correctly rounded result.
-        v = <double>mant
-        if exp10 >= 0:
-            v = v * ttfast_pow10[exp10]
-        else:
-            v = v / ttfast_pow10[-exp10]
-        out[0] = -v if neg else v
+    if ndigits <= 15 and clinger(mant, exp10, neg, out):
         return NP_OK
     # Slow path: glibc strtod is correctly rounded; give it a NUL-terminated copy.
     if n < 64:
@@ -183,3 +199,96 @@ cdef inline int parse_double(const char* p, Py_ssize_t n, double* out) noexcept 
     return NP_OK
 
 
+cdef inline bint _udigit(unsigned char c) noexcept nogil:
+    return <unsigned char>(c - c'0') < 10
+
+
+cdef inline bint fast_double(const unsigned char* q, const unsigned char* end, double* out,
+                             const unsigned char** after) noexcept nogil:
+    """One-pass parse of the common number token (<= 15 significant digits, |exp10| <= 22):
+    Clinger's exact fast path, so the same double as float(token). False = use the full path
+    (which also reports syntax errors). Needs a readable non-number byte at `end` (the frame
+    is a bytes object: end[0] is its NUL terminator), so it never tests p < end."""
+    cdef const unsigned char* p = q
+    cdef bint neg = False
+    cdef bint eneg = False
+    cdef uint64_t mant = 0
+    cdef int nd = 0
+    cdef int frac = 0
+    cdef int e = 0
+    if p[0] == c'-':
+        neg = True
+        p += 1
+    if not _udigit(p[0]):
+        return False
+    if p[0] == c'0':
+        p += 1
+        if _udigit(p[0]):
+            return False
+    else:
+        while _udigit(p[0]):
+            mant = mant * 10 + (p[0] - c'0')
+            nd += 1
+            p += 1
+            if nd > 15:
+                return False
+    if p[0] == c'.':
+        p += 1
+        if not _udigit(p[0]):
+            return False
+        while _udigit(p[0]):
+            mant = mant * 10 + (p[0] - c'0')
+            nd += 1
+            frac += 1
+            p += 1
+            if nd > 15:
+                return False
+    if (p[0] == c'e' or p[0] == c'E'):
+        p += 1
+        if (p[0] == c'+' or p[0] == c'-'):
+            eneg = p[0] == c'-'
+            p += 1
+        if not _udigit(p[0]):
+            return False
+        while _udigit(p[0]):
+            if e > 1000:
+                return False
+            e = e * 10 + (p[0] - c'0')
+            p += 1
+        if eneg:
+            e = -e
+    if not clinger(mant, e - frac, neg, out):
+        return False
+    after[0] = p
+    return True
+
+
+cdef inline bint fast_int64(const unsigned char* q, const unsigned char* end, int64_t* out,
+                            const unsigned char** after) noexcept nogil:
+    """One-pass parse of an integer token of <= 19 digits, range-checked (dxFeed's
+    time-series `index` has 19 digits). Like fast_double, relies on the NUL at `end`."""
+    cdef const unsigned char* p = q
+    cdef bint neg = False
+    cdef uint64_t v = 0
+    cdef int nd = 0
+    if p[0] == c'-':
+        neg = True
+        p += 1
+    if not _udigit(p[0]):
+        return False
+    if p[0] == c'0':
+        p += 1
+    else:
+        while _udigit(p[0]):
+            if nd == 19:
+                return False        # 20+ digits: out of range, the full path reports it
+            v = v * 10 + <uint64_t>(p[0] - c'0')     # < 10**19 < 2**64: no wrap-around
+            nd += 1
+            p += 1
+    if (_udigit(p[0]) or p[0] == c'.' or p[0] == c'e' or p[0] == c'E'):
+        return False
+    if v > <uint64_t>9223372036854775807ULL + (1 if neg else 0):
+        return False
+    out[0] = <int64_t>(0 - v) if neg else <int64_t>v
+    after[0] = p
+    return True
