@@ -333,7 +333,7 @@ async def run_sdk(url: str, n_events: int, timeout: float = 120) -> dict[str, fl
     import tastytrade
     from tastytrade.dxfeed import Quote
 
-    from ttfast.sim.rest_server import RestSimServer
+    from ttfast.sim import RestSimServer
 
     rest = RestSimServer(url)
     base = await rest.start()

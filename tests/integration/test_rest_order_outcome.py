@@ -33,7 +33,7 @@ from ttfast.errors import (
 from ttfast.rest import TastytradeClient
 from ttfast.rest import orders as o
 from ttfast.rest.session import AccessToken, OAuthSession
-from ttfast.sim.rest_server import RestSimServer
+from ttfast.sim import RestSimServer
 
 ACCT = "5WT00000"
 SECRET = "cs-SUPERSECRET-77aa"

@@ -30,7 +30,7 @@ from ttfast.errors import (
 from ttfast.rest import TastytradeClient
 from ttfast.rest import orders as o
 from ttfast.rest.session import AccessToken, FileTokenStore, OAuthSession
-from ttfast.sim.rest_server import RestSimServer
+from ttfast.sim import RestSimServer
 
 ACCT = "5WT00000"
 SECRET = "cs-SUPERSECRET-4b1d"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ttfast.rest import orders as o
-from ttfast.sim.rest_server import RestSimServer
+from ttfast.sim import RestSimServer
 
 tastytrade = pytest.importorskip("tastytrade")
 tt_session = pytest.importorskip("tastytrade.session")

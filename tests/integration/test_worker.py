@@ -214,8 +214,7 @@ async def test_dxlink_source_through_local_rest_and_dxlink_servers(
 ) -> None:
     """--source dxlink: OAuth from env -> /api-quote-tokens -> streamer, all against local
     servers; secrets never reach the log."""
-    from ttfast.sim import DxLinkServer, SimClock
-    from ttfast.sim.rest_server import RestSimServer
+    from ttfast.sim import DxLinkServer, RestSimServer, SimClock
 
     dx = DxLinkServer(seed=3, clock=SimClock(time_scale=1200.0), default_aggregation=0.1)
     dx_url = await dx.start()

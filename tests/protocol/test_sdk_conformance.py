@@ -21,7 +21,7 @@ from ttfast.sim import DxLinkServer
 from ttfast.sim import market as mk
 
 tastytrade = pytest.importorskip("tastytrade")
-rest_server = pytest.importorskip("ttfast.sim.rest_server")
+rest_server = pytest.importorskip("ttfast.sim.rest")
 
 T0 = 1_750_000_123_456
 SEED = 5

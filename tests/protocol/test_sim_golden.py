@@ -33,8 +33,7 @@ import aiohttp
 import picows
 import pytest
 
-from ttfast.sim import DxLinkServer, Faults
-from ttfast.sim.rest_server import RestSimServer
+from ttfast.sim import DxLinkServer, Faults, RestSimServer
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "sim_golden"
 RECORD = os.environ.get("TTFAST_SIM_GOLDEN") == "record"

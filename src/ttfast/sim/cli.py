@@ -28,7 +28,7 @@ async def serve_sim(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Serve until ``stop`` is set (or forever). ``ready(dxlink_url, rest_url)`` once listening."""
-    from ttfast.sim.rest_server import RestSimServer
+    from ttfast.sim.rest import RestSimServer
 
     dx = DxLinkServer(host, dxlink_port, seed=seed)
     dx_url = await dx.start()

@@ -1,0 +1,148 @@
+"""The local REST server assembled: the route table, :func:`create_rest_app` (an aiohttp
+application over a :class:`~ttfast.sim.rest.state.SimState`) and :class:`RestSimServer`, which
+owns a state and serves it on a port.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from ttfast.sim.rest import accounts, instruments, orders
+from ttfast.sim.rest.auth import auth_middleware, oauth_token
+from ttfast.sim.rest.faults import add_fault, clear_faults, fault_middleware, sim_state
+from ttfast.sim.rest.state import FAULT_KINDS, STATE_KEY, Fault, FaultKind, SimState
+from ttfast.sim.rest.wire import Handler
+
+__all__ = ["ROUTES", "RestSimServer", "create_rest_app"]
+
+log = logging.getLogger("ttfast.sim.rest")
+
+_A = "/accounts/{account}"
+#: Every endpoint as ``(method, path, handler)``, registered in this order.
+ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("POST", "/oauth/token", oauth_token),
+    ("GET", "/customers/me", accounts.customer),
+    ("GET", "/customers/me/accounts", accounts.list_accounts),
+    ("GET", "/customers/me/accounts/{account}", accounts.get_account),
+    ("GET", _A + "/balances", accounts.balances),
+    ("GET", _A + "/balances/{currency}", accounts.balances),
+    ("GET", _A + "/positions", accounts.positions),
+    ("GET", _A + "/transactions", accounts.transactions),
+    ("GET", _A + "/transactions/total-fees", accounts.total_fees),
+    ("GET", _A + "/trading-status", accounts.trading_status),
+    ("POST", _A + "/orders", orders.place),
+    ("POST", _A + "/orders/dry-run", orders.place),
+    ("GET", _A + "/orders", orders.search_orders),
+    ("GET", _A + "/orders/live", orders.live_orders),
+    ("GET", _A + "/orders/{order_id}", orders.get_order),
+    ("PUT", _A + "/orders/{order_id}", orders.replace_order),
+    ("DELETE", _A + "/orders/{order_id}", orders.delete_order),
+    ("POST", _A + "/complex-orders", orders.place_complex),
+    ("POST", _A + "/complex-orders/dry-run", orders.place_complex),
+    ("GET", _A + "/complex-orders/live", orders.live_complex),
+    ("GET", _A + "/complex-orders/{order_id}", orders.get_complex),
+    ("DELETE", _A + "/complex-orders/{order_id}", orders.delete_complex),
+    ("GET", "/instruments/equities", instruments.equities),
+    ("GET", "/instruments/equities/{symbol}", instruments.equity),
+    ("GET", "/instruments/equity-options/{symbol}", instruments.equity_option),
+    ("GET", "/instruments/futures", instruments.futures),
+    ("GET", "/instruments/futures/{symbol}", instruments.future),
+    ("GET", "/instruments/future-options/{symbol}", instruments.future_option),
+    ("GET", "/instruments/cryptocurrencies", instruments.cryptos),
+    ("GET", "/instruments/cryptocurrencies/{symbol}", instruments.crypto),
+    ("GET", "/option-chains/{symbol}/nested", instruments.nested_chain),
+    ("GET", "/market-metrics", instruments.market_metrics),
+    ("GET", "/symbols/search/{prefix}", instruments.symbol_search),
+    ("GET", "/api-quote-tokens", instruments.quote_token),
+    ("GET", "/_sim/state", sim_state),
+    ("POST", "/_sim/faults", add_fault),
+    ("DELETE", "/_sim/faults", clear_faults),
+)
+
+
+def create_rest_app(
+    dxlink_url: str = "ws://127.0.0.1:0/realtime",
+    *,
+    state: SimState | None = None,
+    token_ttl: float = 900.0,
+    latency: float = 0.0,
+    faults: list[Fault] | None = None,
+    credentials: tuple[str, str] | None = None,
+) -> web.Application:
+    """The aiohttp application. ``state`` (or the other keywords to build one) holds the data."""
+    st = state or SimState(
+        token_ttl=token_ttl, credentials=credentials, dxlink_url=dxlink_url, latency=latency
+    )
+    if faults:
+        st.faults.extend(faults)
+    app = web.Application(middlewares=[fault_middleware, auth_middleware])
+    app[STATE_KEY] = st
+    r = app.router
+    for method, path, h in ROUTES:
+        r.add_route(method, path, h)
+    return app
+
+
+class RestSimServer:
+    """Owns a :class:`SimState` and serves it; ``await start()`` returns the base URL."""
+
+    def __init__(
+        self,
+        dxlink_url: str = "ws://127.0.0.1:0/realtime",
+        *,
+        token_ttl: float = 900.0,
+        latency: float = 0.0,
+        credentials: tuple[str, str] | None = None,
+        account_numbers: tuple[str, ...] = ("5WT00000", "5WT00001"),
+    ) -> None:
+        self.state = SimState(
+            account_numbers=account_numbers,
+            token_ttl=token_ttl,
+            credentials=credentials,
+            dxlink_url=dxlink_url,
+            latency=latency,
+        )
+        self.app = create_rest_app(dxlink_url, state=self.state)
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    def add_fault(self, kind: FaultKind, **kw: Any) -> Fault:
+        """Add a :class:`Fault` (keywords as its fields); returns it (``count`` is live)."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}")
+        f = Fault(kind=kind, **kw)
+        self.state.faults.append(f)
+        return f
+
+    def clear_faults(self) -> None:
+        self.state.faults.clear()
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._runner = web.AppRunner(
+            self.app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        sock = server.sockets[0]  # type: ignore[attr-defined]
+        h, p = sock.getsockname()[:2]
+        self.base_url = f"http://{h}:{p}"
+        log.info("REST sim listening on %s", self.base_url)
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> RestSimServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
