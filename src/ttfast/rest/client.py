@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -50,6 +49,7 @@ from urllib.parse import quote
 import aiohttp
 import msgspec
 
+from ttfast._retry import Backoff
 from ttfast._util import redact_url
 from ttfast.errors import (
     ApiConnectionError,
@@ -270,14 +270,11 @@ class TastytradeClient:
             raise e from None
         return _Response(status, decoded)
 
-    def _backoff(self, attempt: int) -> float:
-        base: float = min(self.retry_backoff_max, self.retry_backoff * (2.0**attempt))
-        return base * (0.5 + random.random())
-
     async def _get(self, path: str, params: Params = None) -> _Response:
         """GET with retries (5xx/429/connection/timeout/malformed) and one refresh on 401."""
         refreshed = False
-        attempt = 0
+        # "centered": retry_backoff_max caps the nominal delay d, each delay is in [d/2, 3d/2)
+        backoff = Backoff(self.retry_backoff, self.retry_backoff_max, jitter="centered")
         while True:
             headers = await self.session.headers()
             try:
@@ -305,15 +302,14 @@ class TastytradeClient:
                     err = parse_error(status, body, path)
                     if not (status == 429 or status >= 500):
                         raise err
-            if attempt >= self.max_retries:
+            if backoff.attempt >= self.max_retries:
                 raise err
-            delay = self._backoff(attempt)
-            attempt += 1
+            delay = backoff.next_delay()
             log.warning(
                 "GET %s failed (%s); retry %d/%d in %.2fs",
                 path,
                 err.code or err.status,
-                attempt,
+                backoff.attempt,
                 self.max_retries,
                 delay,
             )

@@ -32,8 +32,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
-import random
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -42,6 +42,7 @@ from typing import Any, Literal, Protocol
 import aiohttp
 import msgspec
 
+from ttfast._retry import Backoff
 from ttfast._util import redact_url
 from ttfast._version import __version__
 from ttfast.errors import AuthError
@@ -341,9 +342,11 @@ class OAuthSession:
     async def _grant(self) -> AccessToken:
         url = self.base_url + "/oauth/token"
         last: AuthError | None = None
+        # no cap: refresh_attempts bounds the schedule
+        backoff = Backoff(self.refresh_backoff, math.inf, jitter="centered")
         for attempt in range(self.refresh_attempts):
             if attempt:
-                delay = self.refresh_backoff * (2 ** (attempt - 1)) * (0.5 + random.random())
+                delay = backoff.next_delay()
                 log.warning(
                     "token refresh attempt %d/%d failed (%s); retrying in %.2fs",
                     attempt,
