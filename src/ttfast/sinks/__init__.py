@@ -1,6 +1,7 @@
 """Where the worker's results go: Redis (snapshots + deltas) and Telegraf/InfluxDB (history).
 
-Sinks queue without blocking the batch loop and flush in batches from their own task; a sink
+Sinks queue without blocking the batch loop and flush in batches from their own task (the
+loop, `flush()` and `close()` are `ttfast.sinks._base.BatchingSink`, their shared base); a sink
 that cannot reach its server keeps a bounded backlog and counts what it drops. Their warnings
 go through `LogLimiter`, so a sink failing thousands of times a second logs a few lines, each
 saying how many similar messages it stands for.

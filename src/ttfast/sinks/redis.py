@@ -12,11 +12,12 @@ and whose replies are single lines (``:n``, ``+OK`` or ``-ERR ...``); so it pack
 and counts reply lines on its own asyncio connection. redis-py remains the client for
 everything else (the redis source, tests).
 
-When Redis is down or restarting, the flusher reconnects with exponential backoff while the
-worker keeps running. Meanwhile at most `max_backlog` publishes are kept (the oldest are
-dropped and counted in `stats.dropped`); snapshots are one per symbol, the latest always wins
-(an overwritten snapshot is not a loss: SET keeps only the last value anyway). What a failed
-round had taken is put back in front of the queue, so delivery is at-least-once.
+When Redis is down or restarting, the flusher (the `BatchingSink` loop) reconnects with
+exponential backoff while the worker keeps running. Meanwhile at most `max_backlog` publishes
+are kept (the oldest are dropped and counted in `stats.dropped`); snapshots are one per symbol,
+the latest always wins (an overwritten snapshot is not a loss: SET keeps only the last value
+anyway). What a failed round had taken is put back in front of the queue, so delivery is
+at-least-once.
 
 `backlog` is every command not yet acknowledged: queued, plus the round in flight
 (`in_flight`). For publishes, ``enqueued == published + dropped + rejected_publishes +`` the
@@ -39,7 +40,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ttfast._util import redact_url
-from ttfast.sinks import LogLimiter
+from ttfast.sinks._base import BatchingSink
 
 log = logging.getLogger("ttfast.sinks.redis")
 
@@ -58,12 +59,16 @@ class RedisSinkStats:
     connected: bool = False
 
 
-class RedisSink:
+class RedisSink(BatchingSink):
     """Batched PUBLISH/SET to one Redis, robust to Redis going away.
 
     ``sink = RedisSink("redis://127.0.0.1:6379/0"); await sink.start(); sink.publish(ch, data);
     ...; await sink.close()``.
     """
+
+    kind = "redis"
+    _sender_name = "flusher"
+    _unit = "commands"
 
     def __init__(
         self,
@@ -77,24 +82,16 @@ class RedisSink:
     ) -> None:
         if max_backlog < 1 or max_commands < 1:
             raise ValueError("max_backlog and max_commands must be >= 1")
-        self.url = url
+        super().__init__(url, log, backoff_initial=backoff_initial, backoff_max=backoff_max)
         self.max_backlog = max_backlog
         self.max_commands = max_commands
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
         self.stats = RedisSinkStats()
         self.socket_timeout = socket_timeout
         self._conn: _RespConnection | None = None
         self._pubs: deque[tuple[bytes, bytes]] = deque()
         self._snaps: dict[bytes, bytes] = {}
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._inflight_pubs = 0  # commands of the round awaiting Redis's replies
         self._inflight_snaps = 0
-        self._limiter = LogLimiter(log)
 
     def __repr__(self) -> str:
         return f"<RedisSink {redact_url(self.url)} backlog={self.backlog}>"
@@ -151,49 +148,14 @@ class RedisSink:
         self._idle.clear()
         self._wake.set()
 
-    # -- lifecycle ---------------------------------------------------------------------------
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="ttfast-redis-sink")
-            self._task.add_done_callback(self._task_done)
+    # -- lifecycle (BatchingSink hooks) --------------------------------------------------------
+    def _has_work(self) -> bool:
+        return bool(self._pubs or self._snaps)
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error(
-                "redis %s: flusher stopped on an unexpected error; %d commands will not be sent",
-                redact_url(self.url),
-                self.backlog,
-                exc_info=task.exception(),
-            )
+    def _unsent(self) -> int:
+        return self.backlog
 
-    async def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything queued so far is acknowledged; False on timeout."""
-        self._wake.set()
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
-
-    async def close(self, timeout: float = 5.0) -> None:
-        """Flush what is queued (up to `timeout`), stop the flusher, close the connection.
-
-        Whatever is still unsent afterwards (queued, or in flight when the flusher stopped) is
-        counted in `stats.dropped`.
-        """
-        if self._task is not None:
-            if not self._task.done():
-                await self.flush(timeout)
-            self._closing = True
-            self._wake.set()
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            except Exception:  # already logged by _task_done
-                pass
-            self._task = None
+    async def _shutdown(self) -> None:
         lost = len(self._pubs) + self._inflight_pubs  # in flight: only if the task died
         self._inflight_pubs = self._inflight_snaps = 0
         if lost or self._snaps:
@@ -235,81 +197,72 @@ class RedisSink:
             pubs = pubs[len(pubs) - room :] if room > 0 else []
         self._pubs.extendleft(reversed(pubs))
 
-    async def _run(self) -> None:
-        delay = self.backoff_initial
-        failing = False
-        while not self._closing:
-            if not self._pubs and not self._snaps:
-                self._idle.set()
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            pubs, snaps = self._take()
-            self._inflight_pubs, self._inflight_snaps = len(pubs), len(snaps)
-            parts: list[bytes] = []
-            for key, payload in snaps:
-                parts.append(
-                    b"*3\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
-                    % (len(key), key, len(payload), payload)
-                )
-            for channel, payload in pubs:
-                parts.append(
-                    b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
-                    % (len(channel), channel, len(payload), payload)
-                )
-            try:
-                if self._conn is None:
-                    self._conn = await _RespConnection.open(self.url, self.socket_timeout)
-                errors = await self._conn.roundtrip(b"".join(parts), len(parts))
-            except asyncio.CancelledError:  # closing mid-round: what was in flight is lost
-                self.stats.dropped += len(pubs)
-                self._inflight_pubs = self._inflight_snaps = 0
-                raise
-            except (OSError, EOFError, TimeoutError, RedisProtocolError) as exc:
-                if self._conn is not None:
-                    self._conn.close()
-                    self._conn = None
-                self._inflight_pubs = self._inflight_snaps = 0
-                self._put_back(pubs, snaps)
-                self.stats.failures += 1
-                self.stats.connected = False
-                if not failing:
-                    log.warning(
-                        "redis %s unavailable (%s: %s); retrying with backoff",
-                        redact_url(self.url),
-                        type(exc).__name__,
-                        exc,
-                    )
-                failing = True
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.backoff_max)
-                continue
-            if failing:
-                self.stats.reconnects += 1
-                log.info("redis %s reconnected", redact_url(self.url))
-            failing = False
-            delay = self.backoff_initial
-            self.stats.connected = True
+    def _recovered(self, failed: int) -> None:
+        self.stats.reconnects += 1
+        log.info("redis %s reconnected", redact_url(self.url))
+
+    async def _send(self) -> bool:
+        """One pipelined round; False (what it had taken is queued again) when Redis is
+        unreachable."""
+        pubs, snaps = self._take()
+        self._inflight_pubs, self._inflight_snaps = len(pubs), len(snaps)
+        parts: list[bytes] = []
+        for key, payload in snaps:
+            parts.append(
+                b"*3\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
+                % (len(key), key, len(payload), payload)
+            )
+        for channel, payload in pubs:
+            parts.append(
+                b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
+                % (len(channel), channel, len(payload), payload)
+            )
+        try:
+            if self._conn is None:
+                self._conn = await _RespConnection.open(self.url, self.socket_timeout)
+            errors = await self._conn.roundtrip(b"".join(parts), len(parts))
+        except asyncio.CancelledError:  # closing mid-round: what was in flight is lost
+            self.stats.dropped += len(pubs)
             self._inflight_pubs = self._inflight_snaps = 0
-            bad_snaps = bad_pubs = 0
-            if errors:  # e.g. a key of the wrong type, OOM, NOPERM: not retryable, count + log
-                bad_snaps = sum(1 for i, _ in errors if i < len(snaps))
-                bad_pubs = len(errors) - bad_snaps
-                self.stats.rejected += len(errors)
-                self.stats.rejected_publishes += bad_pubs
-                self._limiter.log(
-                    "rejected",
-                    logging.ERROR,
-                    "redis %s rejected %d of %d commands: %s (%d rejected in all)",
+            raise
+        except (OSError, EOFError, TimeoutError, RedisProtocolError) as exc:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            self._inflight_pubs = self._inflight_snaps = 0
+            self._put_back(pubs, snaps)
+            self.stats.failures += 1
+            self.stats.connected = False
+            if not self._failing:
+                log.warning(
+                    "redis %s unavailable (%s: %s); retrying with backoff",
                     redact_url(self.url),
-                    len(errors),
-                    len(parts),
-                    errors[0][1].decode(errors="replace"),
-                    self.stats.rejected,
+                    type(exc).__name__,
+                    exc,
                 )
-            self.stats.flushes += 1
-            self.stats.published += len(pubs) - bad_pubs
-            self.stats.snapshots += len(snaps) - bad_snaps
+            return False
+        self.stats.connected = True
+        self._inflight_pubs = self._inflight_snaps = 0
+        bad_snaps = bad_pubs = 0
+        if errors:  # e.g. a key of the wrong type, OOM, NOPERM: not retryable, count + log
+            bad_snaps = sum(1 for i, _ in errors if i < len(snaps))
+            bad_pubs = len(errors) - bad_snaps
+            self.stats.rejected += len(errors)
+            self.stats.rejected_publishes += bad_pubs
+            self._limiter.log(
+                "rejected",
+                logging.ERROR,
+                "redis %s rejected %d of %d commands: %s (%d rejected in all)",
+                redact_url(self.url),
+                len(errors),
+                len(parts),
+                errors[0][1].decode(errors="replace"),
+                self.stats.rejected,
+            )
+        self.stats.flushes += 1
+        self.stats.published += len(pubs) - bad_pubs
+        self.stats.snapshots += len(snaps) - bad_snaps
+        return True
 
 
 async def wait_for_redis(url: str, timeout: float = 5.0) -> bool:

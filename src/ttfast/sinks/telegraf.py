@@ -15,9 +15,9 @@ worker batch per call; this module only buffers the bytes and ships them:
 * Database: before the first batch, the sink asks ``POST /query`` to ``CREATE DATABASE`` the
   target database (a no-op when it exists; `create_database=False` turns this off). Telegraf's
   listener answers any query with ``{"results":[]}`` and accepts every database; a server
-  without ``/query`` (404) cannot create it. When the server refuses (not an admin user) and
-  the database does not exist, that is logged as an error at start-up; a batch rejected with
-  ``database not found`` gets one clear hint in the log.
+  without ``/query`` (404) cannot create it. When the server refuses (not an
+  admin user) and the database does not exist, that is logged as an error at start-up; a batch
+  rejected with ``database not found`` gets one clear hint in the log.
 * UDP (``udp://host:port``): Telegraf ``socket_listener`` / InfluxDB's ``[[udp]]``; datagrams
   are split on line boundaries to at most `udp_payload` bytes. UDP has no acknowledgement.
 
@@ -30,7 +30,6 @@ When full, the oldest queued (never the in-flight) lines are dropped and counted
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip as gzip_mod
 import json
 import logging
@@ -48,7 +47,7 @@ import numpy.typing as npt
 
 from ttfast._core import LineEncoder
 from ttfast._util import redact_url
-from ttfast.sinks import LogLimiter
+from ttfast.sinks._base import BatchingSink
 
 log = logging.getLogger("ttfast.sinks.telegraf")
 
@@ -74,8 +73,12 @@ class TelegrafSinkStats:
     buffered_bytes: int = 0  # bytes not yet acknowledged: queued + in flight
 
 
-class TelegrafSink:
+class TelegrafSink(BatchingSink):
     """Buffers encoded line protocol and ships it in batches (see module docstring)."""
+
+    kind = "telegraf"
+    _sender_name = "sender"
+    _unit = "lines"
 
     def __init__(
         self,
@@ -96,7 +99,7 @@ class TelegrafSink:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https", "udp"):
             raise ValueError(f"telegraf url must be http(s):// or udp://, got {redact_url(url)}")
-        self.url = url
+        super().__init__(url, log, backoff_initial=backoff_initial, backoff_max=backoff_max)
         self.scheme = parts.scheme
         self.database = ""
         self._query_url = ""
@@ -132,8 +135,6 @@ class TelegrafSink:
         self.batch_bytes = batch_bytes
         self.flush_interval = flush_interval
         self.max_buffer_bytes = max_buffer_bytes
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
         self.timeout = timeout
         self.udp_payload = udp_payload
         self.create_database = create_database
@@ -149,17 +150,11 @@ class TelegrafSink:
         # touches it, and it leaves only when the server has answered (or at close)
         self._inflight: tuple[bytes, int, bytes] | None = None
         self._udp_offset = 0  # bytes of the in-flight batch already sent as datagrams
-        self._flush_all = False  # flush() asked: send without waiting for the timer
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._sock: socket.socket | None = None
         self._db_state: _DbState = "unknown" if self._query_url and create_database else "done"
         self._db_hinted = False
-        self._limiter = LogLimiter(log)
-        self._failing = 0  # consecutive failed attempts
+        self._db_retried = False  # the in-flight batch was already resent after creating the db
 
     def __repr__(self) -> str:
         return f"<TelegrafSink {redact_url(self.url)} buffered={self.stats.buffered_bytes}B>"
@@ -253,53 +248,39 @@ class TelegrafSink:
                 self.stats.lines_dropped,
             )
 
-    # -- lifecycle ---------------------------------------------------------------------------
-    async def start(self) -> None:
-        if self._task is not None:
-            return
+    # -- lifecycle (BatchingSink hooks) --------------------------------------------------------
+    def _open(self) -> None:
         if self.scheme == "udp":
             self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             self._sock.setblocking(False)
             self._sock.connect(self._udp_addr)
         else:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
-        self._task = asyncio.create_task(self._run(), name="ttfast-telegraf-sink")
-        self._task.add_done_callback(self._task_done)
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error(
-                "telegraf %s: sender stopped on an unexpected error; %d lines will not be sent",
-                redact_url(self.url),
-                self.backlog_lines,
-                exc_info=task.exception(),
-            )
+    async def _prepare(self) -> None:
+        if self._db_state == "unknown":
+            await self._ensure_database()
 
-    async def flush(self, timeout: float | None = None) -> bool:
-        """Send everything buffered now; False if not acknowledged within `timeout`."""
-        if self._chunks or self._inflight is not None:
-            self._flush_all = True
-            self._wake.set()
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+    def _has_work(self) -> bool:
+        return bool(self._chunks) or self._inflight is not None
 
-    async def close(self, timeout: float = 5.0) -> None:
-        """Flush (up to `timeout`), stop the sender; what is still unacknowledged (queued or in
-        flight) is counted in `stats.lines_dropped`."""
-        if self._task is not None:
-            if not self._task.done():
-                await self.flush(timeout)
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            except Exception:  # already logged by _task_done
-                pass
-            self._task = None
+    def _due(self) -> float:
+        """A line waits at most `flush_interval` unless a batch is full, a flush was asked or a
+        batch is already in flight (being retried)."""
+        if self._inflight is not None or self._flush_all or self._queued_bytes >= self.batch_bytes:
+            return 0.0
+        return self._chunks[0][2] + self.flush_interval - time.monotonic()
+
+    def _unsent(self) -> int:
+        return self.backlog_lines
+
+    def _recovered(self, failed: int) -> None:
+        log.info(
+            "telegraf %s: batch delivered after %d failed attempts", redact_url(self.url), failed
+        )
+        self._limiter.reset("retry")
+
+    async def _shutdown(self) -> None:
         n = self.backlog_lines
         if n:
             self.stats.lines_dropped += n
@@ -308,7 +289,6 @@ class TelegrafSink:
         self._inflight = None
         self._queued_bytes = self._queued_lines = 0
         self.stats.buffered_bytes = 0
-        self._idle.set()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -336,66 +316,41 @@ class TelegrafSink:
         self._inflight = (body, lines, wire)
         self._udp_offset = 0
 
-    async def _run(self) -> None:
-        delay = self.backoff_initial
-        db_retried = False  # the in-flight batch was already retried after creating the db
-        if self._db_state == "unknown":
-            await self._ensure_database()
+    async def _send(self) -> bool:
+        """One attempt at the in-flight batch (taken from the queue if there is none); False
+        to retry it after the backoff."""
+        if self._inflight is None:
+            self._take()
+            self._db_retried = False
         while True:
-            if self._inflight is None:
-                if not self._chunks:
-                    self._flush_all = False
-                    self._idle.set()
-                    self._wake.clear()
-                    await self._wake.wait()
-                    continue
-                if not self._flush_all and self._queued_bytes < self.batch_bytes:
-                    due = self._chunks[0][2] + self.flush_interval - time.monotonic()
-                    if due > 0:
-                        self._wake.clear()
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._wake.wait(), due)
-                        continue
-                self._take()
-                db_retried = False
-            assert self._inflight is not None
             if self._db_state == "unknown":
                 await self._ensure_database()
+            assert self._inflight is not None
             body, lines, wire = self._inflight
             if self._sock is not None:
                 outcome, text = await self._send_udp(body), ""
             else:
                 outcome, text = await self._send_http(wire)
             if outcome == "rejected" and "database not found" in text:
-                if not db_retried and self.create_database and self._db_state == "done":
+                if not self._db_retried and self.create_database and self._db_state == "done":
                     # created earlier and gone since (dropped?): create again, send again once
-                    db_retried = True
+                    self._db_retried = True
                     self._db_state = "unknown"
                     if await self._ensure_database() == "done":
                         continue
                 self._hint_missing_database()
-            if outcome == "retry":
-                self.stats.retries += 1
-                self._failing += 1
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.backoff_max)
-                continue
-            if self._failing:
-                log.info(
-                    "telegraf %s: batch delivered after %d failed attempts",
-                    redact_url(self.url),
-                    self._failing,
-                )
-                self._limiter.reset("retry")
-                self._failing = 0
-            delay = self.backoff_initial
-            self._inflight = None
-            self.stats.buffered_bytes -= len(body)
-            if outcome == "ok":
-                self.stats.lines_sent += lines
-                self.stats.batches_sent += 1
-            else:
-                self.stats.lines_rejected += lines
+            break
+        if outcome == "retry":
+            self.stats.retries += 1
+            return False
+        self._inflight = None
+        self.stats.buffered_bytes -= len(body)
+        if outcome == "ok":
+            self.stats.lines_sent += lines
+            self.stats.batches_sent += 1
+        else:
+            self.stats.lines_rejected += lines
+        return True
 
     async def _send_http(self, data: bytes) -> tuple[_Outcome, str]:
         assert self._session is not None
