@@ -319,3 +319,41 @@ async def test_write_only_user_on_existing_database_is_fine(
     assert sink.stats.lines_sent == 1
     assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
     assert "w-pw-2" not in caplog.text
+
+
+async def test_redirect_is_not_followed_and_rejects_the_batch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A 307 on /write would re-POST the batch (and any credentials) to Location: exactly one
+    POST arrives, nothing reaches the target, the batch counts as rejected with a clear log."""
+    moved = web.Response(status=307, headers={"Location": "/moved?p=s3cret"})
+    runner, url, seen = await _peer({"/write": moved, "/moved": web.Response(status=204)})
+    sink = TelegrafSink(url, database="d", create_database=False, flush_interval=0.0)
+    await sink.start()
+    sink.write_lines(b"m v=1 1\nm v=2 2\n", 2)
+    assert await sink.flush(5.0)
+    await sink.close()
+    await runner.cleanup()
+    assert seen == ["/write"]
+    s = sink.stats
+    assert s.lines_rejected == 2 and s.lines_sent == 0 and s.retries == 0
+    assert s.lines_enqueued == s.lines_sent + s.lines_dropped + s.lines_rejected
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("HTTP 307" in m and "not followed" in m for m in errors), errors
+    assert "s3cret" not in caplog.text
+
+
+async def test_redirect_on_query_is_not_followed(caplog: pytest.LogCaptureFixture) -> None:
+    """CREATE DATABASE is not re-posted to a redirect target either; writes still go out."""
+    moved = web.Response(status=308, headers={"Location": "/moved"})
+    routes = {"/query": moved, "/write": web.Response(status=204), "/moved": None}
+    runner, url, seen = await _peer(routes)
+    sink = TelegrafSink(url, database="d")
+    await sink.start()
+    sink.write_lines(b"m v=1 1\n", 1)
+    assert await sink.flush(5.0)
+    await sink.close()
+    await runner.cleanup()
+    assert seen == ["/query", "/write"]
+    assert sink.stats.lines_sent == 1
+    assert "redirect (not followed)" in caplog.text

@@ -9,13 +9,15 @@ worker batch per call; this module only buffers the bytes and ships them:
   (at most `batch_bytes`, or one chunk) belongs to the sender until the server answers: 5xx,
   408, 429 and connection errors are retried with exponential backoff, re-sending the same
   batch unchanged; any other 4xx is the data's fault: the server's message is logged, that
-  batch is dropped and its lines counted in `stats.lines_rejected`. Delivery is at-least-once:
+  batch is dropped and its lines counted in `stats.lines_rejected`. Redirects (3xx) are never
+  followed (they would re-send the batch and any credentials elsewhere): the batch is rejected
+  the same way, with the target in the log. Delivery is at-least-once:
   a batch whose answer was lost (timeout, dropped connection) is sent again, and InfluxDB keeps
   one point per series and timestamp, so the repeat overwrites the same points.
 * Database: before the first batch, the sink asks ``POST /query`` to ``CREATE DATABASE`` the
   target database (a no-op when it exists; `create_database=False` turns this off). Telegraf's
   listener answers any query with ``{"results":[]}`` and accepts every database; a server
-  without ``/query`` (404) cannot create it. When the server refuses (not an
+  without ``/query`` (404, or a redirect) cannot create it. When the server refuses (not an
   admin user) and the database does not exist, that is logged as an error at start-up; a batch
   rejected with ``database not found`` gets one clear hint in the log.
 * UDP (``udp://host:port``): Telegraf ``socket_listener`` / InfluxDB's ``[[udp]]``; datagrams
@@ -358,9 +360,26 @@ class TelegrafSink(BatchingSink):
         if self.gzip:
             headers["Content-Encoding"] = "gzip"
         try:
-            async with self._session.post(self._write_url, data=data, headers=headers) as resp:
+            # never follow a redirect: it would re-POST the batch (and the credentials in the
+            # URL or the basic-auth header) to wherever Location points
+            async with self._session.post(
+                self._write_url, data=data, headers=headers, allow_redirects=False
+            ) as resp:
                 if resp.status < 300:
                     return "ok", ""
+                if resp.status < 400:
+                    self._limiter.log(
+                        "rejected",
+                        logging.ERROR,
+                        "telegraf %s answered HTTP %d (redirect to %s), not followed: batch "
+                        "dropped (%d lines rejected in all); point the sink's url at the "
+                        "server itself",
+                        redact_url(self.url),
+                        resp.status,
+                        redact_url(resp.headers.get("Location", ""), from_peer=True) or "?",
+                        self.stats.lines_rejected + (self._inflight[1] if self._inflight else 0),
+                    )
+                    return "rejected", ""
                 text = (await resp.text(errors="replace"))[:500].strip()
                 if resp.status >= 500 or resp.status in _RETRY_4XX:
                     self._limiter.log(
@@ -424,7 +443,9 @@ class TelegrafSink(BatchingSink):
     async def _query(self, q: str) -> tuple[int, dict[str, object] | None]:
         """POST `q` to /query: (HTTP status, JSON body or None); raises on connection errors."""
         assert self._session is not None
-        async with self._session.post(self._query_url, data={"q": q}) as resp:
+        async with self._session.post(
+            self._query_url, data={"q": q}, allow_redirects=False
+        ) as resp:
             raw = await resp.read()
             try:
                 body = json.loads(raw)
@@ -465,6 +486,16 @@ class TelegrafSink(BatchingSink):
                     "telegraf %s has no /query endpoint (not InfluxDB 1.x?): "
                     'database "%s" cannot be checked or created from here',
                     url,
+                    name,
+                )
+                return
+            if 300 <= status < 400:
+                self._db_state = "no_query"
+                log.warning(
+                    "telegraf %s: /query answered HTTP %d, a redirect (not followed): "
+                    'database "%s" cannot be checked or created from here',
+                    url,
+                    status,
                     name,
                 )
                 return
