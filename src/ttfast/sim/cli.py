@@ -13,6 +13,7 @@ import contextlib
 import sys
 from collections.abc import Callable, Sequence
 
+from ttfast._run import run
 from ttfast.sim.dxlink_server import DxLinkServer
 
 __all__ = ["add_sim_arguments", "main", "run_sim", "serve_sim"]
@@ -54,7 +55,7 @@ def run_sim(
 ) -> int:
     """Blocking runner behind ``ttfast sim``; returns the exit code (0 after Ctrl-C)."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_sim(host, dxlink_port, rest_port, seed, ready=_print_ready))
+        run(serve_sim(host, dxlink_port, rest_port, seed, ready=_print_ready))
     return 0
 
 
