@@ -75,6 +75,8 @@ async def test_close_flushes_and_counts_unsent(redis_srv: RedisServer) -> None:
         sink.publish(b"ch", b"%d" % i)
     await sink.close(timeout=0.3)
     assert sink.stats.dropped == 10
+    assert sink.backlog == 0
+    assert await sink.flush(0.1)  # nothing left to wait for: the unsent are counted dropped
 
 
 def test_redact_url() -> None:
