@@ -793,3 +793,20 @@ async def test_summary_and_profile_rows(server: DxLinkServer) -> None:
     m = await c.recv_type("FEED_DATA")
     assert m["data"] == ["Profile", ["AAPL", "AAPL (simulated)"]]
     await c.close()
+
+
+def test_sim_candle_index_is_a_java_long_after_2038() -> None:
+    """dxFeed prints the index as a signed Java long: bars from 2**31 s on are negative, and
+    ttfast's decoder (int64 index column) and candle store order them after older bars."""
+    from ttfast import CandleStore
+    from ttfast._core import candle_time
+
+    before, after = (2**31 - 300) * 1000, (2**31 + 300) * 1000
+    assert mk.candle_index(before) > 0 > mk.candle_index(after)
+    assert mk.index_time(mk.candle_index(after)) == after
+    assert mk.index_time(mk.candle_index(after) + (1 << 64)) == after
+    assert candle_time(mk.candle_index(after)) == after
+    store = CandleStore(8)
+    for t, c in ((before, 1.0), (after, 2.0)):
+        store.apply_bar("X{=5m}", t, c, c, c, c, 1.0)
+    assert store["X{=5m}"].last.close == 2.0

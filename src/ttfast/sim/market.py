@@ -185,12 +185,15 @@ def tick_time(t_ms: int, tick_ms: int) -> int:
 
 
 def candle_index(time_ms: int, sequence: int = 0) -> int:
-    """dxFeed time-series index: ``(secs << 32) | (millis << 22) | sequence`` (spec §6.4)."""
-    return ((time_ms // 1000) << 32) | ((time_ms % 1000) << 22) | sequence
+    """dxFeed time-series index: ``(secs << 32) | (millis << 22) | sequence`` (spec §6.4), as
+    the Java ``long`` dxFeed prints: negative for bars from 2038-01-19 03:14:08 UTC on."""
+    v = ((time_ms // 1000) << 32) | ((time_ms % 1000) << 22) | sequence
+    return v - (1 << 64) if v >= 1 << 63 else v
 
 
 def index_time(index: int) -> int:
-    """Inverse of :func:`candle_index` (time part)."""
+    """Inverse of :func:`candle_index` (time part); accepts the signed or the unsigned form."""
+    index &= (1 << 64) - 1
     return (index >> 32) * 1000 + ((index >> 22) & 0x3FF)
 
 
