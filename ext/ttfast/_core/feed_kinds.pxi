@@ -1,6 +1,6 @@
 # Part of ttfast._core.feed, included by feed.pyx (not compiled on its own; see
 # ext/README.md). The field kind table: dxLink field name -> column kind (spec
-# dxlink.md §4.3, §5), the ONLY place that says it; and what an absent value reads as.
+# dxlink.md §4.3, §5), the ONLY place that says it; and what an absent value reads as, per kind.
 
 # Column kind of a field unknown to the table: decided per group (numbers -> float64, else object).
 DEF KIND_INFER = 4
@@ -168,3 +168,42 @@ def field_kinds(str event_type=None):
                 out[(<bytes>_FIELD_TABLE[i].name).decode()] = \
                     _KIND_NAMES[_FIELD_TABLE[i].kind]
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# What an absent value reads as, per column kind: the ONE place that says it.
+#
+# A value is absent when a FULL-format event lacks the key (TAG_MISSING). In string columns and
+# columns of unknown kind, JSON null (TAG_NULL) reads the same; float64/int64/bool columns never
+# hold null (the parser rejects it as a semantic error), so only TAG_MISSING is tested there.
+#
+#   float64 -> NaN     int64 -> 0 (int64 has no NaN)     bool -> False     object (str) -> None
+#   unknown kind: NaN when the column reads as float64, None when it reads as object
+#
+# Every read of a parsed value goes through these: the numpy columns (EventBatch._build and its
+# _fill_* helpers, _materialize) and EventBatch.to_dicts.
+
+DEF ABSENT_I64 = 0
+
+
+cdef inline double _absent_f64() noexcept nogil:
+    return NAN
+
+
+cdef inline double _f64_at(const int64_t* slots, const uint8_t* tags,
+                           Py_ssize_t s) noexcept nogil:
+    return (<const double*>slots)[s] if tags[s] != TAG_MISSING else _absent_f64()
+
+
+cdef inline int64_t _i64_at(const int64_t* slots, const uint8_t* tags,
+                            Py_ssize_t s) noexcept nogil:
+    return slots[s] if tags[s] != TAG_MISSING else ABSENT_I64
+
+
+cdef inline bint _bool_at(const uint8_t* tags, Py_ssize_t s) noexcept nogil:
+    return tags[s] == TAG_TRUE           # TAG_FALSE and absent read as False
+
+
+cdef inline bint _absent_obj(uint8_t t) noexcept nogil:
+    """True when an object-column value reads as None."""
+    return t == TAG_NULL or t == TAG_MISSING
