@@ -20,138 +20,21 @@ Rules (InfluxDB 1.x line protocol, checked against influxd 1.6.7):
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
-from libc.stdint cimport int64_t, uint64_t
-from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy
-from libc.math cimport isfinite, fabs, signbit
+from libc.stdint cimport int64_t
+from libc.stdlib cimport malloc, free
+from libc.math cimport isfinite
 
 import numpy as np
 
-cdef extern from "shortest.h":
-    # repr(x) of a finite double (Schubfach shortest digits; see shortest.h); out >= 32 bytes
-    int ttf_repr_double(char* out, double x) noexcept nogil
-
-cdef double[9] P10 = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8]
+from ttfast._core.textbuf cimport (TextBuf, textbuf_reserve, textbuf_put, fmt_double,
+                                    fmt_int64)
 
 
-cdef int lpbuf_reserve(LPBuf* b, Py_ssize_t extra) except -1:
-    """Make room for `extra` more bytes (amortised doubling)."""
-    cdef Py_ssize_t need = b.len + extra
-    cdef Py_ssize_t cap
-    cdef char* p
-    if need <= b.cap:
-        return 0
-    cap = b.cap * 2 if b.cap else 4096
-    while cap < need:
-        cap *= 2
-    p = <char*>realloc(b.data, cap)
-    if p == NULL:
-        raise MemoryError("line protocol buffer")
-    b.data = p
-    b.cap = cap
-    return 0
-
-
-cdef inline void _put(LPBuf* b, const char* s, Py_ssize_t n) noexcept nogil:
-    memcpy(b.data + b.len, s, n)
-    b.len += n
-
-
-cdef inline int _put_bytes(LPBuf* b, bytes s) except -1:
+cdef inline int _put_bytes(TextBuf* b, bytes s) except -1:
     cdef Py_ssize_t n = PyBytes_GET_SIZE(s)
-    lpbuf_reserve(b, n)
-    _put(b, PyBytes_AS_STRING(s), n)
+    textbuf_reserve(b, n)
+    textbuf_put(b, PyBytes_AS_STRING(s), n)
     return 0
-
-
-cdef int fmt_int64(char* out, int64_t v) noexcept nogil:
-    """Decimal digits of v into out (>= 21 bytes); returns the length."""
-    cdef char[24] tmp
-    cdef int n = 0, i = 0
-    cdef uint64_t u
-    if v < 0:
-        out[0] = c'-'
-        i = 1
-        u = <uint64_t>0 - <uint64_t>v
-    else:
-        u = <uint64_t>v
-    while True:
-        tmp[n] = <char>(c'0' + <int>(u % 10))
-        n += 1
-        u //= 10
-        if u == 0:
-            break
-    while n > 0:
-        n -= 1
-        out[i] = tmp[n]
-        i += 1
-    return i
-
-
-cdef int fmt_double(char* out, double x) except -1:
-    """repr(x) into out (>= 32 bytes), x finite; returns the length.
-
-    Fast path (prices): the smallest k <= 8 such that m = round(|x| * 10**k) is an integer below
-    10**15 with m / 10**k == |x| exactly. A decimal of <= 15 significant digits names exactly one
-    double, and the smallest k gives the fewest digits, so this is the shortest round-trip
-    string, i.e. what repr prints for 1e-4 <= |x| < 1e16. Everything else (indicator values
-    with 16-17 digits, tiny/huge magnitudes) goes to ttf_repr_double (shortest.h, Schubfach),
-    which prints the same bytes as repr without CPython's bignum dtoa or an allocation.
-    """
-    cdef double ax = fabs(x)
-    cdef double s
-    cdef uint64_t m
-    cdef int k, i = 0, n, L, j
-    cdef char[24] dig
-    if x == 0.0:
-        if signbit(x):
-            memcpy(out, b"-0.0", 4)
-            return 4
-        memcpy(out, b"0.0", 3)
-        return 3
-    if ax >= 1e-4 and ax < 1e15:
-        if ax < 1e7:
-            # one probe at 8 places: a value with no short decimal form (indicator values)
-            # skips the loop below. Only a shortcut: both paths print exactly repr(x).
-            s = ax * 1e8
-            m = <uint64_t>(s + 0.5)
-            if <double>m / 1e8 != ax:
-                return ttf_repr_double(out, x)
-        for k in range(9):
-            s = ax * P10[k]
-            if s >= 1e15:
-                break
-            m = <uint64_t>(s + 0.5)
-            if <double>m / P10[k] == ax:
-                while k > 0 and m % 10 == 0:
-                    m //= 10
-                    k -= 1
-                if signbit(x):
-                    out[0] = c'-'
-                    i = 1
-                L = fmt_int64(dig, <int64_t>m)
-                if k == 0:
-                    memcpy(out + i, dig, L)
-                    i += L
-                    out[i] = c'.'
-                    out[i + 1] = c'0'
-                    return i + 2
-                if L > k:
-                    memcpy(out + i, dig, L - k)
-                    i += L - k
-                    out[i] = c'.'
-                    i += 1
-                    memcpy(out + i, dig + L - k, k)
-                    return i + k
-                out[i] = c'0'
-                out[i + 1] = c'.'
-                i += 2
-                for j in range(k - L):
-                    out[i] = c'0'
-                    i += 1
-                memcpy(out + i, dig, L)
-                return i + L
-    return ttf_repr_double(out, x)
 
 
 def format_float(double x) -> str:
@@ -254,7 +137,7 @@ cdef class LineEncoder:
         cdef Py_ssize_t* istride = NULL
         cdef double x
         cdef bint first
-        cdef LPBuf* b = &self._buf
+        cdef TextBuf* b = &self._buf
         cdef bytes pre, val
         cdef char[40] num
         cdef int L
@@ -332,25 +215,25 @@ cdef class LineEncoder:
                         self.fields_omitted += 1
                         continue
                     pre = <bytes>self._field_prefix[k]
-                    lpbuf_reserve(b, PyBytes_GET_SIZE(pre) + 41)
+                    textbuf_reserve(b, PyBytes_GET_SIZE(pre) + 41)
                     b.data[b.len] = c' ' if first else c','
                     b.len += 1
                     first = False
-                    _put(b, PyBytes_AS_STRING(pre), PyBytes_GET_SIZE(pre))
+                    textbuf_put(b, PyBytes_AS_STRING(pre), PyBytes_GET_SIZE(pre))
                     b.len += fmt_double(b.data + b.len, x)
                 for k in range(ni):
                     pre = <bytes>self._field_prefix[nf + k]
-                    lpbuf_reserve(b, PyBytes_GET_SIZE(pre) + 24)
+                    textbuf_reserve(b, PyBytes_GET_SIZE(pre) + 24)
                     b.data[b.len] = c' ' if first else c','
                     b.len += 1
                     first = False
-                    _put(b, PyBytes_AS_STRING(pre), PyBytes_GET_SIZE(pre))
+                    textbuf_put(b, PyBytes_AS_STRING(pre), PyBytes_GET_SIZE(pre))
                     b.len += fmt_int64(b.data + b.len, ip[k][i])
                     b.data[b.len] = c'i'
                     b.len += 1
                 for k in range(ns):
                     pre = <bytes>self._field_prefix[nf + ni + k]
-                    lpbuf_reserve(b, 1)
+                    textbuf_reserve(b, 1)
                     b.data[b.len] = c' ' if first else c','
                     b.len += 1
                     first = False
@@ -360,7 +243,7 @@ cdef class LineEncoder:
                     b.len = line_start
                     self.rows_skipped += 1
                     continue
-                lpbuf_reserve(b, 23)
+                textbuf_reserve(b, 23)
                 if has_time:
                     b.data[b.len] = c' '
                     b.len += 1

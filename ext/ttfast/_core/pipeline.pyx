@@ -61,7 +61,7 @@ from ttfast._core.candles cimport (CandleSeries, Changes, ChangeRec, CH_SNAPSHOT
                                    CH_REMOVED, CF_OPEN, CF_HIGH, CF_LOW, CF_CLOSE, CF_VOLUME,
                                    series_len, series_column, series_time)
 from ttfast._core.indicators cimport Macd, Hma, MacdOut
-from ttfast._core.lineproto cimport LPBuf, lpbuf_reserve, fmt_double, fmt_int64
+from ttfast._core.textbuf cimport TextBuf, textbuf_reserve, fmt_double, fmt_int64
 
 cnp.import_array()
 
@@ -183,7 +183,7 @@ cdef class IndicatorPipeline:
     cdef readonly long long skipped_not_ready
     cdef Row* _rows
     cdef Py_ssize_t _n, _cap
-    cdef LPBuf _buf
+    cdef TextBuf _buf
     cdef list _color_json
     cdef list _dir_json
 
@@ -477,7 +477,7 @@ cdef class IndicatorPipeline:
 
     # -- JSON ------------------------------------------------------------------------------
     cdef inline int _lit(self, const char* s, Py_ssize_t n) except -1:
-        lpbuf_reserve(&self._buf, n)
+        textbuf_reserve(&self._buf, n)
         memcpy(self._buf.data + self._buf.len, s, n)
         self._buf.len += n
         return 0
@@ -486,7 +486,7 @@ cdef class IndicatorPipeline:
         return self._lit(b, len(b))
 
     cdef inline int _num(self, double x) except -1:
-        lpbuf_reserve(&self._buf, 40)
+        textbuf_reserve(&self._buf, 40)
         if isfinite(x):
             self._buf.len += fmt_double(self._buf.data + self._buf.len, x)
         else:
@@ -495,7 +495,7 @@ cdef class IndicatorPipeline:
         return 0
 
     cdef inline int _int(self, int64_t x) except -1:
-        lpbuf_reserve(&self._buf, 24)
+        textbuf_reserve(&self._buf, 24)
         self._buf.len += fmt_int64(self._buf.data + self._buf.len, x)
         return 0
 
