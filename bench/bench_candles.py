@@ -1,6 +1,6 @@
 """Candle store: ttfast CandleStore vs a plain-Python dict/list store doing the same work.
 
-Both contestants consume the same decoded column batches (ttfast.candles.CandleBatch, the shape
+Both contestants consume the same decoded column batches (ttfast.ColumnBatch, the shape
 of the decoder's EventBatch) and implement the same dxFeed model (spec §6.6: snapshot buffering
 and replacement, TX_PENDING, REMOVE_EVENT, same-index replacement, chronological order, a
 capacity with eviction). The Python store is written to be fast for Python: a dict keyed by
@@ -20,8 +20,7 @@ import pytest
 
 from bench import datagen
 from bench.gatelib import CallgrindCase, RatioCase
-from ttfast import FeedDecoder
-from ttfast.candles import CandleBatch, CandleStore
+from ttfast import CandleStore, ColumnBatch, FeedDecoder
 
 TX, REMOVE, BEGIN, END, SNIP = 1, 2, 4, 8, 16
 FIELDS = ("open", "high", "low", "close", "volume", "vwap")
@@ -116,24 +115,24 @@ class PyCandleStore:
 
 # ------------------------------------------------------------------------------ data
 
-UPDATE_BATCHES = [CandleBatch(c) for c in datagen.candle_forming_update_batches(200)]
+UPDATE_BATCHES = [ColumnBatch("Candle", c) for c in datagen.candle_forming_update_batches(200)]
 N_UPDATES = sum(b.size for b in UPDATE_BATCHES)
 
 
-def _snapshot_batches(n: int, rows_per_batch: int = 10_000) -> list[CandleBatch]:
+def _snapshot_batches(n: int, rows_per_batch: int = 10_000) -> list[ColumnBatch]:
     cols = datagen.candle_snapshot_columns(n)
     return [
-        CandleBatch({k: v[i : i + rows_per_batch] for k, v in cols.items()})
+        ColumnBatch("Candle", {k: v[i : i + rows_per_batch] for k, v in cols.items()})
         for i in range(0, n + 1, rows_per_batch)
     ]
 
 
 SNAP_100K = _snapshot_batches(100_000)
 SNAP_20K = _snapshot_batches(20_000, rows_per_batch=5_000)
-_SNAP_1M: list[CandleBatch] = []
+_SNAP_1M: list[ColumnBatch] = []
 
 
-def snap_1m() -> list[CandleBatch]:
+def snap_1m() -> list[ColumnBatch]:
     if not _SNAP_1M:
         _SNAP_1M.extend(_snapshot_batches(1_000_000))
     return _SNAP_1M
@@ -186,14 +185,14 @@ def _ref_updates() -> PyCandleStore:
     return store
 
 
-def _fast_snapshot(batches: list[CandleBatch]) -> CandleStore:
+def _fast_snapshot(batches: list[ColumnBatch]) -> CandleStore:
     store = CandleStore(capacity=1 << 20)
     for b in batches:
         store.apply(b)
     return store
 
 
-def _ref_snapshot(batches: list[CandleBatch]) -> PyCandleStore:
+def _ref_snapshot(batches: list[ColumnBatch]) -> PyCandleStore:
     store = PyCandleStore(capacity=1 << 20)
     for b in batches:
         store.apply(b)
@@ -305,8 +304,8 @@ GATE_CALLGRIND = [
         "candles.forming_update",
         setup=_SETUP
         + (
-            "from bench import datagen\nfrom ttfast.candles import CandleBatch, CandleStore\n"
-            "bs = [CandleBatch(c) for c in datagen.candle_forming_update_batches(20)]\n"
+            "from bench import datagen\nfrom ttfast import CandleStore, ColumnBatch\n"
+            "bs = [ColumnBatch('Candle', c) for c in datagen.candle_forming_update_batches(20)]\n"
             "store = CandleStore()\n"
         ),
         stmt="for b in bs: store.apply(b)",
@@ -317,8 +316,8 @@ GATE_CALLGRIND = [
         "candles.snapshot_bar",
         setup=_SETUP
         + (
-            "from bench import datagen\nfrom ttfast.candles import CandleBatch, CandleStore\n"
-            "b = CandleBatch(datagen.candle_snapshot_columns(20000))\n"
+            "from bench import datagen\nfrom ttfast import CandleStore, ColumnBatch\n"
+            "b = ColumnBatch('Candle', datagen.candle_snapshot_columns(20000))\n"
             "store = CandleStore(capacity=1 << 15)\n"
         ),
         stmt="store.apply(b)",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ttfast._core import EventBatch, FeedDecoder, message_type
 from ttfast._util import lazy_exports
 from ttfast._version import __version__
+from ttfast.batch import Batch, ColumnBatch
 from ttfast.candles import CandleSeries, CandleStore, Changes, normalize_candle_symbol
 from ttfast.errors import (
     ApiConnectionError,
@@ -35,9 +36,11 @@ __all__ = [
     "ApiConnectionError",
     "ApiError",
     "AuthError",
+    "Batch",
     "CandleSeries",
     "CandleStore",
     "Changes",
+    "ColumnBatch",
     "ConnectionEvent",
     "DecodeError",
     "DxLinkStreamer",

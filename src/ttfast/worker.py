@@ -47,6 +47,7 @@ import numpy.typing as npt
 from ttfast._core import CandleStore, IndicatorPipeline, LineEncoder, PipelineOutput
 from ttfast._core.pipeline import normalize_period
 from ttfast._util import redact_url
+from ttfast.batch import ColumnBatch
 from ttfast.sinks.redis import RedisSink
 from ttfast.sinks.telegraf import CANDLE_FIELDS, INDICATOR_FIELDS, TelegrafSink
 
@@ -188,23 +189,6 @@ class WorkerStats:
     symbols_discarded: int = 0  # idle symbols discarded (idle_discard)
     process_ns: int = 0  # time spent in store.apply + pipeline + sink queueing
     last_batch_at: float = 0.0
-
-
-class _Columns:
-    """A Candle batch built from raw redis messages (the shape CandleStore.apply() reads)."""
-
-    event_type = "Candle"
-
-    def __init__(self, cols: dict[str, npt.NDArray[Any]]) -> None:
-        self._cols = cols
-        self.size = len(cols["eventSymbol"])
-        self.fields = list(cols)
-
-    def __len__(self) -> int:
-        return self.size
-
-    def column(self, name: str) -> npt.NDArray[Any] | None:
-        return self._cols.get(name)
 
 
 class RawCandle(msgspec.Struct, forbid_unknown_fields=False):
@@ -465,7 +449,7 @@ class Worker:
             col = batch.column(name)
             if col is not None:
                 cols[name] = col[keep]
-        return _Columns(cols)
+        return ColumnBatch("Candle", cols)
 
     # -- sources -----------------------------------------------------------------------------
     def _tap_store(self, streamer: Any) -> None:
@@ -744,7 +728,7 @@ class Worker:
         }
         for name in ("open", "high", "low", "close", "volume"):
             cols[name] = np.array([_f(getattr(c, name)) for c in rs], dtype=np.float64)
-        self.on_changes(self.store.apply(_Columns(cols)))
+        self.on_changes(self.store.apply(ColumnBatch("Candle", cols)))
 
     # -- lifecycle ---------------------------------------------------------------------------
     def stop(self) -> None:

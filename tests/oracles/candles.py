@@ -14,6 +14,10 @@ The only additions to the spec's pseudo-code are the store's documented extras:
 * the index is an unsigned 64-bit number (plain Python ints here), so bars order by time from
   1970-01-01 up to 2106-02-07, past the signed 2038 overflow.
 * Change records, per symbol per call, defined in ttfast/_core/candles.pyi.
+* resume mode (`resume`, `cancel_resume`): a snapshot that begins in it merges when it completes
+  instead of replacing: the bars from the index of the row that ended it on that the snapshot
+  does not hold are removed, then its bars (built exactly like a replacing snapshot's) are
+  written over the stored ones, oldest first, like live events; `ready` stays True.
 Slow on purpose (dicts, sorting, min()); obviously right is the point.
 """
 
@@ -110,6 +114,9 @@ class OracleSeries:
     ready: bool = False
     snip: bool = False
     snip_pending: bool = False
+    resume: bool = False  # resume mode: a snapshot that begins merges
+    merging: bool = False  # the snapshot being received began in resume mode
+    merge_lo: int = 0  # index of the row that ended it
 
     def building(self) -> bool:
         return self.in_snapshot or self.snapshot_done
@@ -181,11 +188,14 @@ class OracleStore:
             s.in_snapshot = True
             s.snapshot_done = False
             s.pending.clear()
-            s.ready = False
+            s.merging = s.resume
+            if not s.merging:
+                s.ready = False
         if s.in_snapshot and e.flags & (SNAPSHOT_END | SNAPSHOT_SNIP):
             s.in_snapshot = False
             s.snapshot_done = True
             s.snip_pending = bool(e.flags & SNAPSHOT_SNIP)
+            s.merge_lo = e.index
         if tx or s.in_snapshot:
             if not s.building() and len(s.pending) >= s.capacity:
                 del s.pending[0]  # a held transaction keeps its newest `capacity` events
@@ -203,6 +213,9 @@ class OracleStore:
                         removed += 1
                 else:
                     evicted += bounded_write(fresh, s.capacity, x)[1]
+            if s.merging:
+                self._merge(sym, fresh, evicted)
+                return
             s.bars = fresh
             s.pending.clear()
             s.snapshot_done = False
@@ -220,6 +233,24 @@ class OracleStore:
         for x in [*s.pending, e]:
             self._visible(sym, x)
         s.pending.clear()
+
+    def _merge(self, sym: str, fresh: dict[int, Event], evicted: int) -> None:
+        """A completed resume-mode snapshot `fresh` merges into the stored bars."""
+        s, rec = self.series[sym], self._records[sym]
+        for k in sorted(s.bars):
+            if k >= s.merge_lo and k not in fresh:
+                del s.bars[k]
+                rec.removed += 1
+                self.removed += 1
+                rec.min_touched = k if rec.min_touched is None else min(rec.min_touched, k)
+        rec.evicted += evicted
+        self.evicted += evicted
+        for k in sorted(fresh):
+            self._visible(sym, fresh[k])
+        s.pending.clear()
+        s.snapshot_done = False
+        s.merging = False
+        s.ready = True
 
     def _finish(self) -> list[tuple[str, tuple[int, int, int, int, int]]]:
         out = []
@@ -284,6 +315,18 @@ class OracleStore:
         if s is not None and not s.building():
             s.ready = True
         return out
+
+    def resume(self, symbol: str) -> int | None:
+        s = self.series.get(symbol)
+        if s is None:
+            return None
+        s.resume = s.ready and bool(s.bars)
+        return s.bars[max(s.bars)].time if s.resume else None
+
+    def cancel_resume(self, symbol: str) -> None:
+        s = self.series.get(symbol)
+        if s is not None:
+            s.resume = False
 
     def discard(self, symbol: str) -> bool:
         return self.series.pop(symbol, None) is not None

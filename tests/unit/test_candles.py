@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ttfast import ColumnBatch
 from ttfast.candles import (
     CHANGE_APPENDED,
     CHANGE_CORRECTED,
@@ -19,7 +20,6 @@ from ttfast.candles import (
     CHANGE_REMOVED,
     CHANGE_REVISED_LAST,
     CHANGE_SNAPSHOT,
-    CandleBatch,
     CandleStore,
     candle_index,
     candle_time,
@@ -52,8 +52,8 @@ FIELDS_QC = (
 DAY = 86_400_000
 
 
-def batch(fields: tuple[str, ...], rows: list[tuple[Any, ...]]) -> CandleBatch:
-    return CandleBatch.from_rows(fields, rows)
+def batch(fields: tuple[str, ...], rows: list[tuple[Any, ...]]) -> ColumnBatch:
+    return ColumnBatch.from_rows("Candle", fields, rows)
 
 
 def changes_of(ch: Any) -> dict[str, tuple[int, int, int, int, int]]:
@@ -331,7 +331,7 @@ def test_update_of_the_bar_before_a_removed_last_bar_is_a_correction() -> None:
         Event("A", 0, index_of(0), 0, 9, (9.0,) * 10),
     ]
     for evs in (first, second):
-        got = changes_of(store.apply(CandleBatch(events_to_columns(evs))))
+        got = changes_of(store.apply(ColumnBatch("Candle", events_to_columns(evs))))
         assert got == dict(oracle.apply_events(evs))
     assert got == {"A": (CHANGE_CORRECTED | CHANGE_REMOVED, 0, 1, 0, 0)}
     assert_same_series(store, oracle, "A")
@@ -356,13 +356,14 @@ def test_missing_columns_derive_index_time_and_default_values() -> None:
     store = CandleStore()
     # no eventFlags, no index, with sequence
     store.apply(
-        CandleBatch(
+        ColumnBatch(
+            "Candle",
             {
                 "eventSymbol": ["A", "A"],
                 "time": [t0, t0 + 60_000],
                 "sequence": [0, 0],
                 "close": [1.0, 2.0],
-            }
+            },
         )
     )
     s = store["A"]
@@ -371,7 +372,9 @@ def test_missing_columns_derive_index_time_and_default_values() -> None:
     assert not s.ready  # plain events without a snapshot do not make a series ready
     # no time column: time derived from the index
     store.apply(
-        CandleBatch({"eventSymbol": ["B"], "index": [candle_index(t0 + 123)], "close": [3.0]})
+        ColumnBatch(
+            "Candle", {"eventSymbol": ["B"], "index": [candle_index(t0 + 123)], "close": [3.0]}
+        )
     )
     assert list(store["B"].time) == [t0 + 123]
 
@@ -379,19 +382,20 @@ def test_missing_columns_derive_index_time_and_default_values() -> None:
 def test_bad_batches() -> None:
     store = CandleStore()
     with pytest.raises(ValueError, match="Candle"):
-        store.apply(
-            type("B", (), {"event_type": "Quote", "size": 0, "column": lambda self, n: None})()
-        )
+        store.apply(type("B", (), {"event_type": "Quote", "column": lambda self, n: None})())
     with pytest.raises(ValueError, match="eventSymbol"):
-        store.apply(CandleBatch({"time": [1]}))
+        store.apply(ColumnBatch("Candle", {"time": [1]}))
     with pytest.raises(ValueError, match="index nor a time"):
-        store.apply(CandleBatch({"eventSymbol": ["A"], "close": [1.0]}))
-    ch = store.apply(CandleBatch({"eventSymbol": [None, "", "A"], "time": [1, 2, 3]}))
+        store.apply(ColumnBatch("Candle", {"eventSymbol": ["A"], "close": [1.0]}))
+    ch = store.apply(ColumnBatch("Candle", {"eventSymbol": [None, "", "A"], "time": [1, 2, 3]}))
     assert store.rejected == 2 and ch.symbols == ["A"] and store.events == 1
 
-    class Short:
+    class Short:  # the batch's length is its eventSymbol column's: 'time' is too long
         event_type = "Candle"
-        size = 3
+        fields = ("eventSymbol", "time")
+
+        def __len__(self) -> int:
+            return 3
 
         def column(self, name: str) -> Any:
             return {
@@ -399,7 +403,7 @@ def test_bad_batches() -> None:
                 "time": np.zeros(3, np.int64),
             }.get(name)
 
-    with pytest.raises(ValueError, match="values for a batch of 3"):
+    with pytest.raises(ValueError, match="'time' has 3 values for a batch of 1"):
         store.apply(Short())
     with pytest.raises(ValueError):
         CandleStore(capacity=0)
@@ -480,7 +484,7 @@ def test_large_newest_first_snapshot_with_insertions_everywhere() -> None:
         evs.append(Event("Z", 0 if k % 2 else 2, index_of(k * 1000), k * 1000, 1, (1.0,) * 10))
     for lo in range(0, len(evs), 97):
         part = evs[lo : lo + 97]
-        got = changes_of(store.apply(CandleBatch(events_to_columns(part))))
+        got = changes_of(store.apply(ColumnBatch("Candle", events_to_columns(part))))
         assert got == dict(oracle.apply_events(part))
         assert_same_series(store, oracle, "Z")
 
@@ -497,11 +501,12 @@ def assert_same_series(store: CandleStore, oracle: OracleStore, sym: str) -> Non
     assert list(s.count) == cols["count"]
     for name in SERIES_DOUBLES:
         np.testing.assert_array_equal(getattr(s, name), np.array(cols[name], dtype=np.float64))
-    assert (s.ready, s.snip, s.in_snapshot, s.pending) == (
+    assert (s.ready, s.snip, s.in_snapshot, s.pending, s.resuming) == (
         o.ready,
         o.snip,
         o.building(),
         oracle.pending_count(sym),
+        o.resume,
     )
 
 
@@ -520,6 +525,7 @@ _EVENT = st.tuples(
 _OP = st.one_of(
     st.lists(_EVENT, max_size=25),
     st.tuples(st.just("bar"), st.integers(0, 2), st.integers(0, 13), st.floats(1, 100)),
+    st.tuples(st.sampled_from(["resume", "cancel_resume"]), st.integers(0, 2)),
 )
 
 
@@ -534,8 +540,11 @@ def event_streams(draw: st.DrawFn) -> tuple[int, list[list[Event] | tuple[Any, .
         omit.discard("time")
     ops: list[list[Event] | tuple[Any, ...]] = []
     for op in draw(st.lists(_OP, min_size=1, max_size=12)):
-        if isinstance(op, tuple):  # a non-dxLink bar
+        if isinstance(op, tuple) and op[0] == "bar":  # a non-dxLink bar
             ops.append(("bar", syms[op[1] % len(syms)], op[2] * 60_000, op[3]))
+            continue
+        if isinstance(op, tuple):  # resume mode on (if there is something to resume) or off
+            ops.append((op[0], syms[op[1] % len(syms)]))
             continue
         evs = []
         for si, k, seq, off, flags, count, v in op:
@@ -563,6 +572,9 @@ def test_store_matches_oracle(
     capacity, ops, omit = case
     store, oracle = CandleStore(capacity=capacity), OracleStore(capacity=capacity)
     for op in ops:
+        if isinstance(op, tuple) and op[0] != "bar":
+            assert getattr(store, op[0])(op[1]) == getattr(oracle, op[0])(op[1])
+            continue
         if isinstance(op, tuple):
             _, sym, t, c = op
             got = changes_of(store.apply_bar(sym, t, c, c + 1, c - 1, c, 10.0))
@@ -576,7 +588,7 @@ def test_store_matches_oracle(
                 with_count="count" not in omit,
                 doubles=() if "doubles" in omit else DOUBLE_FIELDS,
             )
-            ch = store.apply(CandleBatch(cols))
+            ch = store.apply(ColumnBatch("Candle", cols))
             got = changes_of(ch)
             want = dict(oracle.apply_events(op))
             assert ch.symbols == list(want)  # first-touched order

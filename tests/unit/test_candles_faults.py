@@ -25,8 +25,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ttfast import FeedDecoder
-from ttfast.candles import CandleBatch, CandleStore, candle_index, candle_time
+from ttfast import ColumnBatch, FeedDecoder
+from ttfast.candles import CandleStore, candle_index, candle_time
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench import datagen
@@ -94,8 +94,9 @@ def test_never_committed_transaction_holds_at_most_capacity_events() -> None:
     store = CandleStore(capacity=16)
     n = 200_000
     ts = T0 + MIN * np.arange(n, dtype=np.int64)
-    held = CandleBatch(
-        {"eventSymbol": ["X"] * n, "eventFlags": [1] * n, "time": ts, "close": np.arange(n)}
+    held = ColumnBatch(
+        "Candle",
+        {"eventSymbol": ["X"] * n, "eventFlags": [1] * n, "time": ts, "close": np.arange(n)},
     )
     assert not store.apply(held)
     s = store["X"]
@@ -104,7 +105,7 @@ def test_never_committed_transaction_holds_at_most_capacity_events() -> None:
     assert store.events == n  # applied to the store's state (held), not rejected
     # the transaction finally ends: the newest 16 held events and the closing one are applied
     ch = store.apply(
-        CandleBatch({"eventSymbol": ["X"], "time": [T0 + n * MIN], "close": [float(n)]})
+        ColumnBatch("Candle", {"eventSymbol": ["X"], "time": [T0 + n * MIN], "close": [float(n)]})
     )
     assert s.pending == 0 and len(s) == 16
     assert s.close.tolist() == [float(k) for k in range(n - 15, n + 1)]
@@ -119,7 +120,7 @@ def test_held_events_wrap_around_in_arrival_order() -> None:
     evs.append(Event("X", 3, index_of(6 * MIN), 6 * MIN))  # TX|REMOVE of the newest write
     evs.append(Event("X", 0, index_of(2 * MIN), 2 * MIN, 9, (9.0,) * 10))
     for part in (evs[:4], evs[4:]):
-        assert changes_of(store.apply(CandleBatch(events_to_columns(part)))) == dict(
+        assert changes_of(store.apply(ColumnBatch("Candle", events_to_columns(part)))) == dict(
             oracle.apply_events(part)
         )
         assert_same(store, oracle)
@@ -134,8 +135,9 @@ def test_max_symbols_refuses_new_symbols_and_applies_the_rest() -> None:
     assert store.max_symbols == 2
     syms = ["A", "B", "C", "A", "C", "D", "B"]
     ch = store.apply(
-        CandleBatch(
-            {"eventSymbol": syms, "time": [MIN * k for k in range(7)], "close": range(1, 8)}
+        ColumnBatch(
+            "Candle",
+            {"eventSymbol": syms, "time": [MIN * k for k in range(7)], "close": range(1, 8)},
         )
     )
     assert store.symbols() == ["A", "B"] and ch.symbols == ["A", "B"]
@@ -144,14 +146,14 @@ def test_max_symbols_refuses_new_symbols_and_applies_the_rest() -> None:
     stats = store.stats()
     assert (stats["symbols_refused"], stats["rows_refused"], stats["symbols"]) == (2, 3, 2)
     # each call counts each refused symbol once
-    store.apply(CandleBatch({"eventSymbol": ["C", "C"], "time": [MIN, 2 * MIN]}))
+    store.apply(ColumnBatch("Candle", {"eventSymbol": ["C", "C"], "time": [MIN, 2 * MIN]}))
     assert (store.symbols_refused, store.rows_refused) == (3, 5)
     # apply_bar of a refused symbol: counted, nothing created, no exception
     assert not store.apply_bar("E", MIN, 1, 1, 1, 1, 1)
     assert "E" not in store and (store.symbols_refused, store.rows_refused) == (4, 6)
     # discard frees a slot for a new symbol (the worker drops idle symbols this way)
     assert store.discard("B") and len(store) == 1
-    ch = store.apply(CandleBatch({"eventSymbol": ["C", "D"], "time": [MIN, MIN]}))
+    ch = store.apply(ColumnBatch("Candle", {"eventSymbol": ["C", "D"], "time": [MIN, MIN]}))
     assert store.symbols() == ["A", "C"] and ch.symbols == ["C"] and store.rows_refused == 7
     assert store.apply_bar("A", 9 * MIN, 1, 1, 1, 1, 1)  # known symbols keep working
 
@@ -178,7 +180,7 @@ def test_max_symbols_with_the_decoders_reused_symbol_objects() -> None:
 def test_many_symbols_stay_bounded() -> None:
     store = CandleStore(capacity=4, max_symbols=1000)
     syms = [f"S{k}" for k in range(100_000)]
-    store.apply(CandleBatch({"eventSymbol": syms, "time": [MIN] * len(syms)}))
+    store.apply(ColumnBatch("Candle", {"eventSymbol": syms, "time": [MIN] * len(syms)}))
     assert len(store) == 1000 and store.symbols() == syms[:1000]
     assert store.symbols_refused == store.rows_refused == 99_000
 
@@ -274,14 +276,14 @@ def test_decoded_snapshot_across_2038_then_live_updates() -> None:
     assert changes_of(ch) == {"X": (2, 0, 0, 0, 4)} and s.last.close == 42.0 and len(s) == 5
     (b,) = dec.decode(_frame([("X", 0, candle_index(Y2100 + MIN), Y2100 + MIN, 43.0)]))
     assert store.apply(b)["X"].appended == 1 and s.last.close == 43.0
-    # the same bars from a CandleBatch with the unsigned indices, and without an index column
+    # the same bars from a ColumnBatch with the unsigned indices, and without an index column
     for cols in (
         {"index": [candle_index(t) for t in snap], "time": snap},
         {"index": np.array([candle_index(t) for t in snap], dtype=np.uint64)},
         {"time": snap},
     ):
         other = CandleStore()
-        other.apply(CandleBatch({"eventSymbol": ["Y"] * 5, "close": range(5), **cols}))
+        other.apply(ColumnBatch("Candle", {"eventSymbol": ["Y"] * 5, "close": range(5), **cols}))
         assert other["Y"].time.tolist() == snap[::-1]
         assert other["Y"].close.tolist() == [4.0, 3.0, 2.0, 1.0, 0.0]
         assert other["Y"].last is not None and other["Y"].last.time == Y2100
@@ -289,9 +291,9 @@ def test_decoded_snapshot_across_2038_then_live_updates() -> None:
 
 def test_candle_batch_rejects_indices_outside_64_bits() -> None:
     with pytest.raises(ValueError, match="index"):
-        CandleBatch({"eventSymbol": ["A", "A"], "index": [1 << 63, -1]})
+        ColumnBatch("Candle", {"eventSymbol": ["A", "A"], "index": [1 << 63, -1]})
     with pytest.raises(ValueError, match="index"):
-        CandleBatch({"eventSymbol": ["A"], "index": [1 << 64]})
+        ColumnBatch("Candle", {"eventSymbol": ["A"], "index": [1 << 64]})
 
 
 # ------------------------------------------------------------------ 12: bad eventFlags, sequence
@@ -301,13 +303,14 @@ def test_rows_with_bad_event_flags_are_rejected() -> None:
     store = CandleStore()
     flags = [0, (1 << 32) + 4, -1, 1 << 31, 1 << 40, 0]
     store.apply(
-        CandleBatch(
+        ColumnBatch(
+            "Candle",
             {
                 "eventSymbol": ["A"] * 6,
                 "eventFlags": flags,
                 "time": [T0 + k * MIN for k in range(6)],
                 "close": range(6),
-            }
+            },
         )
     )
     s = store["A"]
@@ -320,14 +323,16 @@ def test_rows_with_bad_sequence_or_time_are_rejected_without_an_index_column() -
     seqs = [0, 1 << 22, -1, (1 << 22) + 5, 7, 0, 0]
     times = [T0, T0, T0, T0, T0, -1, TIME_LIMIT]
     store.apply(
-        CandleBatch({"eventSymbol": ["A"] * 7, "time": times, "sequence": seqs, "close": range(7)})
+        ColumnBatch(
+            "Candle", {"eventSymbol": ["A"] * 7, "time": times, "sequence": seqs, "close": range(7)}
+        )
     )
     s = store["A"]
     assert s.index.tolist() == [candle_index(T0), candle_index(T0, 7)]
     assert s.close.tolist() == [0.0, 4.0] and s.time.tolist() == [T0, T0]
     assert store.rejected == 5 and store.events == 2
     # a bad row never creates a series
-    store.apply(CandleBatch({"eventSymbol": ["B"], "time": [T0], "sequence": [-5]}))
+    store.apply(ColumnBatch("Candle", {"eventSymbol": ["B"], "time": [T0], "sequence": [-5]}))
     assert "B" not in store and store.rejected == 6
 
 
@@ -388,7 +393,7 @@ def test_limits_match_oracle(case: tuple[int, int, list[Any]]) -> None:
     oracle = OracleStore(capacity=capacity, max_symbols=max_symbols)
     for op in ops:
         if isinstance(op, list):
-            ch = store.apply(CandleBatch(events_to_columns(op)))
+            ch = store.apply(ColumnBatch("Candle", events_to_columns(op)))
             want = dict(oracle.apply_events(op))
             assert changes_of(ch) == want and ch.symbols == list(want)
         elif op[0] == "discard":
@@ -443,7 +448,7 @@ def test_index_range_and_bad_rows_match_oracle(case: tuple[int, bool, list[list[
         if with_index:  # rows with a time outside the index range carry no index: drop them
             evs = [e for e in evs if 0 <= e.time < TIME_LIMIT]
         cols = events_to_columns(evs, with_index=with_index, doubles=DOUBLE_FIELDS)
-        ch = store.apply(CandleBatch(cols))
+        ch = store.apply(ColumnBatch("Candle", cols))
         want = dict(oracle.apply_events(evs, derived_index=not with_index))
         assert changes_of(ch) == want and ch.symbols == list(want)
         assert_same(store, oracle)

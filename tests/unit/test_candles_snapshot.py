@@ -6,7 +6,7 @@ allow, and drops the rows a full map cannot keep; these properties drive every w
 that path: shuffled order, duplicates (also of the bar just received), REMOVE inside the snapshot,
 TX_PENDING rows, rows newer than the first one, other symbols interleaved, capacity smaller than
 the snapshot, a second SNAPSHOT_BEGIN mid-way, SNAPSHOT_SNIP, unfinished snapshots followed by
-live bars, and batch boundaries anywhere. Fed both as CandleBatch columns and as real EventBatch
+live bars, and batch boundaries anywhere. Fed both as ColumnBatch columns and as real EventBatch
 objects from the dxLink decoder.
 """
 
@@ -21,8 +21,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ttfast import CandleStore, FeedDecoder
-from ttfast.candles import CandleBatch
+from ttfast import CandleStore, ColumnBatch, FeedDecoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench import datagen
@@ -150,7 +149,7 @@ def _run(capacity: int, batches: list[list[Event]], as_batch: Any) -> None:
 @given(snapshot_streams())
 def test_snapshot_paths_match_oracle(case: tuple[int, list[list[Event]]]) -> None:
     capacity, batches = case
-    _run(capacity, batches, lambda evs: CandleBatch(events_to_columns(evs)))
+    _run(capacity, batches, lambda evs: ColumnBatch("Candle", events_to_columns(evs)))
 
 
 def _frame(evs: list[Event]) -> bytes:
@@ -197,7 +196,7 @@ def test_big_newest_first_snapshot_then_live_bars() -> None:
     cols = datagen.candle_snapshot_columns(n)
     store = CandleStore(capacity=cap)
     for i in range(0, n + 1, 7_000):
-        store.apply(CandleBatch({k: v[i : i + 7_000] for k, v in cols.items()}))
+        store.apply(ColumnBatch("Candle", {k: v[i : i + 7_000] for k, v in cols.items()}))
     s = store["SPY{=m}"]
     assert s.ready and len(s) == cap and store.evicted == n - cap
     want_t = cols["time"][:cap][::-1]
@@ -206,7 +205,7 @@ def test_big_newest_first_snapshot_then_live_bars() -> None:
     t = int(want_t[-1])
     for j in range(1, 30_000, 1000):  # fills the free room, then the ring re-centers/grows
         ts = [t + k * MIN for k in range(j, min(j + 1000, 30_000))]
-        store.apply(CandleBatch({"eventSymbol": ["SPY{=m}"] * len(ts), "time": ts}))
+        store.apply(ColumnBatch("Candle", {"eventSymbol": ["SPY{=m}"] * len(ts), "time": ts}))
     assert len(s) == cap and s.time[-1] == t + 29_999 * MIN and s.time[0] == want_t[29_999]
     assert bool(np.all(np.diff(s.time) == MIN)) and math.isnan(s.close[-1])
 
@@ -215,17 +214,19 @@ def test_symbol_cache_survives_discard_and_new_objects() -> None:
     # apply() caches symbol object -> series across calls; discard() must invalidate it
     store = CandleStore(capacity=10)
     sym = "".join(["A", "{=m}"])  # a str object of our own, reused like the decoder does
-    b1 = CandleBatch({"eventSymbol": [sym], "time": [MIN], "close": [1.0]})
+    b1 = ColumnBatch("Candle", {"eventSymbol": [sym], "time": [MIN], "close": [1.0]})
     store.apply(b1)
     first = store[sym]
     assert store.discard(sym) and sym not in store
-    store.apply(CandleBatch({"eventSymbol": [sym], "time": [2 * MIN], "close": [2.0]}))
+    store.apply(ColumnBatch("Candle", {"eventSymbol": [sym], "time": [2 * MIN], "close": [2.0]}))
     assert store[sym] is not first and list(store[sym].close) == [2.0] and len(first) == 1
     other = "".join(["A", "{=m}"])  # equal string, another object: same series
-    store.apply(CandleBatch({"eventSymbol": [other], "time": [3 * MIN], "close": [3.0]}))
+    store.apply(ColumnBatch("Candle", {"eventSymbol": [other], "time": [3 * MIN], "close": [3.0]}))
     assert list(store[sym].close) == [2.0, 3.0]
     # many symbols (more than the cache holds) in one store keep their own series
     syms = [f"S{k}" for k in range(500)]
     for _ in range(2):
-        store.apply(CandleBatch({"eventSymbol": syms, "time": [MIN] * 500, "close": [1.0] * 500}))
+        store.apply(
+            ColumnBatch("Candle", {"eventSymbol": syms, "time": [MIN] * 500, "close": [1.0] * 500})
+        )
     assert len(store) == 501 and all(len(store[x]) == 1 for x in syms)

@@ -77,6 +77,9 @@ cdef class CandleSeries:
     cdef int* _txflags             # buffer of at most `capacity` events, oldest at _tx_head
     cdef Py_ssize_t _tx_n, _tx_cap, _tx_head
     cdef bint _in_snapshot, _snapshot_done, _building, _ready, _snip, _snip_pending
+    cdef bint _resume              # resume mode: snapshots that begin now merge (resume())
+    cdef bint _merging             # the snapshot being received began in resume mode
+    cdef uint64_t _merge_lo        # index of the row that ended it: the oldest bar it covers
     cdef Py_ssize_t _st_removed, _st_evicted, _st_events
     # per-apply change tracking
     cdef uint64_t _epoch
@@ -94,6 +97,7 @@ cdef class CandleSeries:
     cdef int _staging_op(self, const Bar* b, int flags) except -1
     cdef int _tx_push(self, const Bar* b, int flags, CandleStore st) except -1
     cdef int _publish(self, Changes ch, CandleStore st) except -1
+    cdef int _merge(self, Changes ch, CandleStore st) except -1
     cdef int _event(self, const Bar* b, int flags, Changes ch, CandleStore st) except -1
 
 

@@ -1,16 +1,20 @@
 # cython: boundscheck=False, wraparound=False, initializedcheck=False
 """Ring-buffered candle store following dxFeed's eventFlags model (spec dxlink.md §6.6).
 
-Consumes Candle EventBatch objects (the decoder's, read through its C-level column() from
-feed.pxd, or anything with .event_type, .size and .column(name) giving numpy columns) without
-creating Python objects per candle, and keeps per symbol a
-fixed-capacity, chronologically sorted, contiguous set of C columns. Touches nothing but its own
+Consumes Candle batches (the decoder's EventBatch, read through its C-level column() from
+feed.pxd, or any ttfast.Batch: .event_type and .column(name) giving numpy columns; its length is
+that of its eventSymbol column) without creating Python objects per candle, and keeps per symbol
+a fixed-capacity, chronologically sorted, contiguous set of C columns. Touches nothing but its own
 memory: no I/O, no imports of the asyncio shell.
 
 Semantics (identical to tests/oracles/candles.py, which is §6.6 written literally):
 * SNAPSHOT_BEGIN starts a snapshot for the symbol (held events are discarded), SNAPSHOT_END or
   SNAPSHOT_SNIP ends it; held events become visible with the first event that is neither
   TX_PENDING nor inside a snapshot; a completed snapshot REPLACES the symbol's bars.
+* Resume mode (resume(symbol), set by the streamer on a reconnect that resubscribes from the
+  newest bar): a snapshot that begins in it covers only [its END/SNIP row, now] and MERGES
+  instead: stored bars in that range it does not hold are removed, its bars are written over
+  the stored ones by index (oldest first), older bars stay, and the series stays ready.
 * Bars are keyed by dxFeed index (time-ordered); a write to an existing index replaces the bar;
   REMOVE_EVENT deletes the bar with that index and never becomes a bar itself.
 * Capacity: the bar map is bounded; inserting a new index into a full map evicts the oldest
@@ -514,13 +518,53 @@ cdef class CandleSeries:
         self._snip = self._snip_pending
         return 0
 
+    cdef int _merge(self, Changes ch, CandleStore st) except -1:
+        """A completed snapshot that began in resume mode becomes visible by MERGING.
+
+        It covers [its END/SNIP row's index, now]: the stored bars in that range that it does
+        not hold are removed (the server deleted them), then its bars are written over the
+        stored ones by index, oldest first, like live events. Older stored bars stay.
+        """
+        cdef Ring* sg = &self._staging
+        cdef Py_ssize_t j, k
+        cdef uint64_t idx
+        cdef Bar b
+        self._begin_tracking(ch, st._epoch)
+        j = ring_lower_bound(&self.ring, self._merge_lo)
+        while j < self.ring.n:
+            idx = self.ring.index[self.ring.start + j]
+            k = ring_lower_bound(sg, idx)
+            if k < sg.n and sg.index[sg.start + k] == idx:
+                j += 1
+                continue
+            ring_delete(&self.ring, j)     # the next bar moves to position j
+            self._ch_removed += 1
+            st.removed += 1
+            self._touch(idx)
+        for j in range(sg.n):
+            ring_get(sg, sg.start + j, &b)
+            self._visible_op(&b, 0, st)
+        self._ch_evicted += self._st_evicted
+        st.evicted += self._st_evicted
+        ring_free(&self._staging)
+        self._st_removed = 0
+        self._st_evicted = 0
+        self._st_events = 0
+        self._snapshot_done = False
+        self._building = False
+        self._merging = False
+        self._ready = True
+        return 0
+
     cdef int _event(self, const Bar* b, int flags, Changes ch, CandleStore st) except -1:
         cdef Py_ssize_t j, k
         if flags & SNAPSHOT_BEGIN:
             self._in_snapshot = True
             self._snapshot_done = False
             self._building = True
-            self._ready = False
+            self._merging = self._resume
+            if not self._merging:
+                self._ready = False        # (a merge keeps the series ready: bars stay valid)
             self._tx_n = 0
             self._tx_head = 0
             self._staging.n = 0
@@ -532,12 +576,15 @@ cdef class CandleSeries:
             self._in_snapshot = False
             self._snapshot_done = True
             self._snip_pending = (flags & SNAPSHOT_SNIP) != 0
+            self._merge_lo = b.index
         if (flags & TX_PENDING) or self._in_snapshot:
             if self._building:
                 return self._staging_op(b, flags)
             return self._tx_push(b, flags, st)
         if self._snapshot_done:
             self._staging_op(b, flags)
+            if self._merging:
+                return self._merge(ch, st)
             return self._publish(ch, st)
         self._begin_tracking(ch, st._epoch)
         if self._tx_n:
@@ -574,6 +621,11 @@ cdef class CandleSeries:
     def in_snapshot(self):
         """True between SNAPSHOT_BEGIN and the snapshot becoming visible."""
         return self._building
+
+    @property
+    def resuming(self):
+        """True in resume mode (CandleStore.resume): a snapshot that begins merges."""
+        return self._resume
 
     @property
     def pending(self):
@@ -1036,11 +1088,13 @@ cdef class CandleStore:
             et = batch.event_type
             if et != "Candle":
                 raise ValueError(f"CandleStore.apply needs a Candle batch, got {et!r}")
-            n = batch.size
-            if n < 0:
-                raise ValueError("negative batch size")
             getcol = batch.column
-            sym_a = _check_column(getcol("eventSymbol"), "eventSymbol", cnp.NPY_OBJECT, n)
+            # the batch's length is that of its eventSymbol column (no Python-level __len__)
+            sym_a = getcol("eventSymbol")
+            if sym_a is None:
+                raise ValueError("Candle batch has no eventSymbol column")
+            n = len(sym_a)
+            sym_a = _check_column(sym_a, "eventSymbol", cnp.NPY_OBJECT, n)
             flags_a = _check_column(getcol("eventFlags"), "eventFlags", cnp.NPY_INT64, n)
             index_a = _check_column(getcol("index"), "index", cnp.NPY_INT64, n)
             time_a = _check_column(getcol("time"), "time", cnp.NPY_INT64, n)
@@ -1281,6 +1335,37 @@ cdef class CandleStore:
     def symbols(self):
         """Symbols with a series (including ones still waiting for their snapshot)."""
         return list(self._by_symbol)
+
+    def resume(self, str symbol):
+        """Prepare `symbol` to be resubscribed from its newest bar (after a reconnect).
+
+        Returns that bar's start time (epoch ms), the fromTime to subscribe with, and puts the
+        series in resume mode: a snapshot that begins from now on covers only [that time, now],
+        so it MERGES into the series instead of replacing it. When it completes, the stored bars
+        from its END/SNIP row's index on (the oldest bar it covers) that it does not hold are
+        removed, its bars are written over the stored ones by index, and the older bars stay;
+        Changes reports that like live events (REVISED_LAST, APPENDED, CORRECTED, REMOVED,
+        EVICTED), never SNAPSHOT, and the series stays `ready` throughout.
+
+        Returns None, and ends resume mode, when there is nothing to resume from: an unknown
+        symbol, a series without a completed snapshot (not `ready`) or without bars. Its next
+        snapshot then replaces it, as usual. cancel_resume() ends the mode too.
+        """
+        cdef CandleSeries s = self._series_for(symbol, False)
+        if s is None:
+            return None
+        if not s._ready or s.ring.n == 0:
+            s._resume = False
+            return None
+        s._resume = True
+        return s.ring.time[s.ring.start + s.ring.n - 1]
+
+    def cancel_resume(self, str symbol):
+        """End resume mode (a subscription from an older start): its next snapshot replaces
+        the series again. A snapshot already being received keeps the mode it began in."""
+        cdef CandleSeries s = self._series_for(symbol, False)
+        if s is not None:
+            s._resume = False
 
     def discard(self, str symbol):
         """Forget a symbol (e.g. after unsubscribing or when idle), freeing its memory and its

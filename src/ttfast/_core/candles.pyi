@@ -35,11 +35,13 @@ from 1970-01-01 to 2106-02-07 (times in [0, 2**32 * 1000) ms).
 """
 
 from collections.abc import Iterator
-from typing import Any, NamedTuple, Protocol, final
+from typing import Any, NamedTuple, final
 
 import numpy as np
 import numpy.typing as npt
 from typing_extensions import disjoint_base
+
+from ttfast.batch import Batch
 
 CHANGE_SNAPSHOT: int
 CHANGE_REVISED_LAST: int
@@ -47,15 +49,6 @@ CHANGE_APPENDED: int
 CHANGE_CORRECTED: int
 CHANGE_REMOVED: int
 CHANGE_EVICTED: int
-
-class _Batch(Protocol):
-    """Anything shaped like ttfast's decoded EventBatch."""
-
-    @property
-    def event_type(self) -> str: ...
-    @property
-    def size(self) -> int: ...
-    def column(self, name: str) -> Any: ...
 
 class CandleBar(NamedTuple):
     """One bar of a CandleSeries (NaN where the feed did not send a value)."""
@@ -102,6 +95,9 @@ class CandleSeries:
     @property
     def in_snapshot(self) -> bool:
         """Between SNAPSHOT_BEGIN and the snapshot becoming visible."""
+    @property
+    def resuming(self) -> bool:
+        """In resume mode (CandleStore.resume): a snapshot that begins merges."""
     @property
     def pending(self) -> int:
         """Received events not visible yet (snapshot in progress or TX_PENDING group)."""
@@ -220,11 +216,13 @@ class CandleStore:
     @property
     def rows_refused(self) -> int:
         """Rows skipped because their symbol was refused."""
-    def apply(self, batch: _Batch) -> Changes:
-        """Apply a Candle batch in order. Rows are skipped and counted in `rejected` when the
-        symbol is not a non-empty str, eventFlags is not in [0, 2**31), or (no index column)
-        sequence is not in [0, 2**22) or time not in [0, 2**32 * 1000); in `rows_refused` when
-        their new symbol is refused at max_symbols. The other rows are applied."""
+    def apply(self, batch: Batch) -> Changes:
+        """Apply a Candle batch in order (its length is its eventSymbol column's). Rows are
+        skipped and counted in `rejected` when the symbol is not a non-empty str, eventFlags is
+        not in [0, 2**31), or (no index column) sequence is not in [0, 2**22) or time not in
+        [0, 2**32 * 1000); in `rows_refused` when their new symbol is refused at max_symbols.
+        The other rows are applied. ValueError when the batch is not a Candle batch, has no
+        eventSymbol column, neither index nor time, or a column of another length."""
     def apply_bar(
         self,
         symbol: str,
@@ -250,6 +248,21 @@ class CandleStore:
     def __len__(self) -> int: ...
     def __iter__(self) -> Iterator[str]: ...
     def symbols(self) -> list[str]: ...
+    def resume(self, symbol: str) -> int | None:
+        """Prepare `symbol` to be resubscribed from its newest bar (after a reconnect).
+
+        Returns that bar's start time (epoch ms), the fromTime to subscribe with, and puts the
+        series in resume mode: a snapshot that begins from now on covers only [that time, now]
+        and MERGES into the series instead of replacing it. When it completes, the stored bars
+        from its END/SNIP row's index on that it does not hold are removed, its bars are
+        written over the stored ones by index and older bars stay; Changes reports that like
+        live events (REVISED_LAST, APPENDED, CORRECTED, REMOVED, EVICTED), never SNAPSHOT, and
+        the series stays `ready`. Returns None and ends resume mode when there is nothing to
+        resume from (unknown symbol, not `ready`, no bars): the next snapshot replaces.
+        """
+    def cancel_resume(self, symbol: str) -> None:
+        """End resume mode: the next snapshot replaces the series again (a snapshot already
+        being received keeps the mode it began in)."""
     def discard(self, symbol: str) -> bool:
         """Forget a symbol (frees its memory and its max_symbols slot); True if it was there."""
     def stats(self) -> dict[str, int]:

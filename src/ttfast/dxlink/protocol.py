@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Any, Final
 import msgspec
 
 from ttfast.dxlink.fields import CANDLE_FIELDS, EVENT_FIELDS
+from ttfast.symbols import build_candle_symbol
 
 __all__ = [
     "CANDLE_FIELDS",
@@ -82,56 +82,7 @@ def decode_control(payload: bytes | memoryview | str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# candle symbols and times
-
-
-_PERIOD_RE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)?\s*(mo|pm|pr|t|s|m|h|d|w|o|y|v|p)\s*$", re.I)
-
-
-def _normalize_period(period: str) -> str:
-    m = _PERIOD_RE.match(period)
-    if m is None:
-        raise ValueError(
-            f"bad candle period {period!r}: expected [n]unit with unit in "
-            "t,s,m,h,d,w,mo,o,y,v,p,pm,pr (m = minute, mo = month)"
-        )
-    num, unit = m.group(1), m.group(2)
-    # 'M' upper case is ambiguous in user input; dxFeed values are case-insensitive and
-    # 'm' is minute, so we lower-case (month must be spelled 'mo').
-    unit = unit.lower()
-    if num is not None:
-        value = float(num)
-        if value <= 0:
-            raise ValueError(f"candle period must be positive: {period!r}")
-        if value == 1.0:
-            num = None
-        elif value.is_integer():
-            num = str(int(value))
-        else:
-            num = repr(value)
-    return f"{num or ''}{unit}"
-
-
-def build_candle_symbol(
-    symbol: str, period: str = "5m", *, extended_hours: bool = True, price: str | None = None
-) -> str:
-    """Build the normalized dxFeed candle symbol for a streamer symbol (spec §6.1).
-
-    ``build_candle_symbol("SPY", "5m")`` -> ``"SPY{=5m}"``; ``period="1d"`` -> ``"{=d}"``
-    (a period value of 1 is dropped); ``extended_hours=False`` adds ``tho=true``; attribute
-    keys are ordered lexicographically with the period (empty key) first.
-    """
-    if not symbol or "{" in symbol or "}" in symbol:
-        raise ValueError(f"expected a plain streamer symbol, got {symbol!r}")
-    attrs: list[tuple[str, str]] = [("", _normalize_period(period))]
-    if price is not None and price.lower() != "last":
-        attrs.append(("price", price.lower()))
-    if not extended_hours:
-        attrs.append(("tho", "true"))
-    attrs.sort(key=lambda kv: kv[0])
-    body = ",".join(f"{k}={v}" for k, v in attrs)
-    return f"{symbol}{{{body}}}"
-
+# candle times (candle symbols: ttfast.symbols, re-exported here as build_candle_symbol)
 
 _MIN_PLAUSIBLE_MS: Final = 100_000_000_000  # 1973-03-03 in ms; smaller is almost surely seconds
 
