@@ -9,6 +9,7 @@
 #                  state (no mutation; call it any number of times);
 #   update_many(x, n, out)  commits n bars from a C array (non-finite inputs are skipped and
 #                  counted, out[i] = NaN for them); returns the number skipped. `out` may be NULL.
+#   reset_raw()    forgets every committed bar (the Python-level reset()).
 # A committed value equals the last revised value bit for bit when the close did not change.
 
 cdef struct EmaState:
@@ -69,21 +70,30 @@ cdef enum:
 cdef int hist_color_code(double hist, double prev) noexcept nogil
 
 
-cdef class Ema:
+cdef class _Indicator:
+    # The slow path the four indicators share, written once (Python-level reset, extend, rebuild
+    # and the count of skipped non-finite inputs) over two hooks each class implements with its
+    # own kernel: reset_raw() forgets every committed bar (what reset() does, callable from C),
+    # _commit_many(x, n) = update_many(x, n, NULL).
+    cdef void reset_raw(self) noexcept nogil
+    cdef Py_ssize_t _commit_many(self, const double* x, Py_ssize_t n) noexcept nogil
+
+
+cdef class Ema(_Indicator):
     cdef EmaState st
     cdef double update_raw(self, double x) noexcept nogil
     cdef double revise_raw(self, double x) noexcept nogil
     cdef Py_ssize_t update_many(self, const double* x, Py_ssize_t n, double* out) noexcept nogil
 
 
-cdef class Wma:
+cdef class Wma(_Indicator):
     cdef WmaState st
     cdef double update_raw(self, double x) noexcept nogil
     cdef double revise_raw(self, double x) noexcept nogil
     cdef Py_ssize_t update_many(self, const double* x, Py_ssize_t n, double* out) noexcept nogil
 
 
-cdef class Macd:
+cdef class Macd(_Indicator):
     cdef MacdState st
     cdef readonly str seed
     cdef MacdOut update_raw(self, double x) noexcept nogil
@@ -94,7 +104,7 @@ cdef class Macd:
     cdef Py_ssize_t update_many(self, const double* x, Py_ssize_t n, MacdOut* out) noexcept nogil
 
 
-cdef class Hma:
+cdef class Hma(_Indicator):
     cdef HmaState st
     cdef double update_raw(self, double x) noexcept nogil
     cdef double revise_raw(self, double x) noexcept nogil

@@ -456,8 +456,42 @@ cdef inline Py_ssize_t _check_period(object n, str name) except -1:
 
 
 # --------------------------------------------------------------------------------------------
+# The slow path shared by the four indicators
 
-cdef class Ema:
+cdef class _Indicator:
+    """Base of Ema, Wma, Macd and Hma: reset / extend / rebuild, written once over the hooks
+    `reset_raw` and `_commit_many` (each class's own kernel). Not used on its own."""
+
+    cdef void reset_raw(self) noexcept nogil:
+        pass
+
+    cdef Py_ssize_t _commit_many(self, const double* x, Py_ssize_t n) noexcept nogil:
+        return 0
+
+    def reset(self):
+        """Forget every committed bar (the state of a new object)."""
+        self.reset_raw()
+
+    def extend(self, closes):
+        """Commit every value of `closes` (an array, or a CandleSeries-like object with
+        `.close`); non-finite ones are skipped, counted and logged. Returns the skip count."""
+        cdef const double[::1] a = _as_closes(closes)
+        cdef Py_ssize_t k
+        with nogil:
+            k = self._commit_many(&a[0] if a.shape[0] else NULL, a.shape[0])
+        if k:
+            _note_skipped(f"{type(self).__name__}.extend", k)
+        return k
+
+    def rebuild(self, closes):
+        """reset() and replay `closes` (an array or a CandleSeries-like object with `.close`)."""
+        self.reset_raw()
+        return self.extend(closes)
+
+
+# --------------------------------------------------------------------------------------------
+
+cdef class Ema(_Indicator):
     """Exponential moving average, k = 2/(n+1); `seed="talib"` (mean of the first n inputs,
     first value at bar n-1) or `seed="first"` (seeded with the first input, value from bar 0)."""
 
@@ -486,6 +520,12 @@ cdef class Ema:
                 out[i] = v
         self.st = st
         return skipped
+
+    cdef void reset_raw(self) noexcept nogil:
+        ema_reset(&self.st)
+
+    cdef Py_ssize_t _commit_many(self, const double* x, Py_ssize_t n) noexcept nogil:
+        return self.update_many(x, n, NULL)
 
     @property
     def n(self):
@@ -523,28 +563,11 @@ cdef class Ema:
         _check(x)
         return ema_peek(&self.st, x)
 
-    def reset(self):
-        ema_reset(&self.st)
-
-    def extend(self, closes):
-        """Commit every value of `closes`; non-finite ones are skipped. Returns the skip count."""
-        cdef const double[::1] a = _as_closes(closes)
-        cdef Py_ssize_t k
-        with nogil:
-            k = self.update_many(&a[0] if a.shape[0] else NULL, a.shape[0], NULL)
-        _note_skipped("Ema.extend", k)
-        return k
-
-    def rebuild(self, closes):
-        """reset() and replay `closes` (an array or a CandleSeries-like object with `.close`)."""
-        ema_reset(&self.st)
-        return self.extend(closes)
-
     def __repr__(self):
         return f"Ema(n={self.st.n}, seed={self.seed!r}, count={self.st.count}, value={self.value!r})"
 
 
-cdef class Wma:
+cdef class Wma(_Indicator):
     """Weighted moving average (newest weight n), TA-Lib 0.8 recurrence; first value at n-1."""
 
     def __cinit__(self, n):
@@ -577,6 +600,12 @@ cdef class Wma:
         self.st = st
         return skipped
 
+    cdef void reset_raw(self) noexcept nogil:
+        wma_reset(&self.st)
+
+    cdef Py_ssize_t _commit_many(self, const double* x, Py_ssize_t n) noexcept nogil:
+        return self.update_many(x, n, NULL)
+
     @property
     def n(self):
         return self.st.n
@@ -604,26 +633,11 @@ cdef class Wma:
         _check(x)
         return wma_peek(&self.st, x)
 
-    def reset(self):
-        wma_reset(&self.st)
-
-    def extend(self, closes):
-        cdef const double[::1] a = _as_closes(closes)
-        cdef Py_ssize_t k
-        with nogil:
-            k = self.update_many(&a[0] if a.shape[0] else NULL, a.shape[0], NULL)
-        _note_skipped("Wma.extend", k)
-        return k
-
-    def rebuild(self, closes):
-        self.reset()
-        return self.extend(closes)
-
     def __repr__(self):
         return f"Wma(n={self.st.n}, count={self.st.count}, value={self.value!r})"
 
 
-cdef class Macd:
+cdef class Macd(_Indicator):
     """MACD(fast, slow, signal): macd = EMA_fast - EMA_slow, signal = EMA_signal(macd),
     hist = macd - signal. `seed="talib"` reproduces TA-Lib (fast seed window ends with the slow
     one; first output at bar slow-1 + signal-1, all three together); `seed="first"` seeds every
@@ -672,6 +686,12 @@ cdef class Macd:
                 out[i] = v
         self.st = st
         return skipped
+
+    cdef void reset_raw(self) noexcept nogil:
+        macd_reset(&self.st)
+
+    cdef Py_ssize_t _commit_many(self, const double* x, Py_ssize_t n) noexcept nogil:
+        return self.update_many(x, n, NULL)
 
     @property
     def fast_period(self):
@@ -740,27 +760,12 @@ cdef class Macd:
         cdef MacdOut o = macd_peek(&self.st, x)
         return (o.macd, o.signal, o.hist)
 
-    def reset(self):
-        macd_reset(&self.st)
-
-    def extend(self, closes):
-        cdef const double[::1] a = _as_closes(closes)
-        cdef Py_ssize_t k
-        with nogil:
-            k = self.update_many(&a[0] if a.shape[0] else NULL, a.shape[0], NULL)
-        _note_skipped("Macd.extend", k)
-        return k
-
-    def rebuild(self, closes):
-        macd_reset(&self.st)
-        return self.extend(closes)
-
     def __repr__(self):
         return (f"Macd(fast={self.st.fast.n}, slow={self.st.slow.n}, signal={self.st.sig.n}, "
                 f"seed={self.seed!r}, count={self.st.count}, value={self.value!r})")
 
 
-cdef class Hma:
+cdef class Hma(_Indicator):
     """Hull moving average: WMA(2*WMA(x, n//2) - WMA(x, n), isqrt(n)), n >= 2; first value at
     bar (n-1) + (isqrt(n)-1). `direction` compares with the value `lookback` bars back
     ("up"/"down", a tie keeps the previous state, None before the first comparison)."""
@@ -817,6 +822,12 @@ cdef class Hma:
         self.st = st
         return skipped
 
+    cdef void reset_raw(self) noexcept nogil:
+        hma_reset(&self.st)
+
+    cdef Py_ssize_t _commit_many(self, const double* x, Py_ssize_t n) noexcept nogil:
+        return self.update_many(x, n, NULL)
+
     @property
     def n(self):
         return self.st.full.n
@@ -863,21 +874,6 @@ cdef class Hma:
         """HMA for the still-forming bar; does not change the state."""
         _check(x)
         return hma_peek(&self.st, x)
-
-    def reset(self):
-        hma_reset(&self.st)
-
-    def extend(self, closes):
-        cdef const double[::1] a = _as_closes(closes)
-        cdef Py_ssize_t k
-        with nogil:
-            k = self.update_many(&a[0] if a.shape[0] else NULL, a.shape[0], NULL)
-        _note_skipped("Hma.extend", k)
-        return k
-
-    def rebuild(self, closes):
-        hma_reset(&self.st)
-        return self.extend(closes)
 
     def __repr__(self):
         return (f"Hma(n={self.st.full.n}, lookback={self.st.lookback}, "

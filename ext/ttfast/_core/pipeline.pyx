@@ -340,13 +340,13 @@ cdef class IndicatorPipeline:
         if symbol is None:
             for st in self._states.values():
                 (<_SymbolState>st).has_committed = False
-                (<_SymbolState>st).macd.reset()
-                (<_SymbolState>st).hma.reset()
+                (<_SymbolState>st).macd.reset_raw()
+                (<_SymbolState>st).hma.reset_raw()
         elif symbol in self._states:
             st = self._states[symbol]
             (<_SymbolState>st).has_committed = False
-            (<_SymbolState>st).macd.reset()
-            (<_SymbolState>st).hma.reset()
+            (<_SymbolState>st).macd.reset_raw()
+            (<_SymbolState>st).hma.reset_raw()
 
     cdef int _reserve(self, Py_ssize_t extra) except -1:
         cdef Py_ssize_t cap
@@ -433,8 +433,8 @@ cdef class IndicatorPipeline:
                 continue
             if n == 0:
                 st.has_committed = False
-                st.macd.reset()
-                st.hma.reset()
+                st.macd.reset_raw()
+                st.hma.reset_raw()
                 continue
             t = series_time(s)
             o = series_column(s, CF_OPEN)
@@ -451,8 +451,8 @@ cdef class IndicatorPipeline:
                 kind = K_HISTORY if rebuild else K_FINAL
                 if rebuild or n > 1:
                     self.rebuilds += 1
-                st.macd.reset()
-                st.hma.reset()
+                st.macd.reset_raw()
+                st.hma.reset_raw()
                 st.has_committed = False
                 self._reserve(n)
                 for i in range(n - 1):
