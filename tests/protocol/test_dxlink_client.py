@@ -16,6 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ttfast import CandleStore, Changes
+from ttfast._core import field_kinds
+from ttfast.candles import CHANGE_SNAPSHOT
+from ttfast.dxlink.protocol import DEFAULT_EVENT_FIELDS
 from ttfast.dxlink.streamer import ConnectionEvent, DxLinkStreamer, StreamState
 from ttfast.sim.dxlink_server import DxLinkServer, Faults
 
@@ -635,3 +639,97 @@ async def test_null_strings_decode_to_none() -> None:
         await until(lambda: len(rows) > 30, what="rows")
     assert any(r["exchangeSaleConditions"] is None or r["buyer"] is None for r in rows)
     assert s.stats.decode_errors == 0
+
+
+# --------------------------------------------------------------------------- candle seams
+
+
+async def test_candle_store_and_changes_callback_see_every_apply_and_the_resume_merge() -> None:
+    """``candle_store=`` is the store the streamer applies to; ``on_candle_changes`` gets its
+    Changes after every Candle batch; after a reconnect the resumed snapshot merges (no
+    SNAPSHOT record, the history stays) because the store was put in resume mode."""
+    clock = ManualClock(T0)
+    store = CandleStore(capacity=64)
+    seen: list[list[tuple[str, int]]] = []
+    async with pair(
+        server_kw=dict(clock=clock),
+        candle_store=store,
+        on_candle_changes=lambda ch: seen.append([(c.symbol, c.flags) for c in ch]),
+    ) as (srv, s, _, _):
+        assert s.candles is store
+        (sym,) = s.subscribe_candles(["SPY"], "1m", start=START)
+        await until(lambda: sym in store and store[sym].ready, what="snapshot")
+        assert any(f & CHANGE_SNAPSHOT for batch in seen for _, f in batch)
+        assert not store[sym].resuming
+        seen.clear()
+        srv.connections[0].close(1012)
+        await until(lambda: srv.connection_count == 2 and s.connected, what="reconnect")
+        assert store[sym].resuming  # resubscribed from its newest bar
+        clock.t += 60_000
+        await until(lambda: len(store[sym]) == 32, what="bar after resume")
+        assert seen and not any(f & CHANGE_SNAPSHOT for batch in seen for _, f in batch)
+        assert int(store[sym].time[0]) == START and store.snapshots == 1
+
+
+async def test_raising_changes_callback_is_counted_not_fatal() -> None:
+    def boom(changes: Changes) -> None:
+        raise RuntimeError("injected")
+
+    async with pair(server_kw=dict(clock=ManualClock(T0)), on_candle_changes=boom) as (
+        srv,
+        s,
+        events,
+        _,
+    ):
+        (sym,) = s.subscribe_candles(["SPY"], "1m", start=START)
+        await until(lambda: sym in s.candles and s.candles[sym].ready, what="snapshot")
+        assert s.stats.callback_errors >= 1 and "callback_error" in kinds(events)
+        assert len(s.candles[sym]) == 31 and srv.connection_count == 1
+
+
+async def test_accept_candle_symbol_screens_rows_before_the_store() -> None:
+    asked: list[object] = []
+
+    def accept(sym: object) -> bool:
+        asked.append(sym)
+        return isinstance(sym, str) and not sym.startswith("BAD")
+
+    got: list[int] = []
+    async with pair(
+        server_kw=dict(clock=ManualClock(T0)),
+        accept_candle_symbol=accept,
+        on_batch=lambda b: got.append(len(b)) if b.event_type == "Candle" else None,
+    ) as (srv, s, _, _):
+        (sym,) = s.subscribe_candles(["SPY"], "1m", start=START)
+        await until(lambda: sym in s.candles and s.candles[sym].ready, what="snapshot")
+        assert asked == [sym]  # asked once: accepted symbols are remembered
+        n = sum(got)
+        fields = ",".join(f'"{f}"' for f in ("eventType", "eventSymbol", "time", "close"))
+        srv.connections[0].send_text(
+            f'{{"type":"FEED_CONFIG","channel":3,"eventFields":{{"Candle":[{fields}]}}}}'
+        )
+        t = T0 - 25_000
+        rows = f'"Candle","BAD{{=m}}",{t},1.0,"Candle","{sym}",{t},7.5,"Candle","BAD{{=m}}",{t},2.0'
+        srv.connections[0].send_text(
+            f'{{"type":"FEED_DATA","channel":3,"data":["Candle",[{rows}]]}}'
+        )
+        await until(lambda: sum(got) >= n + 3, what="the injected batch")
+        assert asked == [sym, "BAD{=m}", "BAD{=m}"]  # per row of a symbol not accepted
+        assert "BAD{=m}" not in s.candles and s.candles[sym].close[-1] == 7.5
+
+
+async def test_events_on_a_foreign_channel_are_a_decode_error() -> None:
+    got: list[str] = []
+    async with pair(on_batch=lambda b: got.append(b.event_type)) as (srv, s, events, _):
+        s.subscribe("Quote", ["SPY"])
+        await until(lambda: "Quote" in got, what="quotes")
+        errors = s.stats.decode_errors
+        kinds_ = field_kinds("Quote")
+        vals = {"object": '"Q"', "bool": "false"}
+        row = ",".join(vals.get(kinds_[f], "0") for f in DEFAULT_EVENT_FIELDS["Quote"][2:])
+        srv.connections[0].send_text(
+            f'{{"type":"FEED_DATA","channel":3,"data":["Quote",["Quote","ZZZ",{row}]]}}'
+        )
+        await until(lambda: s.stats.decode_errors > errors, what="decode error")
+        assert any("Quote events on channel 3" in e.detail for e in events)
+        assert s.stats.decode_errors == errors + 1 and srv.connection_count == 1

@@ -64,9 +64,11 @@ async def until(cond: Callable[[], bool], what: str, timeout: float = 5.0) -> No
 
 
 def layouts(s: DxLinkStreamer, ch: int) -> tuple[dict[str, tuple[str, ...]], dict[str, Any]]:
-    """(protocol's server layouts, decoder's effective layouts) of channel ``ch``."""
+    """(protocol's server layouts, decoder's effective layouts) of channel ``ch``'s types."""
+    types = s.protocol.channels[ch].event_types
     proto = {t: tuple(f) for t, f in s.protocol.layouts[ch].items()}
-    return proto, dict(s._decoders[ch].layouts)
+    assert s._decoder is not None
+    return proto, {t: f for t, f in s._decoder.layouts.items() if t in types}
 
 
 async def inject_and_check(

@@ -562,6 +562,14 @@ def test_to_epoch_ms() -> None:
         to_epoch_ms(1.5e12)  # type: ignore[arg-type]
 
 
+def test_one_backoff_and_one_runner_for_all_of_ttfast() -> None:
+    import ttfast._retry
+    import ttfast._run
+    import ttfast.dxlink
+
+    assert Backoff is ttfast._retry.Backoff and ttfast.dxlink.run is ttfast._run.run
+
+
 def test_backoff_schedule() -> None:
     b = Backoff(base=1.0, cap=8.0, rng=random.Random(1))
     delays = [b.next_delay() for _ in range(8)]

@@ -1,4 +1,4 @@
-"""listen() buffer policies and the FEED_DATA channel peek, against obviously-right twins."""
+"""listen() buffer policies and the FEED_DATA channel read, against obviously-right twins."""
 
 from __future__ import annotations
 
@@ -6,25 +6,22 @@ import asyncio
 import json
 from typing import Any
 
-import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ttfast.dxlink.streamer import DxLinkStreamer, Listener, _ColumnBatch, _conflate, _frame_channel
+from ttfast import ColumnBatch, FeedDecoder
+from ttfast.dxlink.streamer import DxLinkStreamer, Listener, _conflate
 
 FIELDS = ("eventType", "eventSymbol", "bidPrice")
 
 
-def batch(rows: list[tuple[str, float]]) -> _ColumnBatch:
-    sym = np.empty(len(rows), dtype=object)
-    sym[:] = [r[0] for r in rows]
-    et = np.empty(len(rows), dtype=object)
-    et[:] = ["Quote"] * len(rows)
-    return _ColumnBatch(
-        "Quote",
-        FIELDS,
-        {"eventType": et, "eventSymbol": sym, "bidPrice": np.array([r[1] for r in rows])},
-    )
+def batch(rows: list[tuple[str, float]]) -> ColumnBatch:
+    cols = {
+        "eventType": ["Quote"] * len(rows),
+        "eventSymbol": [r[0] for r in rows],
+        "bidPrice": [r[1] for r in rows],
+    }
+    return ColumnBatch("Quote", cols)
 
 
 def oracle_conflate(batches: list[list[tuple[str, float]]]) -> list[tuple[str, float]]:
@@ -102,13 +99,17 @@ async def test_listener_wakes_and_ends() -> None:
 
 
 @given(st.integers(0, 2**31), st.sampled_from(["", " ", "\n "]), st.booleans())
-def test_frame_channel(ch: int, ws: str, first: bool) -> None:
+def test_the_decoding_pass_reads_the_frame_channel(ch: int, ws: str, first: bool) -> None:
+    # the streamer routes a FEED_DATA frame by the channel its one decoding pass returns
     if first:
         msg = f'{{"type":"FEED_DATA","channel":{ws}{ch},"data":["Quote",[]]}}'
     else:
         msg = f'{{"data":["Quote",[]],"type":"FEED_DATA", "channel" :{ws}{ch}}}'
-    assert _frame_channel(msg.encode()) == ch == json.loads(msg)["channel"]
-    assert _frame_channel(b'{"type":"KEEPALIVE"}') == -1
+    dec = FeedDecoder()
+    dec.set_fields("Quote", FIELDS)
+    got, batches = dec.decode_message(msg.encode())
+    assert got == ch == json.loads(msg)["channel"] and [len(b) for b in batches] == [0]
+    assert dec.decode_message(b'{"type":"FEED_DATA","data":[]}') == (-1, [])
 
 
 def test_fragmented_frames_are_reassembled() -> None:
@@ -211,8 +212,10 @@ def test_no_server_frame_raises_out_of_on_ws_frame(frames: list[bytes]) -> None:
         conn.on_ws_frame(None, _make_test_ws_frame(picows.WSMsgType.TEXT, raw, True, False))  # type: ignore[arg-type]
         # handled where detected, not by on_ws_frame's last-resort catch
         assert not [d for d in seen if d.startswith("error while handling a frame")], raw
-        # the protocol's and the decoder's views of the server's layouts never diverge
+        # the protocol's and the decoder's views of the server's layouts never diverge (for
+        # the channel's own event types: the one decoder serves every channel)
+        dec = s._decoder.layouts if s._decoder is not None else {}
         for ch, lay in s.protocol.layouts.items():
-            dec = s._decoders[ch].layouts
             for t, fields in lay.items():
-                assert dec[t] == tuple(fields)
+                if t in s.protocol.channels[ch].event_types:
+                    assert dec[t] == tuple(fields)

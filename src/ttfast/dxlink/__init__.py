@@ -1,16 +1,14 @@
 """dxLink market-data client: sans-IO protocol + self-healing picows streamer.
 
-See README.md, "Streaming market data". Public names: :class:`DxLinkStreamer`,
+See docs/streaming.md. Public names: :class:`DxLinkStreamer`,
 :class:`ConnectionEvent`, :class:`StreamState`, :class:`StreamerStats`, :class:`Listener`,
-:func:`build_candle_symbol`, :func:`run` (asyncio.run with uvloop when it is installed).
+:func:`build_candle_symbol`, :func:`run` (``ttfast._run.run``: asyncio.run on uvloop when
+installed).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine
-from typing import Any, TypeVar
-
+from ttfast._run import run
 from ttfast.dxlink.protocol import (
     CANDLE_FIELDS,
     DEFAULT_EVENT_FIELDS,
@@ -41,14 +39,3 @@ __all__ = [
     "build_candle_symbol",
     "run",
 ]
-
-T = TypeVar("T")
-
-
-def run(main: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine on uvloop when available (~2x less loop overhead), else asyncio."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
-        return asyncio.run(main)
-    return uvloop.run(main)

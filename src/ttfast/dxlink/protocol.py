@@ -19,16 +19,16 @@ may add keys at will (spec §2).
 from __future__ import annotations
 
 import math
-import random
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Final
 
 import msgspec
 
+from ttfast._retry import Backoff  # the reconnect delay (one backoff for all of ttfast)
 from ttfast.dxlink.fields import CANDLE_FIELDS, EVENT_FIELDS
 from ttfast.symbols import build_candle_symbol
 
@@ -102,28 +102,6 @@ def to_epoch_ms(value: datetime | int) -> int:
     if value < _MIN_PLAUSIBLE_MS:
         raise ValueError(f"start={value} looks like epoch seconds; dxLink fromTime is ms")
     return value
-
-
-# ---------------------------------------------------------------------------------------------
-# reconnect backoff
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with "equal jitter": delay in [d/2, d], d = min(cap, base * 2**n)."""
-
-    base: float = 0.5
-    cap: float = 30.0
-    rng: random.Random = field(default_factory=random.Random)
-    attempt: int = 0
-
-    def next_delay(self) -> float:
-        d = min(self.cap, self.base * (2.0 ** min(self.attempt, 62)))
-        self.attempt += 1
-        return d / 2 + self.rng.random() * d / 2
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,10 +4,13 @@ What it may touch: one WebSocket at a time (picows), the event loop, the compile
 ``FeedDecoder``/``CandleStore`` through ``ttfast._core``, and the user's callbacks.
 
 Hot path: picows calls :meth:`_Conn.on_ws_frame` synchronously from ``data_received``. A
-FEED_DATA frame is decoded right there by the channel's ``FeedDecoder`` (no coroutine, no queue
-per message); Candle batches are applied to the ``CandleStore``; then synchronous ``on_batch``
-callbacks run and bounded ``listen()`` buffers are filled. Everything else (control messages)
-goes through the sans-IO :class:`~ttfast.dxlink.protocol.DxLinkProtocol`.
+FEED_DATA frame is decoded right there, in one pass that also reads its channel
+(``FeedDecoder.decode_message``; no coroutine, no queue per message); Candle batches are applied
+to the ``CandleStore`` (``on_candle_changes`` gets the store's ``Changes``); then synchronous
+``on_batch`` callbacks run and bounded ``listen()`` buffers are filled. Everything else (control
+messages) goes through the sans-IO :class:`~ttfast.dxlink.protocol.DxLinkProtocol`. Candle
+snapshot semantics, including the merge of a resubscription's snapshot after a reconnect, live
+in the compiled store (``CandleStore.resume``).
 
 Zero-copy caveat: the frame's payload buffer belongs to picows and is only valid during the
 callback. The decoder copies what it keeps (the batch owns its bytes), so batches handed to
@@ -26,12 +29,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 import picows
 
-from ttfast._core import CandleStore, FeedDecoder, message_type
+from ttfast._core import CandleStore, Changes, FeedDecoder, message_type
+from ttfast.batch import Batch, ColumnBatch
 from ttfast.dxlink.protocol import (
     TICKER_TYPES,
     Authorized,
@@ -50,8 +54,12 @@ from ttfast.dxlink.protocol import (
 from ttfast.errors import DecodeError
 
 __all__ = [
+    "BatchCallback",
+    "CandleChangesCallback",
     "ConnectionEvent",
+    "ConnectionEventKind",
     "DxLinkStreamer",
+    "ListenPolicy",
     "Listener",
     "StreamState",
     "StreamerStats",
@@ -61,13 +69,33 @@ __all__ = [
 log = logging.getLogger("ttfast.dxlink")
 
 TokenProvider = Callable[[], Awaitable[tuple[str, str]]]
-BatchCallback = Callable[[Any], None]
+#: ``on_batch``: called with every decoded batch (Candle batches after the store applied them)
+BatchCallback = Callable[[Batch], None]
+#: ``on_candle_changes``: called with the store's Changes after each Candle batch was applied
+CandleChangesCallback = Callable[[Changes], None]
+#: What ``ConnectionEvent.kind`` can be (see ConnectionEvent).
+ConnectionEventKind = Literal[
+    "connecting",
+    "connected",
+    "disconnected",
+    "reconnecting",
+    "closed",
+    "failed",
+    "auth_rejected",
+    "server_error",
+    "rate_limited",
+    "watchdog",
+    "decode_error",
+    "callback_error",
+    "token_error",
+    "connect_error",
+    "snapshot_snip",
+    "empty_snapshot",
+]
+#: What a full ``listen()`` buffer does: conflate to the latest row per symbol, or drop the
+#: oldest batch.
+ListenPolicy = Literal["conflate", "drop_oldest"]
 
-_TX_PENDING: Final = 0x01
-_REMOVE: Final = 0x02
-_SNAPSHOT_BEGIN: Final = 0x04
-_SNAPSHOT_END: Final = 0x08
-_SNAPSHOT_SNIP: Final = 0x10
 _TOKEN_MAX_AGE: Final = 23 * 3600.0
 
 
@@ -92,10 +120,11 @@ class ConnectionEvent:
     is also counted in ``stats.decode_errors``; the connection stays up): invalid JSON, a bad
     FEED_DATA group or frame, a malformed FEED_CONFIG layout (the type keeps its last good
     layout), an AUTH_STATE with an unknown state, a SETUP with an unusable keepalive timeout,
-    an unexpected message type, a Candle batch the candle store cannot apply.
+    an unexpected message type, a Candle batch the candle store cannot apply, a batch of an
+    event type that does not belong to the channel it came on.
     """
 
-    kind: str
+    kind: ConnectionEventKind
     state: StreamState
     detail: str = ""
     attempt: int = 0
@@ -126,36 +155,7 @@ class StreamerStats:
         return time.monotonic() - self.last_message_at
 
 
-class _ColumnBatch:
-    """A batch made of numpy columns (the result of conflating several decoded batches)."""
-
-    __slots__ = ("_cols", "event_type", "fields", "size")
-
-    def __init__(self, event_type: str, fields: tuple[str, ...], cols: dict[str, Any]) -> None:
-        self.event_type = event_type
-        self.fields = fields
-        self._cols = cols
-        self.size = len(next(iter(cols.values()))) if cols else 0
-
-    def __len__(self) -> int:
-        return int(self.size)
-
-    def column(self, name: str) -> Any:
-        return self._cols.get(name)
-
-    def __getitem__(self, name: str) -> Any:
-        return self._cols[name]
-
-    def to_dicts(self) -> list[dict[str, Any]]:
-        names = self.fields
-        cols = [self._cols[n].tolist() for n in names]
-        return [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)]
-
-    def __repr__(self) -> str:
-        return f"<ConflatedBatch {self.event_type} size={self.size}>"
-
-
-def _conflate(batches: Sequence[Any]) -> _ColumnBatch:
+def _conflate(batches: Sequence[Batch]) -> ColumnBatch:
     """Latest row per eventSymbol across batches, in order of each symbol's latest row."""
     first = batches[0]
     fields = tuple(first.fields)
@@ -173,7 +173,7 @@ def _conflate(batches: Sequence[Any]) -> _ColumnBatch:
             last.pop(s, None)
             last[s] = i
         idx = np.fromiter(last.values(), dtype=np.intp, count=len(last))
-    return _ColumnBatch(first.event_type, fields, {f: c[idx] for f, c in cols.items()})
+    return ColumnBatch(first.event_type, {f: c[idx] for f, c in cols.items()})
 
 
 _END: Final = object()
@@ -182,17 +182,19 @@ _END: Final = object()
 class Listener:
     """A bounded async iterator of batches of one event type (see DxLinkStreamer.listen)."""
 
-    def __init__(self, streamer: DxLinkStreamer, event_type: str, maxlen: int, policy: str):
+    def __init__(
+        self, streamer: DxLinkStreamer, event_type: str, maxlen: int, policy: ListenPolicy
+    ) -> None:
         if maxlen < 1:
             raise ValueError("maxlen must be >= 1")
         if policy not in ("conflate", "drop_oldest"):
             raise ValueError("policy must be 'conflate' or 'drop_oldest'")
         self.event_type = event_type
         self.maxlen = maxlen
-        self.policy = policy
+        self.policy: ListenPolicy = policy
         self.dropped = 0  # events lost (drop_oldest)
         self.conflated = 0  # rows superseded by a newer row of the same symbol (conflate)
-        self._buf: deque[Any] = deque()
+        self._buf: deque[Batch] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._streamer = streamer
         self._closed = False
@@ -201,7 +203,7 @@ class Listener:
     def __len__(self) -> int:
         return len(self._buf)
 
-    def _push(self, batch: Any) -> None:
+    def _push(self, batch: Batch) -> None:
         buf = self._buf
         buf.append(batch)
         if len(buf) > self.maxlen:
@@ -239,7 +241,7 @@ class Listener:
     def __aiter__(self) -> Listener:
         return self
 
-    async def __anext__(self) -> Any:
+    async def __anext__(self) -> Batch:
         while not self._buf:
             if self._closed:
                 self._streamer._listeners_remove(self)
@@ -256,25 +258,6 @@ class Listener:
     def close(self) -> None:
         self._finish()
         self._streamer._listeners_remove(self)
-
-
-class _FlagsOverride:
-    """A Candle batch whose eventFlags column is replaced (resume snapshots, see below)."""
-
-    __slots__ = ("_b", "_flags", "event_type", "fields", "size")
-
-    def __init__(self, batch: Any, flags: np.ndarray[Any, Any]) -> None:
-        self._b = batch
-        self._flags = flags
-        self.event_type = batch.event_type
-        self.fields = batch.fields
-        self.size = len(batch)
-
-    def column(self, name: str) -> Any:
-        return self._flags if name == "eventFlags" else self._b.column(name)
-
-    def __len__(self) -> int:
-        return int(self.size)
 
 
 class _Conn(picows.WSListener):
@@ -345,6 +328,15 @@ class DxLinkStreamer:
 
     ``url`` (may be None) overrides the provider's URL. Time parameters are in seconds.
     ``receive_timeout`` None = the server's SETUP keepaliveTimeout (60 s on tastytrade).
+
+    Candles: ``candle_store`` is the ``CandleStore`` Candle batches are applied to (default: a
+    new one of ``candle_capacity`` bars per symbol), exposed as ``streamer.candles``.
+    ``on_candle_changes(changes)`` is called synchronously after every Candle batch was applied,
+    with the store's ``Changes`` (possibly empty), before ``on_batch`` callbacks.
+    ``accept_candle_symbol(symbol)``, when given, is asked for every Candle row whose
+    ``eventSymbol`` it has not accepted yet; rows it refuses are not applied (the batch handed to
+    ``on_batch`` and ``listen()`` is the one received). A raising callback is counted in
+    ``stats.callback_errors`` and reported (``callback_error``); the connection lives on.
     """
 
     def __init__(
@@ -361,6 +353,8 @@ class DxLinkStreamer:
         on_event: Callable[[ConnectionEvent], None] | None = None,
         candle_capacity: int = 4096,
         candle_store: CandleStore | None = None,
+        on_candle_changes: CandleChangesCallback | None = None,
+        accept_candle_symbol: Callable[[object], bool] | None = None,
         keepalive_interval: float = 30.0,
         receive_timeout: float | None = None,
         handshake_timeout: float = 10.0,
@@ -399,13 +393,18 @@ class DxLinkStreamer:
         self.backoff = Backoff(base=backoff_base, cap=backoff_max)
         self._callbacks: list[BatchCallback] = [on_batch] if on_batch is not None else []
         self._on_event = on_event
+        self._on_candle_changes = on_candle_changes
+        self._accept_candle_symbol = accept_candle_symbol
+        self._candle_accepted: set[str] = set()
         self._listeners: dict[str, list[Listener]] = {}
         self._event_listeners: list[tuple[deque[ConnectionEvent], list[asyncio.Future[None]]]] = []
         self._token: tuple[str, str] | None = None
         self._token_at = 0.0
         self._need_fresh_token = False
-        self._decoders: dict[int, FeedDecoder] = {}
-        self._dec_bad: dict[int, int] = {}
+        # one decoder per connection for every channel (their event types are disjoint); the
+        # frame's channel comes out of the same decoding pass
+        self._decoder: FeedDecoder | None = None
+        self._dec_bad = 0
         self._conn: _Conn | None = None
         self._conn_done: asyncio.Future[str] | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -415,10 +414,8 @@ class DxLinkStreamer:
         self._authorized_at = 0.0
         self._got_data = False
         self._connect_count = 0
-        # candles: user-requested start per candle symbol, and resume state per connection
+        # candles: user-requested start per candle symbol (resume state lives in the store)
         self._candle_start: dict[str, int] = {}
-        self._candle_resume: dict[str, int] = {}  # symbols whose snapshot merges (not replaces)
-        self._resume_in_snapshot: set[str] = set()
         self._candles_sent_unseen: set[str] = set()
         self._last_error: BaseException | None = None
 
@@ -487,7 +484,7 @@ class DxLinkStreamer:
         if event_type == "Candle":
             for s in syms:
                 self._candle_start.pop(s, None)
-                self._candle_resume.pop(s, None)
+                self.candles.cancel_resume(s)
         self._flush()
 
     def subscribe_candles(
@@ -510,7 +507,7 @@ class DxLinkStreamer:
             cs = build_candle_symbol(s, period, extended_hours=extended_hours, price=price)
             out[cs] = from_ms
             self._candle_start[cs] = from_ms
-            self._candle_resume.pop(cs, None)
+            self.candles.cancel_resume(cs)  # a new start: its snapshot replaces
         self.protocol.subscribe_candle_symbols(out)
         self._flush()
         return list(out)
@@ -521,12 +518,15 @@ class DxLinkStreamer:
     def remove_batch_callback(self, cb: BatchCallback) -> None:
         self._callbacks.remove(cb)
 
-    def listen(self, event_type: str, *, maxlen: int = 1024, policy: str | None = None) -> Listener:
+    def listen(
+        self, event_type: str, *, maxlen: int = 1024, policy: ListenPolicy | None = None
+    ) -> Listener:
         """A bounded async iterator of batches of ``event_type``.
 
-        ``maxlen`` bounds the number of buffered batches. On overflow TICKER types (Quote,
-        Trade, Summary, Profile...) are conflated to the latest row per symbol; other types
-        drop the oldest batch. Both are counted (listener.dropped/conflated and in stats).
+        ``maxlen`` bounds the number of buffered batches. On overflow (``policy`` None: by
+        type) TICKER types (Quote, Trade, Summary, Profile...) are conflated to the latest row
+        per symbol (``"conflate"``: a ``ColumnBatch``); other types drop the oldest batch
+        (``"drop_oldest"``). Both are counted (listener.dropped/conflated and in stats).
         """
         if policy is None:
             policy = "conflate" if event_type in TICKER_TYPES else "drop_oldest"
@@ -582,7 +582,9 @@ class DxLinkStreamer:
                     w.set_result(None)
             waiters.clear()
 
-    def _set_state(self, state: StreamState, kind: str, detail: str = "", **kw: Any) -> None:
+    def _set_state(
+        self, state: StreamState, kind: ConnectionEventKind, detail: str = "", **kw: Any
+    ) -> None:
         self.state = state
         if state is StreamState.CONNECTED:
             self._connected_evt.set()
@@ -694,31 +696,23 @@ class DxLinkStreamer:
             )
 
     def _prepare_connection(self) -> None:
-        self._decoders = {}
-        self._dec_bad = {}
-        for ch, c in self.protocol.channels.items():
-            dec = FeedDecoder(on_error="skip")  # a bad group costs only that group (pitfall 6)
+        dec = FeedDecoder(on_error="skip")  # a bad group costs only that group (pitfall 6)
+        for c in self.protocol.channels.values():
             for t in c.event_types:
                 dec.set_fields(t, self.protocol.event_fields[t])  # until FEED_CONFIG arrives
-            self._decoders[ch] = dec
+        self._decoder = dec
+        self._dec_bad = 0
         self._authorized_at = 0.0
         self._got_data = False
-        self._resume_in_snapshot.clear()
         self._candles_sent_unseen.clear()
-        # candles resume from the last known bar (the forming one): no full re-download
+        # candles resume from the last known bar (the forming one): no full re-download; the
+        # store merges the snapshot of such a subscription instead of letting it replace
         for (_, sym), entry in self.protocol.subscriptions[
             self.protocol.channel_for("Candle")
         ].items():
-            series = self.candles.get(sym)
             start = self._candle_start.get(sym, entry["fromTime"])
-            if series is not None and len(series) and series.ready:
-                last = int(series.time[-1])
-                t = max(start, last)
-                self._candle_resume[sym] = t
-                self.protocol.set_candle_from_time(sym, t)
-            else:
-                self._candle_resume.pop(sym, None)
-                self.protocol.set_candle_from_time(sym, start)
+            last = self.candles.resume(sym)  # None: nothing to resume from (mode off)
+            self.protocol.set_candle_from_time(sym, start if last is None else max(start, last))
 
     def _end_connection(self, conn: _Conn, reason: str) -> None:
         if conn is not self._conn:
@@ -847,14 +841,7 @@ class DxLinkStreamer:
             return
         for ev in self.protocol.receive(msg):
             if isinstance(ev, FeedConfigReceived):
-                dec = self._decoders.get(ev.channel)
-                if dec is not None:
-                    # the protocol validated the layouts (and dropped malformed ones), so the
-                    # decoder accepts them: both keep the same layouts
-                    try:
-                        dec.configure(ev.message)
-                    except DecodeError as exc:  # pragma: no cover - rules out of sync: a bug
-                        self._protocol_error(conn, f"FEED_CONFIG: {exc}", exc)
+                self._configure_decoder(conn, ev)
             elif isinstance(ev, MalformedMessage):
                 self._protocol_error(conn, f"ch{ev.channel}: {ev.detail}")
             elif isinstance(ev, Authorized):
@@ -882,6 +869,27 @@ class DxLinkStreamer:
                 conn.timers_changed.set()  # the ticker re-reads the negotiated timeouts
         self._flush()
 
+    def _configure_decoder(self, conn: _Conn, ev: FeedConfigReceived) -> None:
+        """Apply a FEED_CONFIG (parsed once, by the protocol) to the decoder.
+
+        The protocol validated the layouts (and dropped malformed ones), so the decoder accepts
+        them: both keep the same layouts. Only the layouts of the channel's own event types are
+        taken: the decoder serves every channel, and another channel's types are not this
+        channel's to define.
+        """
+        dec = self._decoder
+        c = self.protocol.channels.get(ev.channel)
+        if dec is None or c is None:
+            return
+        msg = ev.message
+        ef = msg.get("eventFields")
+        if isinstance(ef, dict) and not ef.keys() <= c.event_types:
+            msg = {**msg, "eventFields": {t: f for t, f in ef.items() if t in c.event_types}}
+        try:
+            dec.configure(msg)
+        except DecodeError as exc:  # pragma: no cover - rules out of sync: a bug
+            self._protocol_error(conn, f"FEED_CONFIG: {exc}", exc)
+
     def _on_rate_limited(self, ev: ServerError) -> None:
         self.candle_pace = min(max(self.candle_pace * 2, 0.01), 5.0)
         again = sorted(self._candles_sent_unseen)  # sent on this connection, no data yet
@@ -899,88 +907,74 @@ class DxLinkStreamer:
 
     def _on_feed_data(self, payload: bytes) -> None:
         st = self.stats
-        ch = _frame_channel(payload)
-        dec = self._decoders.get(ch)
-        if dec is None:
-            self._protocol_error(self._conn, f"FEED_DATA on unknown channel {ch}")
+        dec = self._decoder
+        if dec is None:  # pragma: no cover - a connection always has its decoder
             return
         prev_err = dec.last_error
         try:
-            batches = dec.decode(payload)
+            ch, batches = dec.decode_message(payload)
         except DecodeError as exc:
             st.decode_errors += 1
             self._emit(ConnectionEvent("decode_error", self.state, str(exc), error=exc))
             return
-        if dec.last_error is not prev_err:  # skip mode dropped bad group(s), kept the rest
+        channel = self.protocol.channels.get(ch)
+        skipped = dec.last_error is not prev_err  # skip mode dropped bad group(s), kept the rest
+        if skipped:
             ds = dec.stats
             bad = ds["bad_groups"] + ds["bad_frames"]
-            st.decode_errors += max(1, bad - self._dec_bad.get(ch, 0))
-            self._dec_bad[ch] = bad
+            n_bad, self._dec_bad = bad - self._dec_bad, bad
+        if channel is None:  # the whole frame is unusable: one error
+            self._protocol_error(self._conn, f"FEED_DATA on unknown channel {ch}")
+            return
+        if skipped:
+            st.decode_errors += max(1, n_bad)
             err = dec.last_error
             self._emit(ConnectionEvent("decode_error", self.state, str(err), error=err))
         self._got_data = True
+        types = channel.event_types
         for batch in batches:
-            n = len(batch)
-            st.events += n
-            if batch.event_type == "Candle":
+            et = batch.event_type
+            if et not in types:
+                self._protocol_error(self._conn, f"FEED_DATA: {et} events on channel {ch}")
+                continue
+            st.events += len(batch)
+            if et == "Candle":
                 self._apply_candles(batch)
             for cb in self._callbacks:
                 try:
                     cb(batch)
                 except Exception as exc:
-                    st.callback_errors += 1
-                    log.exception("on_batch callback raised")
-                    self._emit(ConnectionEvent("callback_error", self.state, repr(exc), error=exc))
-            ls = self._listeners.get(batch.event_type)
+                    self._callback_failed("on_batch", exc)
+            ls = self._listeners.get(et)
             if ls:
                 for lst in ls:
                     lst._push(batch)
 
-    def _apply_candles(self, batch: Any) -> None:
-        """Apply to the store; a resumed subscription's snapshot MERGES into the known bars.
+    def _callback_failed(self, name: str, exc: Exception) -> None:
+        self.stats.callback_errors += 1
+        log.exception("%s callback raised", name)
+        self._emit(ConnectionEvent("callback_error", self.state, repr(exc), error=exc))
 
-        dxFeed's model makes a completed snapshot replace the symbol's bars (the store does
-        that). After a reconnect we resubscribe from the last known bar, so that snapshot only
-        covers [resume time, now]; replacing would throw away the older history. We therefore
-        turn a resumed snapshot into one TX_PENDING transaction (BEGIN..END become TX rows, the
-        END/SNIP row commits), so its bars upsert by index over the existing ones.
-        Limitation: a bar inside [resume time, now] that the server deleted while we were
-        disconnected stays until the next full snapshot.
-        """
-        resume = self._candle_resume
+    def _apply_candles(self, batch: Batch) -> None:
+        """Apply a Candle batch to the store (snapshot semantics, resume merges included, are
+        the store's); tell ``on_candle_changes``; report truncated and empty snapshots."""
         syms = batch.column("eventSymbol")
         if syms is not None and self._candles_sent_unseen:
             self._candles_sent_unseen.difference_update(set(syms.tolist()))
-        if resume:
-            flags = batch.column("eventFlags")
-            in_snap = self._resume_in_snapshot
-            if (
-                flags is not None
-                and syms is not None
-                and (in_snap or (flags & (_SNAPSHOT_BEGIN | _SNAPSHOT_END | _SNAPSHOT_SNIP)).any())
-            ):  # live updates (flags 0, no snapshot open) skip the per-row loop
-                new = None
-                for i, s in enumerate(syms.tolist()):
-                    if s not in resume:
-                        continue
-                    f = int(flags[i])
-                    if f & _SNAPSHOT_BEGIN:
-                        in_snap.add(s)
-                    if s in in_snap:
-                        if new is None:
-                            new = np.array(flags, dtype=np.int64, copy=True)
-                        if f & (_SNAPSHOT_END | _SNAPSHOT_SNIP):
-                            in_snap.discard(s)
-                            new[i] = f & _REMOVE  # commits the transaction
-                        else:
-                            new[i] = (f & _REMOVE) | _TX_PENDING
-                if new is not None:
-                    batch = _FlagsOverride(batch, new)
+        accept = self._accept_candle_symbol
+        if accept is not None and syms is not None:
+            batch = self._screen_candles(batch, syms, accept)
         try:
             changes = self.candles.apply(batch)
         except ValueError as exc:  # a layout the store cannot use (no eventSymbol, no time...)
             self._protocol_error(self._conn, f"Candle batch not applied: {exc}", exc)
             return
+        cb = self._on_candle_changes
+        if cb is not None:
+            try:
+                cb(changes)
+            except Exception as exc:
+                self._callback_failed("on_candle_changes", exc)
         for ch in changes:
             if ch.snapshot:
                 series = ch.series
@@ -1002,17 +996,36 @@ class DxLinkStreamer:
                         )
                     )
 
+    def _screen_candles(self, batch: Batch, syms: Any, accept: Callable[[object], bool]) -> Batch:
+        """`batch` without the rows of symbols ``accept_candle_symbol`` refuses.
 
-def _frame_channel(payload: bytes) -> int:
-    """The "channel" of a dxLink message (type and channel come first on real servers)."""
-    i = payload.find(b'"channel"')
-    if i < 0:
-        return -1
-    j = payload.find(b":", i + 9) + 1
-    n = len(payload)
-    while j < n and payload[j] in b" \t\r\n":
-        j += 1
-    k = j
-    while k < n and 48 <= payload[k] <= 57:
-        k += 1
-    return int(payload[j:k]) if k > j else -1
+        Accepted symbols are remembered, so a batch of known symbols costs one C-level set
+        check; only a batch with a new symbol takes the per-row path.
+        """
+        known = self._candle_accepted
+        try:
+            if known.issuperset(syms):
+                return batch
+        except TypeError:  # an unhashable value in the column: the per-row path sorts it out
+            pass
+        keep = np.ones(len(syms), dtype=bool)
+        for i, sym in enumerate(syms.tolist()):
+            if isinstance(sym, str) and sym in known:
+                continue
+            try:
+                ok = accept(sym)
+            except Exception as exc:
+                ok = False
+                self._callback_failed("accept_candle_symbol", exc)
+            if not ok:
+                keep[i] = False
+            elif isinstance(sym, str):
+                known.add(sym)
+        if keep.all():
+            return batch
+        cols = {}
+        for f in batch.fields:
+            col = batch.column(f)
+            if col is not None:
+                cols[f] = col[keep]
+        return ColumnBatch(batch.event_type, cols)
