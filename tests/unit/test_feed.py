@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from tests.oracles import feed as oracle
 
+import ttfast._core
+from ttfast._core import feed
 from ttfast._core.feed import EventBatch, FeedDecoder, field_kinds, message_type
 from ttfast.errors import DecodeError, TtfastError
 
@@ -392,6 +394,62 @@ def test_full_format() -> None:
     assert b2.event_type == "Trade" and b2.to_dicts() == [
         {"eventType": "Trade", "eventSymbol": "SPY", "price": 3.25, "size": 100.0, "x": [1]}
     ]
+
+
+def test_absent_values_per_kind() -> None:
+    """A key missing from a FULL event reads as NaN (float64), 0 (int64), False (bool) and None
+    (object); in columns and in to_dicts alike. Unknown fields: NaN in a numeric column, None
+    in an object one. JSON null in a string column reads as None too."""
+    dec = FeedDecoder()
+    dec.set_fields(
+        "Trade", ["eventSymbol", "price", "dayId", "extendedTradingHours", "exchangeCode"]
+    )
+    f = (
+        '{"type":"FEED_DATA","channel":1,"data":['
+        '{"eventType":"Trade","eventSymbol":"A","price":1.5,"dayId":7,'
+        '"extendedTradingHours":true,"exchangeCode":"Q","xnum":2,"xstr":"s"},'
+        '{"eventType":"Trade","eventSymbol":null}]}'
+    )
+    (b,) = dec.decode(f)
+    dtypes = {k: str(b[k].dtype) for k in b.fields}
+    assert dtypes == {
+        "eventSymbol": "object",
+        "price": "float64",
+        "dayId": "int64",
+        "extendedTradingHours": "bool",
+        "exchangeCode": "object",
+        "eventType": "object",
+        "xnum": "float64",
+        "xstr": "object",
+    }
+    want = {
+        "eventSymbol": None,
+        "price": math.nan,
+        "dayId": 0,
+        "extendedTradingHours": False,
+        "exchangeCode": None,
+        "eventType": "Trade",
+        "xnum": math.nan,
+        "xstr": None,
+    }
+    from_columns = {k: b[k].tolist()[1] for k in b.fields}
+    for got in (from_columns, b.to_dicts()[1]):
+        assert {k: norm(v) for k, v in got.items()} == {k: norm(v) for k, v in want.items()}
+
+
+def test_event_flag_bits() -> None:
+    """The eventFlags bits (spec dxlink.md §6.3): defined once (common.pxd), exported here."""
+    bits = (
+        feed.TX_PENDING,
+        feed.REMOVE_EVENT,
+        feed.SNAPSHOT_BEGIN,
+        feed.SNAPSHOT_END,
+        feed.SNAPSHOT_SNIP,
+        feed.SNAPSHOT_MODE,
+    )
+    assert bits == (0x01, 0x02, 0x04, 0x08, 0x10, 0x40)
+    assert ttfast._core.SNAPSHOT_END == feed.SNAPSHOT_END
+    assert set(feed.__all__) >= {"TX_PENDING", "SNAPSHOT_MODE", "FeedDecoder"}
 
 
 # ---------------------------------------------------------------------------------------------

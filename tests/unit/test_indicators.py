@@ -343,6 +343,28 @@ def test_hma_direction(lookback: int) -> None:
 # ---------------------------------------------------------------------------- lifecycle
 
 
+def test_slow_path_is_one_implementation(caplog: pytest.LogCaptureFixture) -> None:
+    """reset / extend / rebuild are written once (the compiled base class) for all four
+    indicators, and still count, log and skip non-finite inputs per class."""
+    classes = (Ema, Wma, Macd, Hma)
+    for meth in ("reset", "extend", "rebuild"):
+        assert len({getattr(cls, meth) for cls in classes}) == 1, meth
+    x = random_walk(300, 100.0, seed=5)
+    bad = x.copy()
+    bad[[3, 7]] = [math.nan, math.inf]
+    for cls in classes:
+        a, b = cls(9), cls(9)
+        with caplog.at_level(logging.WARNING, logger="ttfast.indicators"):
+            assert a.extend(bad) == 2
+        assert f"{cls.__name__}.extend: skipped 2 non-finite" in caplog.text
+        b.extend(x[:50])
+        assert b.rebuild(bad) == 2 and b.count == a.count == len(x) - 2
+        assert b.value == a.value
+        a.reset()
+        assert a.count == 0 and not a.ready
+        assert a.extend(np.empty(0)) == 0 and a.count == 0
+
+
 def test_reset_and_rebuild_from_candle_series() -> None:
     x = random_walk(500, 100.0, seed=9)
     for make in (lambda: Macd(), lambda: Hma(20, 2), lambda: Ema(9), lambda: Wma(9)):

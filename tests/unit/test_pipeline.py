@@ -14,6 +14,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import ttfast._core.pipeline as pl
 from ttfast._core import CandleStore, IndicatorPipeline
 from ttfast._core.indicators import HIST_COLORS
 from ttfast._core.indicators import hma as batch_hma
@@ -212,3 +213,47 @@ def test_max_symbols_and_discard() -> None:
     assert out.n == 0 and pipe.symbols_refused == 3
     pipe.reset()
     assert pipe.symbols == ["S0", "S2", "S4"]
+
+
+def test_kinds_columns_and_redis_names_are_module_constants() -> None:
+    """Facts the shell reads PipelineOutput with, defined once in the compiled core."""
+    assert (pl.KIND_FORMING, pl.KIND_FINAL, pl.KIND_HISTORY) == (0, 1, 2)
+    assert len(pl.COLUMNS) == pl.COLUMN_COUNT == 9
+    for i, name in enumerate(pl.COLUMNS):
+        assert getattr(pl, "COLUMN_" + name.upper()) == i
+    assert pl.HIST_COLORS == HIST_COLORS
+    store = CandleStore(10)
+    out = IndicatorPipeline().process(store.apply_bar("A", 0, 1.0, 2.0, 0.5, 1.5, 10.0))
+    assert out.columns.shape == (pl.COLUMN_COUNT, 1) and out.kind.tolist() == [pl.KIND_FORMING]
+    col = {
+        name: float(out.columns[getattr(pl, "COLUMN_" + name.upper()), 0]) for name in pl.COLUMNS
+    }
+    assert [col[k] for k in ("open", "high", "low", "close", "volume")] == [
+        1.0,
+        2.0,
+        0.5,
+        1.5,
+        10.0,
+    ]
+    assert all(math.isnan(col[k]) for k in ("macd", "signal", "hist", "hma"))
+    assert (
+        len(out.candle) == pl.COLUMN_MACD
+        and len(out.indicators) == pl.COLUMN_COUNT - pl.COLUMN_MACD
+    )
+    # default Redis names ...
+    assert (
+        [k for k, _ in out.snapshots] == [pl.SNAPSHOT_KEY_PREFIX.encode() + b"A"] == [b"snapshot:A"]
+    )
+    assert [ch for ch, _ in out.publishes] == [b"market:CandleEvent:A", b"analytics:delta:A"]
+    assert (pl.DELTA_CHANNEL_PREFIX, pl.RAW_CHANNEL_PREFIX) == (
+        "analytics:delta:",
+        "market:CandleEvent:",
+    )
+    # ... or the constructor's: only the names change
+    pipe = IndicatorPipeline(snapshot_prefix="s/", delta_prefix="d/", raw_prefix="r/")
+    assert (pipe.snapshot_prefix, pipe.delta_prefix, pipe.raw_prefix) == ("s/", "d/", "r/")
+    out2 = pipe.process(store.apply_bar("A", 0, 1.0, 2.0, 0.5, 1.5, 10.0))
+    assert [k for k, _ in out2.snapshots] == [b"s/A"]
+    assert [ch for ch, _ in out2.publishes] == [b"r/A", b"d/A"]
+    assert [p for _, p in out2.snapshots] == [p for _, p in out.snapshots]
+    assert [p for _, p in out2.publishes] == [p for _, p in out.publishes]

@@ -2,7 +2,8 @@
 # no Python objects, no imports of the asyncio shell.
 from libc.stdint cimport int64_t, uint64_t, int32_t, uint8_t
 
-# dxFeed IndexedEvent eventFlags bits (spec dxlink.md §6.3).
+# dxFeed IndexedEvent eventFlags bits (spec dxlink.md §6.3): the one definition. Python code reads
+# them from ttfast._core.feed (TX_PENDING, ...), which re-exports these values.
 cdef enum:
     TX_PENDING = 0x01
     REMOVE_EVENT = 0x02

@@ -38,6 +38,7 @@ import logging
 from ttfast._core.numparse cimport (scan_number, parse_double, parse_int64, NP_OK,
                                      fast_double, fast_int64)
 from ttfast._core.common cimport COL_DOUBLE, COL_INT64, COL_BOOL, COL_OBJECT
+from ttfast._core cimport common
 
 from ttfast.errors import DecodeError
 
@@ -52,9 +53,19 @@ cdef extern from "Python.h":
     int PyUnicode_IS_COMPACT_ASCII(PyObject* o)
     object PyBytes_FromStringAndSize(const char* v, Py_ssize_t n)
 
-__all__ = ["EventBatch", "FeedDecoder", "field_kinds", "message_type"]
+__all__ = ["REMOVE_EVENT", "SNAPSHOT_BEGIN", "SNAPSHOT_END", "SNAPSHOT_MODE", "SNAPSHOT_SNIP",
+           "TX_PENDING", "EventBatch", "FeedDecoder", "field_kinds", "message_type"]
 
 _log = logging.getLogger("ttfast.feed")
+
+# dxFeed IndexedEvent eventFlags bits (the `eventFlags` column), for Python code. The values are
+# common.pxd's, the one definition (the candle store cimports the same names).
+TX_PENDING = common.TX_PENDING
+REMOVE_EVENT = common.REMOVE_EVENT
+SNAPSHOT_BEGIN = common.SNAPSHOT_BEGIN
+SNAPSHOT_END = common.SNAPSHOT_END
+SNAPSHOT_SNIP = common.SNAPSHOT_SNIP
+SNAPSHOT_MODE = common.SNAPSHOT_MODE
 
 # The slot format every part shares: each parsed value is an 8-byte slot plus one tag byte.
 DEF TAG_F64 = 0       # slot holds a double

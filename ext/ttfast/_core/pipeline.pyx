@@ -31,7 +31,9 @@ already (``SPY{=05m}`` next to ``SPY{=5m}``), the full candle symbol is used (`n
 Bounded: with ``max_symbols`` > 0, state is kept for at most that many symbols; changes of
 further new symbols are skipped and counted (`symbols_refused`) until `discard()` frees a slot.
 
-Payloads (UTF-8 JSON; NaN/inf -> null; times in epoch ms; floats in repr form, exact):
+Payloads (UTF-8 JSON; NaN/inf -> null; times in epoch ms; floats in repr form, exact), under the
+Redis names below (the prefixes are SNAPSHOT_KEY_PREFIX, DELTA_CHANNEL_PREFIX, RAW_CHANNEL_PREFIX
+unless given to the constructor):
   snapshot:<name>  {"type":"snapshot","symbol":<tag symbol>,"period":"5m"|null,
                     "last_candle":{..},"macd":{..},"hma":{..},"bars":N}
   analytics:delta:<name>  {"type":"delta","symbol":<tag symbol>,"period":"5m"|null,
@@ -67,9 +69,15 @@ cnp.import_array()
 
 from ttfast._core.indicators import (HIST_COLORS, HMA_UP_COLOR, HMA_DOWN_COLOR)
 
-KIND_FORMING = 0
-KIND_FINAL = 1
-KIND_HISTORY = 2
+# KIND_* (row kinds) and COLUMN_* (rows of PipelineOutput.columns) are cpdef enums in
+# pipeline.pxd: module attributes too.
+COLUMNS = ("open", "high", "low", "close", "volume", "macd", "signal", "hist", "hma")
+
+# Redis names (module doc): <prefix><key name>. The defaults of IndicatorPipeline's
+# snapshot_prefix / delta_prefix / raw_prefix.
+SNAPSHOT_KEY_PREFIX = "snapshot:"
+DELTA_CHANNEL_PREFIX = "analytics:delta:"
+RAW_CHANNEL_PREFIX = "market:CandleEvent:"
 
 _PERIOD_RE = re.compile(r"(\d+(?:\.\d+)?)?(mo|pm|pr|t|s|m|h|d|w|o|y|v|p)", re.I)
 
@@ -175,6 +183,10 @@ cdef class IndicatorPipeline:
     cdef readonly Py_ssize_t hma_period
     cdef readonly Py_ssize_t hma_lookback
     cdef readonly bint publish_raw
+    cdef readonly str snapshot_prefix   # Redis key of a symbol's snapshot: prefix + key name
+    cdef readonly str delta_prefix      # Redis channel of its deltas
+    cdef readonly str raw_prefix        # Redis channel of its raw candles (publish_raw)
+    cdef bytes _snapshot_pre, _delta_pre, _raw_pre
     cdef readonly bint deltas_for_history
     cdef readonly long long rows
     cdef readonly long long finals
@@ -200,7 +212,9 @@ cdef class IndicatorPipeline:
         free(self._buf.data)
 
     def __init__(self, macd=(12, 26, 9), Py_ssize_t hma=20, Py_ssize_t hma_lookback=1,
-                 bint publish_raw=True, period=None, Py_ssize_t max_symbols=0):
+                 bint publish_raw=True, period=None, Py_ssize_t max_symbols=0, *,
+                 str snapshot_prefix=SNAPSHOT_KEY_PREFIX, str delta_prefix=DELTA_CHANNEL_PREFIX,
+                 str raw_prefix=RAW_CHANNEL_PREFIX):
         self.macd_periods = tuple(macd)
         if len(self.macd_periods) != 3:
             raise ValueError("macd must be (fast, slow, signal)")
@@ -209,6 +223,12 @@ cdef class IndicatorPipeline:
         self.hma_period = hma
         self.hma_lookback = hma_lookback
         self.publish_raw = publish_raw
+        self.snapshot_prefix = snapshot_prefix
+        self.delta_prefix = delta_prefix
+        self.raw_prefix = raw_prefix
+        self._snapshot_pre = snapshot_prefix.encode()
+        self._delta_pre = delta_prefix.encode()
+        self._raw_pre = raw_prefix.encode()
         if max_symbols < 0:
             raise ValueError("max_symbols must be >= 0 (0: no limit)")
         self.max_symbols = max_symbols
@@ -314,9 +334,9 @@ cdef class IndicatorPipeline:
         st.snapshot_head = (b'{"type":"snapshot","symbol":' + jtag + b',"period":' + jperiod
                             + b',"last_candle":')
         st.raw_head = b'{"eventType":"Candle","eventSymbol":' + json.dumps(symbol).encode() + b','
-        st.delta_channel = b"analytics:delta:" + name.encode()
-        st.snapshot_key = b"snapshot:" + name.encode()
-        st.raw_channel = b"market:CandleEvent:" + name.encode()
+        st.delta_channel = self._delta_pre + name.encode()
+        st.snapshot_key = self._snapshot_pre + name.encode()
+        st.raw_channel = self._raw_pre + name.encode()
         self._states[symbol] = st
         self._by_name[name] = st
         return st
@@ -385,11 +405,11 @@ cdef class IndicatorPipeline:
             r.macd = r.signal = r.hist = r.hma = NAN
             r.color = -1
             r.direction = 0
-            if kind != K_FORMING:
+            if kind != KIND_FORMING:
                 st.last_committed = t[i]
                 st.has_committed = True
             return
-        if kind == K_FORMING:
+        if kind == KIND_FORMING:
             m = st.macd.revise_raw(x)
             hv = st.hma.revise_raw(x)
             r.color = st.macd.color_code_for(m.hist)
@@ -448,7 +468,7 @@ cdef class IndicatorPipeline:
             if rebuild or not st.has_committed:
                 # no committed state yet (first bars of a symbol without a snapshot): bars that
                 # close now are genuinely final; after a snapshot/correction they are history
-                kind = K_HISTORY if rebuild else K_FINAL
+                kind = KIND_HISTORY if rebuild else KIND_FINAL
                 if rebuild or n > 1:
                     self.rebuilds += 1
                 st.macd.reset_raw()
@@ -457,9 +477,9 @@ cdef class IndicatorPipeline:
                 self._reserve(n)
                 for i in range(n - 1):
                     self._emit(st, t, o, h, l, c, v, i, n, kind)
-                    if i < rec.first and kind == K_HISTORY:  # unchanged history: not re-emitted
+                    if i < rec.first and kind == KIND_HISTORY:  # unchanged history: not re-emitted
                         self._n -= 1
-                    elif kind == K_FINAL:
+                    elif kind == KIND_FINAL:
                         self.finals += 1
             else:
                 # first bar newer than the last committed one (usually n-1 or n-2)
@@ -468,10 +488,10 @@ cdef class IndicatorPipeline:
                     start -= 1
                 self._reserve(n - start)
                 for i in range(start, n - 1):
-                    self._emit(st, t, o, h, l, c, v, i, n, K_FINAL)
+                    self._emit(st, t, o, h, l, c, v, i, n, KIND_FINAL)
                     self.finals += 1
             self._reserve(1)
-            self._emit(st, t, o, h, l, c, v, n - 1, n, K_FORMING)
+            self._emit(st, t, o, h, l, c, v, n - 1, n, KIND_FORMING)
         self.rows += self._n
         return self._output()
 
@@ -550,7 +570,7 @@ cdef class IndicatorPipeline:
         cdef PipelineOutput out = PipelineOutput.__new__(PipelineOutput)
         cdef cnp.ndarray kind = np.empty(n, dtype=np.int8)
         cdef cnp.ndarray time = np.empty(n, dtype=np.int64)
-        cdef cnp.ndarray cols = np.empty((9, n), dtype=np.float64)
+        cdef cnp.ndarray cols = np.empty((COLUMN_COUNT, n), dtype=np.float64)
         cdef cnp.ndarray color = np.empty(n, dtype=np.int8)
         cdef cnp.ndarray direction = np.empty(n, dtype=np.int8)
         cdef int8_t[::1] kv = kind
@@ -574,15 +594,15 @@ cdef class IndicatorPipeline:
             r = &self._rows[i]
             kv[i] = r.kind
             tv[i] = r.time
-            cv[0, i] = r.o
-            cv[1, i] = r.h
-            cv[2, i] = r.l
-            cv[3, i] = r.c
-            cv[4, i] = r.v
-            cv[5, i] = r.macd
-            cv[6, i] = r.signal
-            cv[7, i] = r.hist
-            cv[8, i] = r.hma
+            cv[COLUMN_OPEN, i] = r.o
+            cv[COLUMN_HIGH, i] = r.h
+            cv[COLUMN_LOW, i] = r.l
+            cv[COLUMN_CLOSE, i] = r.c
+            cv[COLUMN_VOLUME, i] = r.v
+            cv[COLUMN_MACD, i] = r.macd
+            cv[COLUMN_SIGNAL, i] = r.signal
+            cv[COLUMN_HIST, i] = r.hist
+            cv[COLUMN_HMA, i] = r.hma
             colv[i] = r.color
             dv[i] = r.direction
             # PyList_SET_ITEM steals a reference: take one for each (the slots are NULL)
@@ -599,7 +619,7 @@ cdef class IndicatorPipeline:
         for i in range(n):
             r = &self._rows[i]
             st = <_SymbolState>states[r.sym]
-            if r.kind == K_HISTORY:
+            if r.kind == KIND_HISTORY:
                 continue
             if self.publish_raw:
                 self._bytes(st.raw_head)
@@ -609,7 +629,7 @@ cdef class IndicatorPipeline:
             self._bytes(st.delta_head)
             self._candle_json(r)
             self._ind_json(r)
-            if r.kind == K_FINAL:
+            if r.kind == KIND_FINAL:
                 self._bytes(b',"final":true}')
             else:
                 self._bytes(b',"final":false}')
@@ -645,10 +665,10 @@ cdef class PipelineOutput:
     cdef readonly list symbols        # key name per row (snapshot:<name>, ...)
     cdef readonly list tag_symbols    # Influx `symbol` tag per row (no period attribute)
     cdef readonly list periods        # Influx `period` tag per row ("5m", "1h"; "" unknown)
-    cdef readonly object kind         # int8: 0 forming, 1 final, 2 history
+    cdef readonly object kind         # int8: KIND_FORMING, KIND_FINAL, KIND_HISTORY
     cdef readonly object time         # int64 epoch ms (bar start)
-    cdef readonly object columns      # float64 (9, n): open high low close volume macd signal
-                                      #   hist hma
+    cdef readonly object columns      # float64 (COLUMN_COUNT, n): row COLUMN_OPEN ... COLUMN_HMA
+                                      #   (names: COLUMNS)
     cdef readonly object color        # int8 HIST_COLORS index, -1 none
     cdef readonly object direction    # int8 1 up, -1 down, 0 none
     cdef readonly list publishes      # [(channel, payload)] deltas (+ raw candles)
@@ -657,12 +677,12 @@ cdef class PipelineOutput:
     @property
     def candle(self):
         """(open, high, low, close, volume) arrays."""
-        return tuple(self.columns[:5])
+        return tuple(self.columns[:COLUMN_MACD])
 
     @property
     def indicators(self):
         """(macd, signal, hist, hma) arrays."""
-        return tuple(self.columns[5:])
+        return tuple(self.columns[COLUMN_MACD:])
 
     def __len__(self):
         return self.n

@@ -8,6 +8,14 @@ from ttfast.errors import DecodeError as DecodeError
 
 _Frame = bytes | bytearray | memoryview | str
 
+# dxFeed eventFlags bits
+TX_PENDING: int
+REMOVE_EVENT: int
+SNAPSHOT_BEGIN: int
+SNAPSHOT_END: int
+SNAPSHOT_SNIP: int
+SNAPSHOT_MODE: int
+
 def field_kinds(event_type: str | None = None) -> dict[str, str]: ...
 def message_type(frame: _Frame) -> str: ...
 
@@ -50,4 +58,15 @@ class FeedDecoder:
     def decode(self, frame: _Frame) -> list[EventBatch]: ...
     def decode_message(self, frame: _Frame) -> tuple[int, list[EventBatch]]: ...
 
-__all__ = ["EventBatch", "FeedDecoder", "field_kinds", "message_type"]
+__all__ = [
+    "REMOVE_EVENT",
+    "SNAPSHOT_BEGIN",
+    "SNAPSHOT_END",
+    "SNAPSHOT_MODE",
+    "SNAPSHOT_SNIP",
+    "TX_PENDING",
+    "EventBatch",
+    "FeedDecoder",
+    "field_kinds",
+    "message_type",
+]

@@ -11,6 +11,22 @@ KIND_FORMING: int
 KIND_FINAL: int
 KIND_HISTORY: int
 
+COLUMN_OPEN: int
+COLUMN_HIGH: int
+COLUMN_LOW: int
+COLUMN_CLOSE: int
+COLUMN_VOLUME: int
+COLUMN_MACD: int
+COLUMN_SIGNAL: int
+COLUMN_HIST: int
+COLUMN_HMA: int
+COLUMN_COUNT: int
+COLUMNS: tuple[str, ...]
+
+SNAPSHOT_KEY_PREFIX: str
+DELTA_CHANNEL_PREFIX: str
+RAW_CHANNEL_PREFIX: str
+
 HIST_COLORS: tuple[str, str, str, str]
 HMA_UP_COLOR: str
 HMA_DOWN_COLOR: str
@@ -60,6 +76,12 @@ class IndicatorPipeline:
     @property
     def publish_raw(self) -> bool: ...
     @property
+    def snapshot_prefix(self) -> str: ...
+    @property
+    def delta_prefix(self) -> str: ...
+    @property
+    def raw_prefix(self) -> str: ...
+    @property
     def deltas_for_history(self) -> bool: ...
     @property
     def rows(self) -> int: ...
@@ -91,6 +113,10 @@ class IndicatorPipeline:
         publish_raw: bool = True,
         period: str | None = None,
         max_symbols: int = 0,
+        *,
+        snapshot_prefix: str = "snapshot:",
+        delta_prefix: str = "analytics:delta:",
+        raw_prefix: str = "market:CandleEvent:",
     ) -> None: ...
     def names(self) -> dict[str, str]: ...
     def name_for(self, symbol: str) -> tuple[str, str, str]: ...
