@@ -138,26 +138,3 @@ def test_100k_distinct_symbols_stay_bounded() -> None:
     grown = _rss() - before
     assert grown < 60 * 2**20, f"RSS grew {grown / 2**20:.0f} MB"  # was +434 MB unbounded
     assert np.asarray(worker.store["Z999{=5m}"].close).tolist() == [1.0]
-
-
-def test_the_limit_holds_with_a_store_built_without_max_symbols(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The worker enforces --max-symbols at its edge, whatever the CandleStore supports."""
-    import ttfast.worker as worker_mod
-    from ttfast._core import CandleStore
-
-    def old_store(capacity: int, **kw: object) -> CandleStore:
-        if kw:
-            raise TypeError(f"unexpected keyword argument {next(iter(kw))!r}")
-        return CandleStore(capacity)
-
-    monkeypatch.setattr(worker_mod, "CandleStore", old_store)
-    cfg = WorkerConfig(symbols=[], source="redis", redis_url=None, quiet=True, max_symbols=3)
-    worker = Worker(cfg)
-    payload = _msg(T0, 1.0)
-    msgs = [{"channel": f"market:CandleEvent:Y{k}".encode(), "data": payload} for k in range(10)]
-    worker.ingest_raw(msgs)
-    worker.ingest_raw(msgs)
-    assert sorted(worker.store.symbols()) == ["Y0{=5m}", "Y1{=5m}", "Y2{=5m}"]
-    assert worker.stats.symbols_refused == 14

@@ -56,3 +56,38 @@ async def rest_calls() -> None:
         reveal_type(e.external_identifier)  # R: str | None
         found = await tt.find_order_by_external_id(acct, e.external_identifier)
         reveal_type(found)  # R: ttfast.rest.models.Order | None
+
+
+# --- market data: decode, apply, listen (ttfast.Batch is what every consumer takes) ----------
+dec = ttfast.FeedDecoder(on_error="skip")
+batches = dec.decode(b'{"type":"FEED_DATA","channel":3,"data":[]}')
+reveal_type(batches)  # R: list[ttfast._core.feed.EventBatch]
+reveal_type(dec.decode_message(b""))  # R: tuple[int, list[ttfast._core.feed.EventBatch]]
+store = ttfast.CandleStore(capacity=64)
+reveal_type(store.apply(batches[0]))  # R: ttfast._core.candles.Changes
+cb = ttfast.ColumnBatch("Candle", {"eventSymbol": ["SPY{=5m}"], "time": [0], "close": [1.0]})
+reveal_type(store.apply(cb))  # R: ttfast._core.candles.Changes
+reveal_type(cb.column("close"))  # R: numpy.ndarray[tuple[Any, ...], numpy.dtype[Any]] | None
+any_batch: ttfast.Batch = batches[0]
+any_batch = cb
+reveal_type(store.resume("SPY{=5m}"))  # R: int | None
+reveal_type(store["SPY{=5m}"].resuming)  # R: bool
+
+
+async def stream(s: ttfast.DxLinkStreamer) -> None:
+    lst = s.listen("Quote", policy="conflate")
+    reveal_type(lst)  # R: ttfast.dxlink.streamer.Listener
+    reveal_type(lst.policy)  # R: Literal['conflate'] | Literal['drop_oldest']
+    async for b in lst:
+        reveal_type(b)  # R: ttfast.batch.Batch
+    async for ev in s.events():
+        if ev.kind == "decode_error":
+            reveal_type(ev.kind)  # R: Literal['decode_error']
+
+    async def tokens() -> tuple[str, str]:
+        return "wss://example", "token"
+
+    streamer = ttfast.DxLinkStreamer(
+        None, tokens, candle_store=store, on_candle_changes=lambda ch: None
+    )
+    reveal_type(streamer.candles)  # R: ttfast._core.candles.CandleStore

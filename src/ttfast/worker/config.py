@@ -1,0 +1,215 @@
+"""The worker's configuration: `WorkerConfig`, the command line (`parse_args`) and the limits
+applied to input at the edges. Reads the environment (``TTFAST_*``, ``TASTYTRADE_*``), nothing
+else; validates with `ttfast.symbols`, the one candle-symbol/period parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from ttfast.symbols import normalize_period, validate_symbol
+
+__all__ = [
+    "LOG_EVERY",
+    "MALFORMED_REASONS",
+    "MAX_ABS_VALUE",
+    "MAX_MESSAGE_BYTES",
+    "MAX_TIME_MS",
+    "Source",
+    "WorkerConfig",
+    "parse_args",
+]
+
+Source = Literal["sim", "dxlink", "redis"]
+
+# -- edge limits -----------------------------------------------------------------------------
+MAX_MESSAGE_BYTES: Final = 64 * 1024  # one raw candle message
+MAX_ABS_VALUE: Final = 1e15  # |open|..|volume|: beyond this the indicators' sums lose meaning
+MAX_TIME_MS: Final = 2**32 * 1000  # bar times in [0, 2**32 s): the range of a dxFeed index
+MALFORMED_REASONS: Final = (
+    "json",
+    "shape",
+    "symbol",
+    "time",
+    "number",
+    "field",
+    "too_large",
+    "error",
+)
+LOG_EVERY: Final = 10.0  # seconds between two log lines about the same kind of bad input
+
+
+@dataclass
+class WorkerConfig:
+    symbols: list[str] = field(default_factory=lambda: ["SPY", "QQQ", "AAPL", "MSFT", "NVDA"])
+    period: str = "5m"  # any spelling `ttfast.symbols.normalize_period` reads
+    source: Source = "sim"
+    redis_url: str | None = None
+    telegraf_url: str | None = None
+    telegraf_db: str = "ttfast"
+    telegraf_gzip: bool = False
+    telegraf_final_only: bool = False
+    history_days: float = 2.0
+    capacity: int = 4096
+    duration: float | None = None
+    status_interval: float = 1.0
+    print_table: bool = False
+    quiet: bool = False
+    sim_seed: int = 7
+    sim_speed: float = 60.0
+    redis_backlog: int = 100_000
+    max_symbols: int = 10_000  # symbols with state (store, pipeline, Redis keys); new ones refused
+    idle_discard: float = 0.0  # redis source: forget symbols silent this long (s); 0 = never
+
+
+def have_credentials() -> bool:
+    return bool(
+        os.environ.get("TASTYTRADE_CLIENT_SECRET") and os.environ.get("TASTYTRADE_REFRESH_TOKEN")
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
+    import ttfast.worker
+
+    env = os.environ
+    p = argparse.ArgumentParser(
+        prog="ttfast-worker",
+        description=ttfast.worker.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--symbols",
+        default=env.get("TTFAST_SYMBOLS", "SPY,QQQ,AAPL,MSFT,NVDA"),
+        help="comma-separated symbols (env TTFAST_SYMBOLS)",
+    )
+    p.add_argument(
+        "--period",
+        default=env.get("TTFAST_PERIOD", "5m"),
+        help="candle period, e.g. 1m, 5m, 1h, 1d (default: 5m; env TTFAST_PERIOD). Its "
+        "candles keep the plain names (snapshot:SPY, analytics:delta:SPY); candles of any other "
+        "period (redis source) are named by their candle symbol (snapshot:SPY{=1h}). Payloads "
+        'carry "period"; Influx points are tagged symbol and period',
+    )
+    p.add_argument(
+        "--source",
+        choices=("sim", "dxlink", "redis"),
+        default=env.get("TTFAST_SOURCE"),
+        help="sim (default without credentials), dxlink (with TASTYTRADE_* env), "
+        "redis (raw candles on market:CandleEvent:*)",
+    )
+    p.add_argument(
+        "--redis",
+        default=env.get("TTFAST_REDIS_URL"),
+        help="redis://host:port/db for snapshots/deltas (env TTFAST_REDIS_URL)",
+    )
+    p.add_argument(
+        "--telegraf",
+        default=env.get("TTFAST_TELEGRAF_URL"),
+        help="http://host:port (influxdb_listener or InfluxDB 1.x /write) or "
+        "udp://host:port (env TTFAST_TELEGRAF_URL)",
+    )
+    p.add_argument("--telegraf-db", default=env.get("TTFAST_TELEGRAF_DB", "ttfast"))
+    p.add_argument("--telegraf-gzip", action="store_true")
+    p.add_argument(
+        "--telegraf-final-only",
+        action="store_true",
+        help="write only closed bars (and rebuilt history), not forming-bar updates",
+    )
+    p.add_argument(
+        "--history-days", type=float, default=2.0, help="candle history requested at start (days)"
+    )
+    p.add_argument("--capacity", type=int, default=4096, help="bars kept per symbol")
+    p.add_argument(
+        "--max-symbols",
+        type=int,
+        metavar="N",
+        default=env.get("TTFAST_MAX_SYMBOLS", "10000"),
+        help="at most N symbols (candle symbols: SPY{=5m} and SPY{=1h} are two) have state "
+        "and Redis keys; messages of further new symbols are refused, counted ('refused' in "
+        "the status line) and logged (default: 10000; env TTFAST_MAX_SYMBOLS)",
+    )
+    p.add_argument(
+        "--idle-discard",
+        type=float,
+        metavar="SECONDS",
+        default=env.get("TTFAST_IDLE_DISCARD", "0"),
+        help="redis source: forget a symbol (its bars and indicator state, not its Redis "
+        "snapshot) after SECONDS without a message, freeing its --max-symbols slot; if it "
+        "comes back it starts over from that message, so MACD/HMA warm up again "
+        "(default: 0 = never; env TTFAST_IDLE_DISCARD)",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (flush and exit 0)",
+    )
+    p.add_argument("--status-interval", type=float, default=1.0)
+    p.add_argument(
+        "--print",
+        dest="print_table",
+        action="store_true",
+        help="live table: close, MACD hist (colour), HMA direction per symbol",
+    )
+    p.add_argument("--quiet", action="store_true", help="no status output")
+    p.add_argument("--sim-seed", type=int, default=7)
+    p.add_argument(
+        "--sim-speed",
+        type=float,
+        default=60.0,
+        help="simulated seconds per real second (sim source)",
+    )
+    p.add_argument("--log-level", default=env.get("TTFAST_LOG_LEVEL", "INFO"))
+    a = p.parse_args(argv)
+    logging.basicConfig(
+        level=a.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    source: Source = a.source or ("dxlink" if have_credentials() else "sim")
+    if source == "redis" and not a.redis:
+        p.error("--source redis needs --redis URL")
+    symbols = [s.strip() for s in a.symbols.split(",") if s.strip()]
+    if not symbols and source != "redis":
+        p.error("no symbols")
+    for sym in symbols:
+        why = validate_symbol(sym)
+        if why is not None or "{" in sym:
+            p.error(f"--symbols: {why or f'{sym!r} has attributes (give --period instead)'}")
+    try:
+        normalize_period(a.period)
+    except ValueError as exc:
+        p.error(f"--period: {exc}")
+    if a.max_symbols < 1:
+        p.error("--max-symbols must be >= 1")
+    if len(symbols) > a.max_symbols and source != "redis":
+        p.error(f"--symbols lists {len(symbols)} symbols, more than --max-symbols {a.max_symbols}")
+    if not a.idle_discard >= 0 or math.isinf(a.idle_discard):
+        p.error("--idle-discard must be a number of seconds >= 0")
+    return WorkerConfig(
+        symbols=symbols,
+        period=a.period,
+        source=source,
+        redis_url=a.redis,
+        telegraf_url=a.telegraf,
+        telegraf_db=a.telegraf_db,
+        telegraf_gzip=a.telegraf_gzip,
+        telegraf_final_only=a.telegraf_final_only,
+        history_days=a.history_days,
+        capacity=a.capacity,
+        duration=a.duration,
+        status_interval=a.status_interval,
+        print_table=a.print_table,
+        quiet=a.quiet,
+        sim_seed=a.sim_seed,
+        sim_speed=a.sim_speed,
+        max_symbols=a.max_symbols,
+        idle_discard=a.idle_discard,
+    )
