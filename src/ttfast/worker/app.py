@@ -22,8 +22,21 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ttfast._core import CandleStore, Changes, IndicatorPipeline, LineEncoder, PipelineOutput
-from ttfast._core.pipeline import KIND_FINAL, KIND_FORMING, KIND_HISTORY, display_period
+from ttfast._core import (
+    COLUMN_CLOSE,
+    COLUMN_HIST,
+    COLUMN_HMA,
+    COLUMN_MACD,
+    KIND_FINAL,
+    KIND_FORMING,
+    KIND_HISTORY,
+    CandleStore,
+    Changes,
+    IndicatorPipeline,
+    LineEncoder,
+    PipelineOutput,
+    pipeline,
+)
 from ttfast._run import run as run_loop
 from ttfast._util import redact_url
 from ttfast.batch import ColumnBatch
@@ -38,11 +51,6 @@ from ttfast.worker.status import WorkerStats, status_line, status_loop, table
 __all__ = ["Worker", "main"]
 
 log = logging.getLogger("ttfast.worker")
-
-# rows of PipelineOutput.columns: the candle fields, then the indicator fields
-_CLOSE = CANDLE_FIELDS.index("close")
-_HIST = len(CANDLE_FIELDS) + INDICATOR_FIELDS.index("hist")
-_HMA = len(CANDLE_FIELDS) + INDICATOR_FIELDS.index("hma")
 
 
 def _f(x: float | None) -> float:
@@ -77,7 +85,7 @@ class Worker:
             TelegrafSink(
                 cfg.telegraf_url,
                 database=cfg.telegraf_db,
-                period=display_period(period),
+                period=pipeline.display_period(period),
                 gzip=cfg.telegraf_gzip,
             )
             if cfg.telegraf_url
@@ -143,10 +151,10 @@ class Worker:
         for i in np.flatnonzero(kind != KIND_HISTORY).tolist():
             self.latest[out.symbols[i]] = (
                 int(out.time[i]),
-                float(cols[_CLOSE, i]),
-                float(cols[_HIST, i]),
+                float(cols[COLUMN_CLOSE, i]),
+                float(cols[COLUMN_HIST, i]),
                 int(out.color[i]),
-                float(cols[_HMA, i]),
+                float(cols[COLUMN_HMA, i]),
                 int(out.direction[i]),
             )
 
@@ -165,7 +173,7 @@ class Worker:
         tg = self.telegraf
         assert tg is not None
         enc_c, enc_i = self._lp_candle, self._lp_indicators
-        nc = len(CANDLE_FIELDS)
+        nc = COLUMN_MACD  # rows [0, nc): the candle fields; [nc, ...): the indicators
         t_ns = np.asarray(time_ms, dtype=np.int64) * 1_000_000
         omitted0 = enc_c.fields_omitted + enc_i.fields_omitted
         written0 = enc_c.rows_written + enc_i.rows_written

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ttfast._core import RAW_CHANNEL_PREFIX
 from ttfast._util import redact_url
 from ttfast.symbols import validate_symbol, with_period
 from ttfast.worker.config import MAX_ABS_VALUE, MAX_MESSAGE_BYTES, MAX_TIME_MS
@@ -47,7 +48,7 @@ __all__ = [
 
 log = logging.getLogger("ttfast.worker")
 
-RAW_PREFIX = "market:CandleEvent:"
+RAW_PREFIX = RAW_CHANNEL_PREFIX  # where raw candles are published (the pipeline's default)
 RAW_PATTERN = RAW_PREFIX + "*"
 
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ttfast._core.pipeline import HIST_COLORS, HMA_DOWN_COLOR, HMA_UP_COLOR
+from ttfast._core import HIST_COLORS, HMA_DOWN_COLOR, HMA_UP_COLOR
 
 if TYPE_CHECKING:
     from ttfast.worker.app import Worker
