@@ -13,7 +13,7 @@
 #              array object (treat it as read-only). The numeric columns of a batch share one
 #              memory block (each array is a view with .base = that block, .flags.owndata
 #              False), and so do its object columns.
-# Everything whose name starts with an underscore is private to feed.pyx.
+# Everything whose name starts with an underscore is private to feed.pyx and its feed_*.pxi parts.
 from libc.stdint cimport int64_t, uint8_t
 
 

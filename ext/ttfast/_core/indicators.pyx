@@ -8,6 +8,10 @@ over numpy arrays, so batch and streaming give identical bits by construction.
 What it may touch: numpy buffers passed in, its own malloc'ed rings, the `logging` module (a
 warning when batch input had non-finite values). Nothing from the asyncio shell.
 
+Layout: the C kernels (ema_*, wma_*, macd_*, hma_*: push = commit, peek = revise, O(1)), then the
+slow path the four classes share (the `_Indicator` base: reset, extend, rebuild, skip counting),
+then one class per indicator (its kernel bindings and Python wrappers), then the batch twins.
+
 Exactness notes (see docs/README-indicators.md):
 * EMA: `e = (x - e) * k + e`, seeded with the plain mean of the first n inputs. TA-Lib 0.8's
   wheel compiles TA_EMA / TA_MACD twice (``target_clones("default", "fma")``) and picks the
