@@ -1,7 +1,8 @@
 """dxLink market-data client: sans-IO protocol + self-healing picows streamer.
 
 See docs/streaming.md. Public names: :class:`DxLinkStreamer`,
-:class:`ConnectionEvent`, :class:`StreamState`, :class:`StreamerStats`, :class:`Listener`,
+:class:`ConnectionEvent` (``kind``: :data:`ConnectionEventKind`), :class:`StreamState`,
+:class:`StreamerStats`, :class:`Listener` (``policy``: :data:`ListenPolicy`),
 :func:`build_candle_symbol`, :func:`run` (``ttfast._run.run``: asyncio.run on uvloop when
 installed).
 """
@@ -17,9 +18,13 @@ from ttfast.dxlink.protocol import (
     build_candle_symbol,
 )
 from ttfast.dxlink.streamer import (
+    BatchCallback,
+    CandleChangesCallback,
     ConnectionEvent,
+    ConnectionEventKind,
     DxLinkStreamer,
     Listener,
+    ListenPolicy,
     StreamerStats,
     StreamState,
     TokenProvider,
@@ -29,9 +34,13 @@ __all__ = [
     "CANDLE_FIELDS",
     "DEFAULT_EVENT_FIELDS",
     "TICKER_TYPES",
+    "BatchCallback",
+    "CandleChangesCallback",
     "ConnectionEvent",
+    "ConnectionEventKind",
     "DxLinkProtocol",
     "DxLinkStreamer",
+    "ListenPolicy",
     "Listener",
     "StreamState",
     "StreamerStats",
