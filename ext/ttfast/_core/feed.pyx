@@ -38,7 +38,9 @@ import logging
 from ttfast._core.numparse cimport (scan_number, parse_double, parse_int64, NP_OK,
                                      fast_double, fast_int64)
 from ttfast._core.common cimport COL_DOUBLE, COL_INT64, COL_BOOL, COL_OBJECT
-from ttfast._core cimport common
+from ttfast._core.common cimport (TX_PENDING as _TX_PENDING, REMOVE_EVENT as _REMOVE_EVENT,
+                                  SNAPSHOT_BEGIN as _SNAPSHOT_BEGIN, SNAPSHOT_END as _SNAPSHOT_END,
+                                  SNAPSHOT_SNIP as _SNAPSHOT_SNIP, SNAPSHOT_MODE as _SNAPSHOT_MODE)
 
 from ttfast.errors import DecodeError
 
@@ -60,12 +62,12 @@ _log = logging.getLogger("ttfast.feed")
 
 # dxFeed IndexedEvent eventFlags bits (the `eventFlags` column), for Python code. The values are
 # common.pxd's, the one definition (the candle store cimports the same names).
-TX_PENDING = common.TX_PENDING
-REMOVE_EVENT = common.REMOVE_EVENT
-SNAPSHOT_BEGIN = common.SNAPSHOT_BEGIN
-SNAPSHOT_END = common.SNAPSHOT_END
-SNAPSHOT_SNIP = common.SNAPSHOT_SNIP
-SNAPSHOT_MODE = common.SNAPSHOT_MODE
+TX_PENDING = _TX_PENDING
+REMOVE_EVENT = _REMOVE_EVENT
+SNAPSHOT_BEGIN = _SNAPSHOT_BEGIN
+SNAPSHOT_END = _SNAPSHOT_END
+SNAPSHOT_SNIP = _SNAPSHOT_SNIP
+SNAPSHOT_MODE = _SNAPSHOT_MODE
 
 # The slot format every part shares: each parsed value is an 8-byte slot plus one tag byte.
 DEF TAG_F64 = 0       # slot holds a double
