@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test command (README, `.ci/run`): on a fresh machine installs what the tests need
-# (apt-get: redis-server, influxdb, valgrind, clang; pip: the package with its test extras, in
-# hermetic venvs: none sees the base interpreter's site-packages, see tests/env/venv.sh),
+# (apt-get: redis-server, influxdb, victoria-metrics, valgrind, clang; pip: the package with its
+# test and influx extras, in hermetic venvs: none sees the base interpreter's site-packages, see
+# tests/env/venv.sh),
 # builds the compiled core, runs the whole suite including the benchmark regression gate, then
 # the sanitizer (ASan/UBSan) build with the decoder tests and a short fuzz run.
 set -euo pipefail
@@ -18,6 +19,7 @@ step "system packages"
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v influxd >/dev/null || need+=(influxdb)
+command -v victoria-metrics >/dev/null || need+=(victoria-metrics)
 command -v valgrind >/dev/null || need+=(valgrind)
 command -v clang >/dev/null || need+=(clang)
 [ -e /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer_no_main-x86_64.a ] \
@@ -36,7 +38,7 @@ make_venv "$VENV"
 # Build requirements and the package's dependencies come from pyproject.toml (tests/env/reqs.py),
 # pinned by tests/constraints.txt; the venv never sees the base interpreter's packages.
 mapfile -t BUILD_REQS < <("$VENV/bin/python" tests/env/reqs.py build)
-mapfile -t DEPS < <("$VENV/bin/python" tests/env/reqs.py deps test fuzz)
+mapfile -t DEPS < <("$VENV/bin/python" tests/env/reqs.py deps test fuzz influx)
 venv_install "$VENV" "${BUILD_REQS[@]}" "${DEPS[@]}"
 step "build + install ttfast with test extras"
 venv_install "$VENV" --no-build-isolation --no-deps -Cbuild-dir=build/test .

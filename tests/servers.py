@@ -1,4 +1,5 @@
-"""Real servers for tests: redis-server and influxd on a free loopback port in a temp dir.
+"""Real servers for tests: redis-server, influxd and VictoriaMetrics on a free loopback port in a
+temp dir.
 
 Each server is a child process we start and stop ourselves (no mocks, loopback only). A test is
 skipped only when the server binary is not installed; any other start-up failure is an error
@@ -49,7 +50,11 @@ def require_binary(name: str) -> str:
     return path
 
 
-_PKG = {"redis-server": "redis-server", "influxd": "influxdb"}
+_PKG = {
+    "redis-server": "redis-server",
+    "influxd": "influxdb",
+    "victoria-metrics": "victoria-metrics",
+}
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
@@ -375,6 +380,115 @@ def influx_auth_server() -> Iterator[InfluxAuthServer]:
     binary = require_binary("influxd")
     with tempfile.TemporaryDirectory(prefix="ttfast-influx-auth-") as tmp:
         srv = InfluxAuthServer(binary, Path(tmp))
+        srv.start()
+        try:
+            yield srv
+        finally:
+            srv.stop()
+
+
+@dataclass
+class VictoriaMetricsServer:
+    """A running single-node VictoriaMetrics: InfluxDB line protocol on ``/write`` (1.x) and
+    ``/api/v2/write`` (v2; org and bucket are accepted, the token is not checked).
+
+    Started with ``-retentionPeriod 100y`` (its default of one month would drop older points)
+    and ``-dedup.minScrapeInterval 1ms`` (one sample per series and millisecond, as InfluxDB
+    keeps one point per series and timestamp). A field ``f`` of measurement ``m`` is the
+    series ``m_f``; tags are labels; timestamps are stored in milliseconds. `restart()` kills
+    it and starts it again on the same port and data dir (a server down for a while).
+    """
+
+    binary: str
+    dir: Path
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> None:
+        if not self.port:
+            self.port = free_port()
+        log = self.dir / f"vm-{self.starts}.log"
+        self.starts += 1
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [
+                    self.binary,
+                    f"-storageDataPath={self.dir / 'data'}",
+                    "-retentionPeriod=100y",
+                    "-dedup.minScrapeInterval=1ms",
+                    f"-httpListenAddr=127.0.0.1:{self.port}",
+                    "-loggerLevel=ERROR",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"victoria-metrics exited with {self.proc.returncode}:\n" + _tail(log)
+                )
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=0.5) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        _stop(self.proc)
+        raise RuntimeError(f"victoria-metrics not ready on port {self.port}:\n" + _tail(log))
+
+    def force_flush(self) -> None:
+        """Make every point received so far readable."""
+        with urllib.request.urlopen(self.url + "/internal/force_flush", timeout=10) as r:
+            r.read()
+
+    def export(self, match: str) -> list[dict[str, Any]]:
+        """``/api/v1/export`` of the series matching `match` (after a force flush): one dict per
+        series, ``{"metric": {"__name__": ..., labels}, "values": [...], "timestamps": [ms]}``."""
+        self.force_flush()
+        data = urllib.parse.urlencode({"match[]": match}).encode()
+        with urllib.request.urlopen(self.url + "/api/v1/export", data=data, timeout=30) as r:
+            return [json.loads(line) for line in r.read().splitlines() if line.strip()]
+
+    def points(self, match: str) -> dict[tuple[str, str, int], float]:
+        """(series name, symbol label, time ms) -> value for the series matching `match`;
+        raises if a series holds two samples at one timestamp."""
+        out: dict[tuple[str, str, int], float] = {}
+        for s in self.export(match):
+            name, sym = s["metric"]["__name__"], s["metric"].get("symbol", "")
+            for t, v in zip(s["timestamps"], s["values"], strict=True):
+                key = (name, sym, int(t))
+                if key in out:
+                    raise AssertionError(f"two samples for {key}")
+                out[key] = float(v)
+        return out
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+
+
+@contextlib.contextmanager
+def victoria_metrics() -> Iterator[VictoriaMetricsServer]:
+    """A VictoriaMetrics in a temp dir (see `VictoriaMetricsServer`)."""
+    binary = require_binary("victoria-metrics")
+    with tempfile.TemporaryDirectory(prefix="ttfast-vm-") as tmp:
+        srv = VictoriaMetricsServer(binary, Path(tmp))
         srv.start()
         try:
             yield srv

@@ -1,4 +1,5 @@
-"""Where the worker's results go: Redis (snapshots + deltas) and Telegraf/InfluxDB (history).
+"""Where the worker's results go: Redis (snapshots + deltas), Telegraf/InfluxDB 1.x and
+InfluxDB v2 (history): `RedisSink`, `TelegrafSink`, `InfluxV2Sink` (loaded on first use).
 
 Sinks queue without blocking the batch loop and flush in batches from their own task (the
 loop, `flush()` and `close()` are `ttfast.sinks._base.BatchingSink`, their shared base); a sink
@@ -11,8 +12,25 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
-__all__: list[str] = ["LogLimiter"]
+from ttfast._util import lazy_exports
+
+if TYPE_CHECKING:
+    from ttfast.sinks.influx import InfluxV2Sink
+    from ttfast.sinks.redis import RedisSink
+    from ttfast.sinks.telegraf import TelegrafSink
+
+__all__: list[str] = ["InfluxV2Sink", "LogLimiter", "RedisSink", "TelegrafSink"]
+
+_LAZY = {
+    "InfluxV2Sink": "ttfast.sinks.influx",
+    "RedisSink": "ttfast.sinks.redis",
+    "TelegrafSink": "ttfast.sinks.telegraf",
+}
+
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
 
 
 class LogLimiter:
