@@ -449,10 +449,13 @@ class VictoriaMetricsServer:
             r.read()
 
     def export(self, match: str) -> list[dict[str, Any]]:
-        """``/api/v1/export`` of the series matching `match` (after a force flush): one dict per
-        series, ``{"metric": {"__name__": ..., labels}, "values": [...], "timestamps": [ms]}``."""
+        """``/api/v1/export`` of the series matching `match` (after a force flush; points up to
+        the year 2100): one dict per series,
+        ``{"metric": {"__name__": ..., labels}, "values": [...], "timestamps": [ms]}``."""
         self.force_flush()
-        data = urllib.parse.urlencode({"match[]": match}).encode()
+        # export ends at "now" by default: a simulated clock runs ahead of it
+        data = urllib.parse.urlencode({"match[]": match, "start": "0", "end": "4102444800"})
+        data = data.encode()
         with urllib.request.urlopen(self.url + "/api/v1/export", data=data, timeout=30) as r:
             return [json.loads(line) for line in r.read().splitlines() if line.strip()]
 

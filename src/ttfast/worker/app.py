@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import signal
 import sys
 import time
@@ -41,6 +42,7 @@ from ttfast._run import run as run_loop
 from ttfast._util import redact_url
 from ttfast.batch import ColumnBatch
 from ttfast.sinks import LogLimiter
+from ttfast.sinks.influx import InfluxV2Sink
 from ttfast.sinks.redis import RedisSink
 from ttfast.sinks.telegraf import CANDLE_FIELDS, INDICATOR_FIELDS, TelegrafSink
 from ttfast.symbols import normalize_period, validate_symbol
@@ -91,6 +93,19 @@ class Worker:
             if cfg.telegraf_url
             else None
         )
+        self.influx: InfluxV2Sink | None = None
+        if cfg.influx_url:
+            token = os.environ.get(cfg.influx_token_env, "")
+            if not token:
+                log.warning("influx: $%s is not set: writing without a token", cfg.influx_token_env)
+            self.influx = InfluxV2Sink(
+                cfg.influx_url,
+                org=cfg.influx_org,
+                bucket=cfg.influx_bucket,
+                token=token,
+                period=pipeline.display_period(period),
+                gzip=cfg.influx_gzip,
+            )
         tags = ("symbol", "period")
         self._lp_candle = LineEncoder("candle", tags, CANDLE_FIELDS)
         self._lp_indicators = LineEncoder("indicators", tags, INDICATOR_FIELDS)
@@ -134,7 +149,7 @@ class Worker:
                 self.redis.set_snapshot(key, payload)
         kind = out.kind
         self.stats.finals += int(np.count_nonzero(kind == KIND_FINAL))
-        if self.telegraf is not None:
+        if self.telegraf is not None or self.influx is not None:
             if self.cfg.telegraf_final_only:
                 sel = np.flatnonzero(kind != KIND_FORMING)
                 if len(sel):
@@ -168,10 +183,9 @@ class Worker:
         """Queue `candle` and `indicators` points tagged symbol=<tag symbol>,period=<period>.
 
         Encoded here rather than by TelegrafSink.write_rows, whose period tag is one value per
-        sink: the rows of one batch can belong to several periods.
+        sink: the rows of one batch can belong to several periods. Encoded once for both the
+        Telegraf and the InfluxDB v2 sink.
         """
-        tg = self.telegraf
-        assert tg is not None
         enc_c, enc_i = self._lp_candle, self._lp_indicators
         nc = COLUMN_MACD  # rows [0, nc): the candle fields; [nc, ...): the indicators
         t_ns = np.asarray(time_ms, dtype=np.int64) * 1_000_000
@@ -190,8 +204,10 @@ class Worker:
                 except ValueError as exc:
                     self.count_malformed("error", f"influx row of {tags[i]!r}: {exc}", "pipeline")
             body = b"".join(parts)
-        tg.stats.fields_omitted += enc_c.fields_omitted + enc_i.fields_omitted - omitted0
-        tg.write_lines(body, enc_c.rows_written + enc_i.rows_written - written0)
+        for sink in (self.telegraf, self.influx):
+            if sink is not None:
+                sink.stats.fields_omitted += enc_c.fields_omitted + enc_i.fields_omitted - omitted0
+                sink.write_lines(body, enc_c.rows_written + enc_i.rows_written - written0)
 
     # -- bad input and limits --------------------------------------------------------------
     def count_malformed(self, reason: str, detail: str, where: str, n: int = 1) -> None:
@@ -377,6 +393,8 @@ class Worker:
             await self.redis.start()
         if self.telegraf is not None:
             await self.telegraf.start()
+        if self.influx is not None:
+            await self.influx.start()
         src = asyncio.create_task(run_source(self), name="ttfast-source")
         status = asyncio.create_task(status_loop(self), name="ttfast-status")
         idle = (
@@ -406,6 +424,8 @@ class Worker:
                 await self.redis.close()
             if self.telegraf is not None:
                 await self.telegraf.close()
+            if self.influx is not None:
+                await self.influx.close()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
@@ -428,12 +448,13 @@ class Worker:
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_args(argv)
     log.info(
-        "ttfast-worker: source=%s symbols=%s period=%s redis=%s telegraf=%s",
+        "ttfast-worker: source=%s symbols=%s period=%s redis=%s telegraf=%s influx=%s",
         cfg.source,
         ",".join(cfg.symbols),
         cfg.period,
         redact_url(cfg.redis_url) if cfg.redis_url else "-",
         redact_url(cfg.telegraf_url) if cfg.telegraf_url else "-",
+        redact_url(cfg.influx_url) if cfg.influx_url else "-",
     )
     try:
         return run_loop(Worker(cfg).run())

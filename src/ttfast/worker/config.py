@@ -9,6 +9,7 @@ import argparse
 import logging
 import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -55,7 +56,12 @@ class WorkerConfig:
     telegraf_url: str | None = None
     telegraf_db: str = "ttfast"
     telegraf_gzip: bool = False
-    telegraf_final_only: bool = False
+    telegraf_final_only: bool = False  # closed bars only, into Telegraf and InfluxDB v2
+    influx_url: str | None = None  # InfluxDB v2 (/api/v2/write)
+    influx_org: str = ""
+    influx_bucket: str = ""
+    influx_token_env: str = "INFLUX_TOKEN"  # the token's environment variable, never the token
+    influx_gzip: bool = False
     history_days: float = 2.0
     capacity: int = 4096
     duration: float | None = None
@@ -120,8 +126,28 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
     p.add_argument(
         "--telegraf-final-only",
         action="store_true",
-        help="write only closed bars (and rebuilt history), not forming-bar updates",
+        help="write only closed bars (and rebuilt history), not forming-bar updates "
+        "(Telegraf and InfluxDB v2)",
     )
+    p.add_argument(
+        "--influx",
+        default=env.get("TTFAST_INFLUX_URL"),
+        help="InfluxDB v2 http(s)://host:port (/api/v2/write; needs ttfast[influx]) "
+        "(env TTFAST_INFLUX_URL)",
+    )
+    p.add_argument("--influx-org", default=env.get("TTFAST_INFLUX_ORG", ""))
+    p.add_argument("--influx-bucket", default=env.get("TTFAST_INFLUX_BUCKET", ""))
+    p.add_argument(
+        "--influx-token-env",
+        default="INFLUX_TOKEN",
+        metavar="NAME",
+        help="environment variable holding the InfluxDB v2 token (default: INFLUX_TOKEN); "
+        "the token itself is never taken on the command line",
+    )
+    # an exact match for the flag people will try: without it argparse would take
+    # `--influx-token SECRET` as an abbreviation of --influx-token-env
+    p.add_argument("--influx-token", dest="influx_token_argv", help=argparse.SUPPRESS)
+    p.add_argument("--influx-gzip", action="store_true")
     p.add_argument(
         "--history-days", type=float, default=2.0, help="candle history requested at start (days)"
     )
@@ -191,6 +217,15 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         p.error("--max-symbols must be >= 1")
     if len(symbols) > a.max_symbols and source != "redis":
         p.error(f"--symbols lists {len(symbols)} symbols, more than --max-symbols {a.max_symbols}")
+    if a.influx_token_argv is not None:
+        p.error(
+            "the InfluxDB token is not taken on the command line: set it in the environment "
+            "($INFLUX_TOKEN, or the variable --influx-token-env names)"
+        )
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", a.influx_token_env):
+        p.error("--influx-token-env must name an environment variable (letters, digits, _)")
+    if a.influx and not (a.influx_org and a.influx_bucket):
+        p.error("--influx needs --influx-org and --influx-bucket")
     if not a.idle_discard >= 0 or math.isinf(a.idle_discard):
         p.error("--idle-discard must be a number of seconds >= 0")
     return WorkerConfig(
@@ -202,6 +237,11 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         telegraf_db=a.telegraf_db,
         telegraf_gzip=a.telegraf_gzip,
         telegraf_final_only=a.telegraf_final_only,
+        influx_url=a.influx,
+        influx_org=a.influx_org,
+        influx_bucket=a.influx_bucket,
+        influx_token_env=a.influx_token_env,
+        influx_gzip=a.influx_gzip,
         history_days=a.history_days,
         capacity=a.capacity,
         duration=a.duration,

@@ -77,6 +77,13 @@ def status_line(w: Worker) -> str:
             f"{_in_flight(w.telegraf.inflight_lines)} "
             f"dropped {t.lines_dropped} rejected {t.lines_rejected}"
         )
+    if w.influx is not None:
+        i = w.influx.stats
+        parts.append(
+            f"influx sent {i.lines_sent} backlog {w.influx.backlog_lines}"
+            f"{_in_flight(w.influx.inflight_lines)} "
+            f"dropped {i.lines_dropped} rejected {i.lines_rejected}"
+        )
     if w.reconnects:
         parts.append(f"source reconnects {w.reconnects}")
     return " | ".join(parts)
