@@ -399,6 +399,28 @@ async def test_candle_snip_cap_and_frame_split() -> None:
         await c.close()
 
 
+@pytest.mark.parametrize("fmt", ["COMPACT", "FULL"])
+async def test_frames_split_by_bytes(fmt: str) -> None:
+    """No FEED_DATA frame exceeds ``max_data_frame_bytes``, whatever the row limits allow; the
+    rows arrive complete and in order."""
+    limit = 3000
+    async with DxLinkServer(
+        seed=SEED, clock=ManualClock(T0), max_snapshot_rows=200, max_data_frame_bytes=limit,
+        record_sent=True,
+    ) as srv:  # fmt: skip
+        c = await Client.connect(srv.url)
+        await c.handshake()
+        await c.open_feed(1, contract="HISTORY", fields={"Candle": CANDLE_FIELDS}, fmt=fmt)
+        c.subscribe(1, {"type": "Candle", "symbol": "AAPL{=1m}", "fromTime": 1_000_000_000})
+        n = 0
+        while n < 200:
+            m = await c.recv_type("FEED_DATA")
+            n += len(m["data"]) if fmt == "FULL" else len(m["data"][1]) // len(CANDLE_FIELDS)
+        sizes = [len(t.encode()) for t in srv.connections[0].sent if '"FEED_DATA"' in t]
+        assert n == 200 and max(sizes) <= limit and len(sizes) >= 200 * 100 // limit
+        await c.close()
+
+
 async def test_live_forming_bar_updates_same_index_then_new_bar() -> None:
     clock = ManualClock(mk.align_bar_start(T0, 60_000) + 1_000)
     async with DxLinkServer(seed=SEED, clock=clock) as srv:

@@ -105,3 +105,26 @@ async def test_sdk_streamer_receives_candle_history(
         )
         assert c.volume == Decimal(str(b["volume"]))
     assert not dx.errors_sent
+
+
+async def test_sdk_default_candle_start_fits_its_frame_limit(
+    sdk_session: tuple[DxLinkServer, object],
+) -> None:
+    """The SDK's default ``start_time`` (2001-09-09) asks for ~25 years of 1m bars: the capped
+    snapshot (``max_snapshot_rows``) goes out in frames of at most 64 KiB, which the SDK's
+    WebSocket client accepts (it closes with 1009 on anything larger)."""
+    from tastytrade.dxfeed import Candle
+
+    dx, session = sdk_session
+    dx.record_sent = True
+    async with asyncio.timeout(20), tastytrade.DXLinkStreamer(session) as streamer:
+        await streamer.subscribe_candle(["SPY"], "1m")
+        candles = []
+        while not candles or not (candles[-1].snapshot_end or candles[-1].snapshot_snip):
+            candles.append(await streamer.get_event(Candle))
+        sizes = [len(t.encode()) for c in dx.connections for t in c.sent]
+    _close_streams(streamer)
+    assert len(candles) == dx.max_snapshot_rows and candles[-1].snapshot_snip
+    assert candles[0].snapshot_begin and candles[0].time == mk.align_bar_start(T0, 60_000)
+    assert max(sizes) <= 64 * 1024 and len(sizes) > dx.max_snapshot_rows // 500
+    assert not dx.errors_sent and dx.internal_errors == 0

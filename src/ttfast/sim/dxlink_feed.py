@@ -4,7 +4,8 @@ A :class:`FeedGenerator` belongs to one connection and works on its :class:`Feed
 turns subscriptions into rows of Java-formatted values (Quote, Trade/TradeETH, Summary, Profile,
 Greeks, TimeAndSale, Candle) computed by :mod:`ttfast.sim.market` at the clock's time, keeps the
 per-channel field layouts and announces them (lazy, eager, late, absent, reordered), formats
-rows as COMPACT or FULL, splits them into frames, sends newest-first candle snapshots
+rows as COMPACT or FULL, splits them into frames (by rows and by bytes: no frame over
+``max_data_frame_bytes``, 64 KiB by default), sends newest-first candle snapshots
 (0x04 ... 0x08, 0x0E when empty, 0x10 SNIP when capped), live forming-bar updates and the
 one-shot candle faults (TX correction, REMOVE, second snapshot). Rows are built by string joins
 with cached Java-formatted numbers (no per-event dict + ``json.dumps``).
@@ -87,6 +88,13 @@ def _jd_list(a: Iterable[float]) -> list[str]:
 
 
 _NAN = '"NaN"'
+
+
+def _frame_overhead(channel: int, etype: str, fmt: str) -> int:
+    """Bytes of a FEED_DATA frame around its rows: the envelope (as ``_Conn.send_data`` writes
+    it) and, in COMPACT, the ``"Type",[...]`` group."""
+    env = len(f'{{"type":"FEED_DATA","channel":{channel},"data":[]}}')
+    return env if fmt == "FULL" else env + len(_js(etype)) + 3
 
 
 def _kind(etype: str) -> str:
@@ -456,21 +464,40 @@ class FeedGenerator:
             return ",".join(formatted)
         return f'"{etype}",[{",".join(formatted)}]'
 
+    def _send_rows(self, ch: FeedChannel, etype: str, formatted: list[str], step: int) -> None:
+        """Send formatted rows of one type in as few FEED_DATA frames as fit: at most ``step``
+        rows and ``server.max_data_frame_bytes`` bytes per frame (rows are ASCII: ``json.dumps``
+        escapes the rest, so characters are bytes)."""
+        budget = self.server.max_data_frame_bytes - _frame_overhead(ch.id, etype, ch.fmt)
+        send = self._conn.send_data
+        chunk: list[str] = []
+        size = 0
+        for r in formatted:
+            n = len(r) + (1 if chunk else 0)
+            if chunk and (len(chunk) >= step or size + n > budget):
+                send(ch, self._group(ch, etype, chunk))
+                chunk, size, n = [], 0, len(r)
+            chunk.append(r)
+            size += n
+        if chunk:
+            send(ch, self._group(ch, etype, chunk))
+
     def _emit(self, ch: FeedChannel, groups: list[tuple[str, list[tuple[str, ...]]]]) -> None:
-        """Send rows of one or more types (frames split at ``server.max_rows_per_frame``)."""
+        """Send rows of one or more types (frames split at ``server.max_rows_per_frame`` rows
+        and ``server.max_data_frame_bytes`` bytes)."""
         groups = [(t, r) for t, r in groups if r]
         if not groups:
             return
         late = self._announce_before(ch, [t for t, _ in groups])
         step = self.server.max_rows_per_frame
-        send = self._conn.send_data
         if self.faults.multi_type_frames and len(groups) > 1 and ch.fmt == "COMPACT":
             body = ",".join(self._group(ch, t, self._format(ch, t, r)) for t, r in groups)
-            send(ch, body)
-        else:
-            for t, rows in groups:
-                for i in range(0, len(rows), step):
-                    send(ch, self._group(ch, t, self._format(ch, t, rows[i : i + step])))
+            if len(body) + _frame_overhead(ch.id, "", "FULL") <= self.server.max_data_frame_bytes:
+                self._conn.send_data(ch, body)
+                self._announce_after(ch, late)
+                return
+        for t, rows in groups:
+            self._send_rows(ch, t, self._format(ch, t, rows), step)
         self._announce_after(ch, late)
 
     # -------------------------------------------------------------------- TICKER / STREAM
@@ -566,11 +593,9 @@ class FeedGenerator:
             newest = bars_desc[0]
             sub.last_bar_time = int(newest["time"])
             sub.last_row = ",".join(self._candle_row(sym, newest, 0)[3:])
-        step = self.server.snapshot_chunk_rows
         late = self._announce_before(ch, ["Candle"])
-        for i in range(0, len(rows), step):
-            chunk = self._format(ch, "Candle", rows[i : i + step])
-            self._conn.send_data(ch, self._group(ch, "Candle", chunk))
+        self._send_rows(ch, "Candle", self._format(ch, "Candle", rows),
+                        self.server.snapshot_chunk_rows)  # fmt: skip
         self._announce_after(ch, late)
 
     def _flush_candles(self, ch: FeedChannel) -> None:

@@ -499,6 +499,7 @@ class DxLinkServer:
         max_snapshot_rows: int = 10_000,
         history_start_ms: int = market.HISTORY_START_MS,
         max_frame_size: int = 64 * 1024,
+        max_data_frame_bytes: int = 64 * 1024,
         path: str = "/realtime",
         record_sent: bool = False,
         record_limit: int = 100_000,
@@ -522,6 +523,9 @@ class DxLinkServer:
         self.max_snapshot_rows = max_snapshot_rows
         self.history_start_ms = history_start_ms
         self.max_frame_size = max_frame_size
+        #: no FEED_DATA frame is larger (rows are split across frames); the tastytrade SDK's
+        #: WebSocket client closes with 1009 on frames over 64 KiB
+        self.max_data_frame_bytes = max_data_frame_bytes
         self.path = path
         self.record_sent = record_sent
         #: inspection logs keep the newest ``record_limit`` entries (bounded for long runs)
