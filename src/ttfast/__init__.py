@@ -29,10 +29,12 @@ from ttfast.errors import (
 from ttfast.indicators import Ema, Hma, Macd, Wma, ema, hma, macd, wma
 
 if TYPE_CHECKING:
+    from ttfast.account import AccountStreamer, OrderTracker
     from ttfast.dxlink import ConnectionEvent, DxLinkStreamer, StreamState
     from ttfast.rest import FileTokenStore, OAuthSession, TastytradeClient
 
 __all__ = [
+    "AccountStreamer",
     "ApiConnectionError",
     "ApiError",
     "AuthError",
@@ -52,6 +54,7 @@ __all__ = [
     "Macd",
     "OAuthSession",
     "OrderOutcomeUnknown",
+    "OrderTracker",
     "OrderValidationError",
     "RateLimitedError",
     "ResponseDecodeError",
@@ -70,6 +73,8 @@ __all__ = [
 
 #: Public names whose module imports a network library, loaded on first access.
 _LAZY = {
+    "AccountStreamer": "ttfast.account",
+    "OrderTracker": "ttfast.account",
     "ConnectionEvent": "ttfast.dxlink",
     "DxLinkStreamer": "ttfast.dxlink",
     "StreamState": "ttfast.dxlink",
