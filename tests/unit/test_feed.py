@@ -722,3 +722,30 @@ def test_full_format_repeated_key_last_wins() -> None:
     assert math.isnan(b["price"][0]) and b["price"][1] == 2.5
     with pytest.raises(DecodeError, match="price"):
         dec.decode('{"type":"FEED_DATA","data":[{"eventType":"Trade","price":1,"price":"x"}]}')
+
+
+@pytest.mark.parametrize("on_error", ["raise", "skip"])
+@pytest.mark.parametrize("value", ["1" + "0" * 4300, "-1" + "0" * 4300, "[1" + "0" * 4300 + "]"])
+def test_integer_too_long_for_python_is_a_decode_error(on_error: str, value: str) -> None:
+    """Found by the soak run: an integer token of more than sys.get_int_max_str_digits() digits
+    in an unknown-field column (or nested in a raw value) decoded fine, then reading the batch
+    raised a plain ValueError. It is rejected while decoding (skip mode drops only its group)."""
+    dec = FeedDecoder(on_error=on_error)  # type: ignore[arg-type]
+    dec.set_fields("Foo", ["eventSymbol", "x"])
+    dec.set_fields("Quote", ["eventSymbol", "bidPrice"])
+    frame = (
+        '{"type":"FEED_DATA","channel":1,"data":["Foo",["a",' + value + ',"b",null],'
+        '"Quote",["SPY",1.5]]}'
+    ).encode()
+    if on_error == "raise":
+        with pytest.raises(DecodeError, match="more digits"):
+            dec.decode(frame)
+        return
+    batches = dec.decode(frame)
+    assert [b.event_type for b in batches] == ["Quote"]
+    assert batches[0].to_dicts()[0]["bidPrice"] == 1.5
+    # 4300 digits exactly still converts (an object column: the None makes it one)
+    ok = dec.decode(
+        b'{"type":"FEED_DATA","channel":1,"data":["Foo",["a",1' + b"0" * 4299 + b',"b",null]]}'
+    )
+    assert ok[0].column("x")[0] == 10**4299

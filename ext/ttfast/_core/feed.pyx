@@ -33,6 +33,7 @@ cimport numpy as cnp
 import numpy as np
 import array as _array
 import json
+import sys as _sys
 import logging
 
 from ttfast._core.numparse cimport (scan_number, parse_double, parse_int64, NP_OK,
@@ -196,8 +197,10 @@ cdef class FeedDecoder:
     cdef int64_t _frames, _groups, _events, _bad_groups, _bad_frames
 
     def __init__(self, *, str on_error="raise"):
+        global _INT_MAX_DIGITS
         if on_error not in ("raise", "skip"):
             raise ValueError("on_error must be 'raise' or 'skip'")
+        _INT_MAX_DIGITS = _sys.get_int_max_str_digits()
         self._skip = on_error == "skip"
         self._server = {}
         self._requested = {}

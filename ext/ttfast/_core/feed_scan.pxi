@@ -12,12 +12,26 @@ cdef struct Parser:
     Py_ssize_t erroff        # byte offset of that error
     Py_ssize_t errcol        # column / event of a semantic error (-1 when not applicable)
     Py_ssize_t errrow
+    bint longint             # _skip_value passed an integer too long for int() (see below)
 
 # 1 for bytes that end the fast scan of a string: '"', '\\', control chars, non-ASCII
 cdef uint8_t[256] _STR_SPECIAL
 cdef int _i
 for _i in range(256):
     _STR_SPECIAL[_i] = 1 if (_i < 0x20 or _i == 0x22 or _i == 0x5C or _i >= 0x80) else 0
+
+
+# Python refuses int() of more than sys.get_int_max_str_digits() digits (default 4300; 0 = no
+# limit). An integer token we would have to turn into a Python int later (unknown-field columns,
+# raw nested values) is rejected while scanning instead, as json.loads rejects it, so reading a
+# batch can never raise. FeedDecoder.__init__ refreshes the limit.
+cdef Py_ssize_t _INT_MAX_DIGITS = 4300
+
+
+cdef inline bint _int_too_long(const unsigned char* q, Py_ssize_t ln) noexcept nogil:
+    if _INT_MAX_DIGITS <= 0 or ln <= _INT_MAX_DIGITS:
+        return False
+    return ln - (1 if q[0] == c'-' else 0) > _INT_MAX_DIGITS
 
 
 cdef inline int _fail(Parser* ps, const unsigned char* at, const char* why, int code) noexcept nogil:
@@ -143,6 +157,8 @@ cdef int _skip_value(Parser* ps, int depth) noexcept nogil:
     if c == c'-' or (c >= c'0' and c <= c'9'):
         if scan_number(<const char*>q, <const char*>ps.end, &ln, &isint) != NP_OK:
             return _fail(ps, q, "invalid number", SYNTAX)
+        if isint and _int_too_long(q, ln):
+            ps.longint = True  # only a raw value kept for later json.loads cares (_take_value)
         ps.p = q + ln
         return OK
     if c == c't':
@@ -271,6 +287,9 @@ cdef int _take_value(Parser* ps, int kind, int64_t* slot, uint8_t* tag) noexcept
             tag[0] = TAG_I64
             return OK
         if kind == KIND_INFER:
+            if isint and _int_too_long(q, ln):
+                return _fail(ps, q, "integer with more digits than Python converts "
+                             "(sys.get_int_max_str_digits())", SEMANTIC)
             slot[0] = _ref(q - ps.base, ln)
             tag[0] = TAG_NUMI if isint else TAG_NUMF
             return OK
@@ -294,9 +313,13 @@ cdef int _take_value(Parser* ps, int kind, int64_t* slot, uint8_t* tag) noexcept
             return OK
         return _fail(ps, q, "null in a numeric/bool column", SEMANTIC)
     if c == c'[' or c == c'{':
+        ps.longint = False
         rc = _skip_value(ps, 1)
         if rc != OK:
             return rc
+        if ps.longint and kind == KIND_INFER:
+            return _fail(ps, q, "integer with more digits than Python converts "
+                         "(sys.get_int_max_str_digits())", SEMANTIC)
         if kind == KIND_INFER:
             slot[0] = _ref(q - ps.base, ps.p - q)
             tag[0] = TAG_RAW
