@@ -91,3 +91,26 @@ async def stream(s: ttfast.DxLinkStreamer) -> None:
         None, tokens, candle_store=store, on_candle_changes=lambda ch: None
     )
     reveal_type(streamer.candles)  # R: ttfast._core.candles.CandleStore
+
+
+# --- account stream + order tracker (ttfast.account) ------------------------------------------
+async def account_stream() -> None:
+    def on_order(o: models.Order) -> None:
+        reveal_type(o.status)  # R: str | None
+
+    acs = ttfast.AccountStreamer(session, accounts=["5WT00000"], on_order=on_order)
+    reveal_type(acs)  # R: ttfast.account.streamer.AccountStreamer
+    reveal_type(acs.orders)  # R: dict[int, ttfast.rest.models.Order]
+    reveal_type(acs.positions)  # R: dict[tuple[str, str], ttfast.rest.models.Position]
+    reveal_type(acs.balances)  # R: dict[str, ttfast.rest.models.Balance]
+    async for note in acs:
+        reveal_type(note)  # R: ttfast.account.protocol.Notification
+    tracker = ttfast.OrderTracker(acs)
+    reveal_type(tracker.track(1))  # R: ttfast.account.tracker.TrackedOrder
+    reveal_type(await tracker.filled("bot-1", timeout=5))  # R: ttfast.rest.models.Order
+    reveal_type(await tracker.done(1))  # R: ttfast.rest.models.Order
+    try:
+        await tt.place_order("5WT00000", order)
+    except OrderOutcomeUnknown as exc:
+        found = await tracker.resolve(exc, "5WT00000")
+        reveal_type(found)  # R: ttfast.account.tracker.TrackedOrder | None
