@@ -31,17 +31,20 @@ from ttfast.rest import TastytradeClient
 from ttfast.rest import orders as o
 from ttfast.rest.session import AccessToken, FileTokenStore, OAuthSession
 from ttfast.sim import RestSimServer
+from ttfast.sim.pricing import ManualClock, StandaloneMarket
 
 ACCT = "5WT00000"
 SECRET = "cs-SUPERSECRET-4b1d"
 REFRESH = "rt-SUPERSECRET-9f2e"
 BAD_REFRESH = "rt-WRONG-7c3a"
 DXLINK = "ws://127.0.0.1:9/realtime"
+MARKET = StandaloneMarket(seed=0, clock=ManualClock(1_750_000_123_456))
 
 
 @pytest.fixture
 async def server() -> AsyncIterator[RestSimServer]:
-    srv = RestSimServer(DXLINK, credentials=(SECRET, REFRESH))
+    # market on a manual clock: AAPL trades at 304.22/304.24, nothing moves by itself
+    srv = RestSimServer(DXLINK, credentials=(SECRET, REFRESH), market=MARKET, tick_interval=None)
     await srv.start()
     yield srv
     await srv.stop()
@@ -442,7 +445,9 @@ async def test_complex_orders(client: TastytradeClient, server: RestSimServer) -
     assert server.state.orders_accepted == 3
     assert (await client.get_complex_order(ACCT, cx.id)).type == "OTOCO"
     assert [x.id for x in await client.get_live_complex_orders(ACCT)] == [cx.id]
-    oco = await client.place_complex_order(ACCT, o.oco(tp, sl))
+    # (the OTOCO's take-profit at 198.68 would fill at once as an OCO member: AAPL is at 304)
+    tp2 = o.limit_order(sell, 398.68, time_in_force="GTC")
+    oco = await client.place_complex_order(ACCT, o.oco(tp2, sl))
     assert [x.status for x in oco.complex_order.orders or []] == ["Live", "Live"]  # type: ignore[union-attr]
     # an ambiguous complex placement is resolvable through its member's external-identifier
     server.add_fault("drop", method="POST", path="/complex-orders$", after_handler=True)

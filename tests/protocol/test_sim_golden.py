@@ -34,6 +34,7 @@ import picows
 import pytest
 
 from ttfast.sim import DxLinkServer, Faults, RestSimServer
+from ttfast.sim.pricing import StandaloneMarket
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "sim_golden"
 RECORD = os.environ.get("TTFAST_SIM_GOLDEN") == "record"
@@ -658,7 +659,11 @@ async def _run_rest_session(base: str, reqs: list[Req], server: RestSimServer) -
 async def _run_rest() -> list[list[Any]]:
     out: list[list[Any]] = []
     with _frozen_wall():
-        srv = RestSimServer("ws://127.0.0.1:9/realtime", token_ttl=900)
+        # orders fill against a market frozen at the frozen wall time (issue 16)
+        market = StandaloneMarket(seed=SEED, clock=ManualClock(int(FROZEN.timestamp() * 1000)))
+        srv = RestSimServer(
+            "ws://127.0.0.1:9/realtime", token_ttl=900, market=market, tick_interval=None
+        )
         base = await srv.start()
         try:
             out += await _run_rest_session(base, _rest_requests(), srv)
@@ -681,7 +686,10 @@ async def _run_rest() -> list[list[Any]]:
             srv.clear_faults()
         finally:
             await srv.stop()
-        srv = RestSimServer(credentials=("sec", "ref"), account_numbers=("5WT1",))
+        srv = RestSimServer(
+            credentials=("sec", "ref"), account_numbers=("5WT1",), market=market,
+            tick_interval=None,
+        )  # fmt: skip
         base = await srv.start()
         try:
             grant = {"grant_type": "refresh_token", "refresh_token": "ref", "client_secret": "x"}

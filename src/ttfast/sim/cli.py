@@ -33,7 +33,7 @@ async def serve_sim(
 
     dx = DxLinkServer(host, dxlink_port, seed=seed)
     dx_url = await dx.start()
-    rest = RestSimServer(dx_url)
+    rest = RestSimServer(dx_url, market=dx)  # one market: REST fills at the streamed prices
     try:
         rest_url = await rest.start(host, rest_port)
         if ready is not None:
@@ -47,6 +47,8 @@ async def serve_sim(
 def _print_ready(dx_url: str, rest_url: str) -> None:
     print(f"ttfast sim: dxLink  {dx_url}", flush=True)
     print(f"ttfast sim: REST    {rest_url}   (/api-quote-tokens -> {dx_url})", flush=True)
+    stream = "ws" + rest_url[len("http") :] + "/account-streamer"
+    print(f"ttfast sim: account streamer {stream}", flush=True)
     print("ttfast sim: any non-empty credentials are accepted; Ctrl-C to stop", flush=True)
 
 

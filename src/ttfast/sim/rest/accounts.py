@@ -13,8 +13,6 @@ from ttfast.sim.rest import wire
 from ttfast.sim.rest.fixtures import (
     CUSTOMER,
     seed_account,
-    seed_balance,
-    seed_positions,
     seed_trading_status,
 )
 from ttfast.sim.rest.state import state_of
@@ -65,12 +63,12 @@ async def balances(request: web.Request) -> web.Response:
     cur = request.match_info.get("currency", "USD")
     if cur != "USD":
         return wire.error(404, "record_not_found", f"no {cur} balance")
-    return wire.ok(request, seed_balance(n))
+    return wire.ok(request, state_of(request).balances[n])
 
 
 async def positions(request: web.Request) -> web.Response:
     n = account_of(request)
-    pos = seed_positions(n)
+    pos = list(state_of(request).positions[n].values())
     unders = request.query.getall("underlying-symbol[]", [])
     if unders:
         pos = [p for p in pos if p["underlying-symbol"] in unders]

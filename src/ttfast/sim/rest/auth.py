@@ -17,27 +17,38 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from ttfast.sim.rest.state import state_of
+from ttfast.sim.rest.account_stream import STREAM_PATH
+from ttfast.sim.rest.state import SimState, state_of
 from ttfast.sim.rest.wire import Handler, error
 
-__all__ = ["auth_middleware", "oauth_token"]
+__all__ = ["PUBLIC_PATHS", "auth_middleware", "oauth_token", "token_valid"]
+
+#: routes the real API serves without a token (still with a User-Agent)
+PUBLIC_PATHS = frozenset({"/oauth/token", "/margin-requirements-public-configuration"})
+
+
+def token_valid(st: SimState, auth: object) -> bool:
+    """``auth`` (``Bearer <token>`` or the bare token) is a live access token of ``st``."""
+    if not isinstance(auth, str):
+        return False
+    tok = auth[7:] if auth.startswith("Bearer ") else auth
+    exp = st.tokens.get(tok)
+    return exp is not None and time.time() < exp
+
 
 _UA_RE = re.compile(r"^[^\s/]+/\S+")
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith("/_sim/"):
-        return await handler(request)
+    if request.path.startswith("/_sim/") or request.path == STREAM_PATH:
+        return await handler(request)  # the streamer checks the token of every message
     if not _UA_RE.match(request.headers.get("User-Agent", "")):
         return error(401, "invalid_user_agent", "User-Agent must look like <product>/<version>")
-    if request.path == "/oauth/token":
+    if request.path in PUBLIC_PATHS:
         return await handler(request)
-    st = state_of(request)
     auth = request.headers.get("Authorization", "")
-    tok = auth[7:] if auth.startswith("Bearer ") else ""
-    exp = st.tokens.get(tok)
-    if exp is None or time.time() >= exp:
+    if not auth.startswith("Bearer ") or not token_valid(state_of(request), auth):
         return error(401, "token_invalid", "This token is invalid or has expired")
     return await handler(request)
 

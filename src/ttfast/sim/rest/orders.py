@@ -1,9 +1,11 @@
 """Orders on the local REST server: place (and dry-run), read, search, replace and cancel single
 orders; complex orders (OCO, OTO, OTOCO, PAIRS) placed, read and cancelled as a group.
 
-Server-side preflight checks mirror the documented 422 failures. Placed orders rest ``Live``
-(complex members ``Contingent`` under a trigger) and are never filled; cancel moves them to
-``Cancelled``. ``SimState.orders_accepted`` counts every stored order.
+Server-side preflight checks mirror the documented 422 failures. Placed orders go ``Live``
+(complex members ``Contingent`` under a trigger); cancel moves them to ``Cancelled``. Fills,
+triggers and expiry are :mod:`ttfast.sim.rest.lifecycle`'s: every handler that stores or changes
+an order reports it there (market orders fill before the response is written).
+``SimState.orders_accepted`` counts every stored order.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from aiohttp import web
 
 from ttfast.sim.rest import wire
 from ttfast.sim.rest.accounts import account_of
+from ttfast.sim.rest.lifecycle import TERMINAL, lifecycle_of
 from ttfast.sim.rest.state import SimState, state_of
 
 __all__ = [
@@ -33,7 +36,7 @@ __all__ = [
 
 log = logging.getLogger("ttfast.sim.rest")
 
-_TERMINAL = {"Filled", "Cancelled", "Rejected", "Expired", "Removed", "Partially Removed"}
+_TERMINAL = TERMINAL
 _BUYS = {"Buy to Open", "Buy to Close", "Buy"}
 _SELLS = {"Sell to Open", "Sell to Close", "Sell"}
 
@@ -200,6 +203,7 @@ async def place(request: web.Request) -> web.Response:
         st.orders[order["id"]] = order
         st.orders_accepted += 1
         log.info("sim order %d accepted (%s)", order["id"], order.get("external-identifier"))
+        await lifecycle_of(request).placed([order])
     data = {
         "order": order,
         "warnings": [],
@@ -245,6 +249,7 @@ async def delete_order(request: web.Request) -> web.Response:
         code = "order_not_cancellable" if o["status"] in _TERMINAL else "cancel_complex_order"
         return wire.error(422, code, f"order {o['id']} cannot be cancelled here ({o['status']})")
     _cancel(o)
+    await lifecycle_of(request).changed([o])
     return wire.ok(request, o)
 
 
@@ -272,6 +277,8 @@ async def replace_order(request: web.Request) -> web.Response:
     old["replacing-order-id"] = new["id"]
     st.orders[new["id"]] = new
     st.orders_accepted += 1
+    await lifecycle_of(request).changed([old])
+    await lifecycle_of(request).placed([new])
     return wire.ok(request, new)
 
 
@@ -333,6 +340,7 @@ async def place_complex(request: web.Request) -> web.Response:
             st.orders[o["id"]] = o
             st.orders_accepted += 1
         st.complex_orders[cid] = cx
+        await lifecycle_of(request).complex_placed(cx)
     data = {
         "complex-order": cx,
         "warnings": [],
@@ -367,8 +375,9 @@ async def live_complex(request: web.Request) -> web.Response:
 async def delete_complex(request: web.Request) -> web.Response:
     cx = _find_complex(request, account_of(request))
     members = ([cx["trigger-order"]] if cx.get("trigger-order") else []) + cx["orders"]
-    for o in members:
-        if o["status"] not in _TERMINAL:
-            _cancel(o)
+    changed = [o for o in members if o["status"] not in _TERMINAL]
+    for o in changed:
+        _cancel(o)
     cx["terminal-at"] = wire.iso(wire.now())
+    await lifecycle_of(request).changed(changed, cx)
     return wire.ok(request, cx)

@@ -1,20 +1,37 @@
 """The local REST server assembled: the route table, :func:`create_rest_app` (an aiohttp
-application over a :class:`~ttfast.sim.rest.state.SimState`) and :class:`RestSimServer`, which
-owns a state and serves it on a port.
+application over a :class:`~ttfast.sim.rest.state.SimState`, with its account streamer and order
+lifecycle) and :class:`RestSimServer`, which owns a state and serves it on a port.
+
+The market the orders fill against is a :class:`~ttfast.sim.pricing.MarketSource`: pass the
+running :class:`~ttfast.sim.DxLinkServer` (``ttfast sim`` does) so REST marks and fills use the
+same seed, clock and prices as the dxLink stream; without one a standalone market (seed 0, the
+wall clock) is used.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
+from ttfast.sim.pricing import MarketSource, SimMarket, StandaloneMarket
 from ttfast.sim.rest import accounts, instruments, orders
-from ttfast.sim.rest.auth import auth_middleware, oauth_token
+from ttfast.sim.rest.account_stream import (
+    STREAM_PATH,
+    AccountStreamHub,
+    StreamFaults,
+    faults_from_json,
+    faults_to_json,
+)
+from ttfast.sim.rest.auth import auth_middleware, oauth_token, token_valid
 from ttfast.sim.rest.faults import add_fault, clear_faults, fault_middleware, sim_state
+from ttfast.sim.rest.lifecycle import LIFECYCLE_KEY, OrderLifecycle, future_streamer_map
 from ttfast.sim.rest.state import FAULT_KINDS, STATE_KEY, Fault, FaultKind, SimState
-from ttfast.sim.rest.wire import Handler
+from ttfast.sim.rest.wire import Handler, error, json_body
 
 __all__ = ["ROUTES", "RestSimServer", "create_rest_app"]
 
@@ -62,6 +79,48 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("DELETE", "/_sim/faults", clear_faults),
 )
 
+HUB_KEY = web.AppKey("ttfast_sim_account_stream", AccountStreamHub)
+
+
+async def _stream(request: web.Request) -> web.StreamResponse:
+    return await request.app[HUB_KEY].handle(request)
+
+
+async def _set_stream_faults(request: web.Request) -> web.Response:
+    try:
+        f = faults_from_json(await json_body(request))
+    except TypeError as exc:
+        return error(400, "invalid_fault", str(exc))
+    request.app[HUB_KEY].set_faults(f)
+    return web.json_response(faults_to_json(f), status=201)
+
+
+async def _clear_stream_faults(request: web.Request) -> web.Response:
+    f = StreamFaults()
+    request.app[HUB_KEY].set_faults(f)
+    return web.json_response(faults_to_json(f))
+
+
+async def _drop_stream(request: web.Request) -> web.Response:
+    body = await json_body(request) if request.can_read_body else {}
+    code = body.get("code", 1011) if isinstance(body, dict) else 1011
+    n = await request.app[HUB_KEY].drop_connections(code)
+    return web.json_response({"dropped": n})
+
+
+async def _tick(request: web.Request) -> web.Response:
+    await request.app[LIFECYCLE_KEY].tick()
+    return web.json_response({"fills": request.app[LIFECYCLE_KEY].fills})
+
+
+_SIM_ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("GET", STREAM_PATH, _stream),
+    ("POST", "/_sim/account-stream/faults", _set_stream_faults),
+    ("DELETE", "/_sim/account-stream/faults", _clear_stream_faults),
+    ("POST", "/_sim/account-stream/drop", _drop_stream),
+    ("POST", "/_sim/tick", _tick),
+)
+
 
 def create_rest_app(
     dxlink_url: str = "ws://127.0.0.1:0/realtime",
@@ -71,18 +130,43 @@ def create_rest_app(
     latency: float = 0.0,
     faults: list[Fault] | None = None,
     credentials: tuple[str, str] | None = None,
+    market: MarketSource | None = None,
+    hub: AccountStreamHub | None = None,
+    tick_interval: float | None = 0.1,
 ) -> web.Application:
-    """The aiohttp application. ``state`` (or the other keywords to build one) holds the data."""
+    """The aiohttp application. ``state`` (or the other keywords to build one) holds the data;
+    orders fill against ``market``; ``tick_interval`` (seconds, ``None`` = never: tests call
+    ``/_sim/tick`` or the lifecycle's ``tick()``) paces limit/stop/partial fills and expiry."""
     st = state or SimState(
         token_ttl=token_ttl, credentials=credentials, dxlink_url=dxlink_url, latency=latency
     )
     if faults:
         st.faults.extend(faults)
+    if market is None:
+        from ttfast.sim.dxlink_server import SimClock
+
+        market = StandaloneMarket(seed=0, clock=SimClock())
+    hub = hub or AccountStreamHub(lambda tok: token_valid(st, tok), lambda: st.account_numbers)
+    lifecycle = OrderLifecycle(st, SimMarket(market, future_streamer_map()), hub,
+                               interval=tick_interval or 0.1)  # fmt: skip
     app = web.Application(middlewares=[fault_middleware, auth_middleware])
     app[STATE_KEY] = st
+    app[HUB_KEY] = hub
+    app[LIFECYCLE_KEY] = lifecycle
     r = app.router
-    for method, path, h in ROUTES:
+    for method, path, h in ROUTES + _SIM_ROUTES:
         r.add_route(method, path, h)
+
+    async def background(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(lifecycle.run()) if tick_interval is not None else None
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await hub.close_all()
+
+    app.cleanup_ctx.append(background)
     return app
 
 
@@ -97,6 +181,10 @@ class RestSimServer:
         latency: float = 0.0,
         credentials: tuple[str, str] | None = None,
         account_numbers: tuple[str, ...] = ("5WT00000", "5WT00001"),
+        market: MarketSource | None = None,
+        tick_interval: float | None = 0.1,
+        stream_faults: StreamFaults | None = None,
+        stream_idle_timeout: float = 60.0,
     ) -> None:
         self.state = SimState(
             account_numbers=account_numbers,
@@ -105,9 +193,28 @@ class RestSimServer:
             dxlink_url=dxlink_url,
             latency=latency,
         )
-        self.app = create_rest_app(dxlink_url, state=self.state)
+        st = self.state
+        #: the account streamer (its connections, ``publish``, ``set_faults``, ``batch``)
+        self.hub = AccountStreamHub(
+            lambda tok: token_valid(st, tok),
+            lambda: st.account_numbers,
+            faults=stream_faults,
+            idle_timeout=stream_idle_timeout,
+        )
+        self.app = create_rest_app(
+            dxlink_url, state=st, market=market, hub=self.hub, tick_interval=tick_interval
+        )
+        #: fills, triggers and expiry (``await lifecycle.tick()`` with a manual clock)
+        self.lifecycle = self.app[LIFECYCLE_KEY]
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+
+    @property
+    def streamer_url(self) -> str:
+        """The account streamer's ``ws://`` URL (``""`` until started)."""
+        if not self.base_url:
+            return ""
+        return "ws" + self.base_url[len("http") :] + STREAM_PATH
 
     def add_fault(self, kind: FaultKind, **kw: Any) -> Fault:
         """Add a :class:`Fault` (keywords as its fields); returns it (``count`` is live)."""

@@ -14,7 +14,7 @@ from typing import Any, Literal, get_args
 
 from aiohttp import web
 
-from ttfast.sim.rest.fixtures import build_chain, seed_transactions
+from ttfast.sim.rest.fixtures import build_chain, seed_balance, seed_positions, seed_transactions
 
 __all__ = ["FAULT_KINDS", "STATE_KEY", "Fault", "FaultKind", "SimState", "state_of"]
 
@@ -66,6 +66,12 @@ class SimState:
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)
     complex_orders: dict[int, dict[str, Any]] = field(default_factory=dict)
     transactions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: account -> symbol -> position (the seeded ones, then whatever fills made)
+    positions: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: account -> the USD balance (recomputed on every fill)
+    balances: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: quantity above which an order fills in parts (at most this much per market tick)
+    partial_fill_above: int = 500
     #: accepted order POSTs (placed orders, complex members included, dry-runs excluded)
     orders_accepted: int = 0
     token_grants: int = 0
@@ -75,6 +81,8 @@ class SimState:
     def __post_init__(self) -> None:
         for n in self.account_numbers:
             self.transactions.setdefault(n, seed_transactions(n, 7))
+            self.positions.setdefault(n, {p["symbol"]: p for p in seed_positions(n)})
+            self.balances.setdefault(n, seed_balance(n))
         self.chains: dict[str, dict[str, Any]] = {}
         self.options: dict[str, dict[str, Any]] = {}
         for root, center in (("SPY", 600), ("AAPL", 250)):
