@@ -1,4 +1,5 @@
-"""The ``ttfast`` command: ``--version``, ``doctor``, ``sim`` (local dxLink + REST servers)."""
+"""The ``ttfast`` command: ``--version``, ``doctor``, ``sim`` (local dxLink + REST servers),
+``backfill`` (past candles from dxLink into InfluxDB)."""
 
 from __future__ import annotations
 
@@ -56,11 +57,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     sim = sub.add_parser("sim", help="run the local dxLink and REST servers until interrupted")
     add_sim_arguments(sim)
+    import ttfast.backfill as backfill
+
+    bf = sub.add_parser(
+        "backfill",
+        help="write past candles from dxLink into InfluxDB (resumable, idempotent)",
+        description=backfill.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    backfill.add_backfill_arguments(bf)
     args = parser.parse_args(argv)
     if args.command == "doctor":
         return doctor()
     if args.command == "sim":
         return run_sim(args.host, args.dxlink_port, args.rest_port, args.seed)
+    if args.command == "backfill":
+        return backfill.run_backfill(args)
     parser.print_help()
     return 2
 

@@ -47,7 +47,7 @@ from ttfast.sinks.telegraf import _RETRY_4XX, TelegrafSink, _Outcome
 if TYPE_CHECKING:
     from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 
-__all__ = ["InfluxV2Sink", "import_client", "retry_after_seconds"]
+__all__ = ["InfluxV2Sink", "error_message", "import_client", "retry_after_seconds"]
 
 log = logging.getLogger("ttfast.sinks.influx")
 
@@ -230,7 +230,7 @@ class InfluxV2Sink(TelegrafSink):
                 self.stats.lines_rejected + inflight,
             )
             return "rejected", ""
-        message = _message(exc)
+        message = error_message(exc)
         if status >= 500 or status in _RETRY_4XX:
             wait = retry_after_seconds(headers.get("Retry-After"))
             self._limiter.log(
@@ -264,8 +264,9 @@ class InfluxV2Sink(TelegrafSink):
         return "rejected", ""
 
 
-def _message(exc: Any) -> str:
-    """The server's error message (v2's JSON ``message``, else the body), one line, bounded."""
+def error_message(exc: Any) -> str:
+    """The server's message in an influxdb-client error (v2's JSON ``message``, else the body),
+    one line, at most 500 characters."""
     msg = getattr(exc, "message", None)
     if isinstance(msg, bytes):
         msg = msg.decode("utf-8", "replace")
