@@ -15,6 +15,7 @@ from ttfast.sim.rest.fixtures import (
     seed_account,
     seed_trading_status,
 )
+from ttfast.sim.rest.lifecycle import lifecycle_of, money
 from ttfast.sim.rest.state import state_of
 
 __all__ = [
@@ -68,11 +69,26 @@ async def balances(request: web.Request) -> web.Response:
 
 async def positions(request: web.Request) -> web.Response:
     n = account_of(request)
+    q = request.query
     pos = list(state_of(request).positions[n].values())
-    unders = request.query.getall("underlying-symbol[]", [])
+    unders = q.getall("underlying-symbol[]", [])
     if unders:
         pos = [p for p in pos if p["underlying-symbol"] in unders]
-    return wire.items(request, pos)
+    if "symbol" in q:
+        pos = [p for p in pos if p["symbol"] == q["symbol"]]
+    if "instrument-type" in q:
+        pos = [p for p in pos if p["instrument-type"] == q["instrument-type"]]
+    if q.get("include-closed-positions", "false").lower() != "true":
+        pos = [p for p in pos if p.get("quantity-direction") != "Zero"]
+    marks = q.get("include-marks", "false").lower() == "true"
+    lc = lifecycle_of(request)
+    out = []
+    for p in pos:
+        p = {k: v for k, v in p.items() if k not in ("mark", "mark-price")}
+        if marks:  # marked now, from the simulated market
+            p["mark"] = p["mark-price"] = money(lc.mark(p["symbol"], p.get("instrument-type")))
+        out.append(p)
+    return wire.items(request, out)
 
 
 async def transactions(request: web.Request) -> web.Response:
