@@ -41,6 +41,7 @@ from ttfast._core import (
 from ttfast._run import run as run_loop
 from ttfast._util import redact_url
 from ttfast.batch import ColumnBatch
+from ttfast.edge.embed import WorkerEdge, parse_hostport
 from ttfast.sinks import LogLimiter
 from ttfast.sinks.influx import InfluxV2Sink
 from ttfast.sinks.redis import RedisSink
@@ -82,6 +83,15 @@ class Worker:
         self._store_events = 0  # store.events at the last streamer batch
         self.redis: RedisSink | None = (
             RedisSink(cfg.redis_url, max_backlog=cfg.redis_backlog) if cfg.redis_url else None
+        )
+        # history:<name> in Redis, and the chart/API server in-process (--serve)
+        self.edge = WorkerEdge(
+            redis_url=cfg.redis_url,
+            history_bars=cfg.history_bars,
+            serve=parse_hostport(cfg.serve) if cfg.serve else None,
+            token=os.environ.get("TTFAST_EDGE_TOKEN") or None,
+            delta_prefix=self.pipeline.delta_prefix,
+            snapshot_prefix=self.pipeline.snapshot_prefix,
         )
         self.telegraf: TelegrafSink | None = (
             TelegrafSink(
@@ -147,6 +157,8 @@ class Worker:
             self.redis.publish_many(out.publishes)
             for key, payload in out.snapshots:
                 self.redis.set_snapshot(key, payload)
+        if self.edge.active:
+            self.edge.on_output(out)
         kind = out.kind
         self.stats.finals += int(np.count_nonzero(kind == KIND_FINAL))
         if self.telegraf is not None or self.influx is not None:
@@ -385,6 +397,14 @@ class Worker:
         await self._stop.wait()
 
     async def run(self) -> int:
+        try:
+            url = await self.edge.start(optional=self.cfg.serve_auto)
+        except OSError as exc:
+            log.error("--serve %s: cannot listen: %s", self.cfg.serve, exc)
+            await self.edge.close()
+            return 1
+        if url:
+            print(f"chart: {url}", file=sys.stderr, flush=True)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -426,6 +446,7 @@ class Worker:
                 await self.telegraf.close()
             if self.influx is not None:
                 await self.influx.close()
+            await self.edge.close()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)

@@ -73,6 +73,9 @@ class WorkerConfig:
     redis_backlog: int = 100_000
     max_symbols: int = 10_000  # symbols with state (store, pipeline, Redis keys); new ones refused
     idle_discard: float = 0.0  # redis source: forget symbols silent this long (s); 0 = never
+    serve: str | None = None  # [HOST:]PORT: serve the edge (ttfast.edge) in-process
+    serve_auto: bool = False  # serve was the sim source's default: skip it if the port is taken
+    history_bars: int = 1000  # closed bars kept per symbol for GET /history (history:<name>)
 
 
 def have_credentials() -> bool:
@@ -192,6 +195,24 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         default=60.0,
         help="simulated seconds per real second (sim source)",
     )
+    p.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        default=env.get("TTFAST_SERVE") or None,
+        help="serve the chart page, HTTP API and WebSockets (ttfast.edge) from this process, "
+        "fed in-process (no Redis needed); default with --source sim: 127.0.0.1:8000 when "
+        "that port is free (env TTFAST_SERVE; 'off' = --no-serve). Token: $TTFAST_EDGE_TOKEN",
+    )
+    p.add_argument("--no-serve", action="store_true", help="do not serve (see --serve)")
+    p.add_argument(
+        "--history-bars",
+        type=int,
+        metavar="N",
+        default=env.get("TTFAST_HISTORY_BARS", "1000"),
+        help="closed bars kept per symbol for GET /history: in Redis (history:<name>, a sorted "
+        "set by bar time) with --redis, in memory with --serve (default: 1000; 0: none; env "
+        "TTFAST_HISTORY_BARS)",
+    )
     p.add_argument("--log-level", default=env.get("TTFAST_LOG_LEVEL", "INFO"))
     a = p.parse_args(argv)
     logging.basicConfig(
@@ -228,6 +249,20 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         p.error("--influx needs --influx-org and --influx-bucket")
     if not a.idle_discard >= 0 or math.isinf(a.idle_discard):
         p.error("--idle-discard must be a number of seconds >= 0")
+    serve, serve_auto = a.serve, False
+    if a.no_serve or (serve or "").lower() in ("off", "no", "none"):
+        serve = None
+    elif serve is None and source == "sim":
+        serve, serve_auto = "127.0.0.1:8000", True
+    if serve is not None:
+        from ttfast.edge.embed import parse_hostport
+
+        try:
+            parse_hostport(serve)
+        except ValueError as exc:
+            p.error(f"--serve: {exc}")
+    if not 0 <= a.history_bars <= 100_000:
+        p.error("--history-bars must be in [0, 100000]")
     return WorkerConfig(
         symbols=symbols,
         period=a.period,
@@ -252,4 +287,7 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         sim_speed=a.sim_speed,
         max_symbols=a.max_symbols,
         idle_discard=a.idle_discard,
+        serve=serve,
+        serve_auto=serve_auto,
+        history_bars=a.history_bars,
     )

@@ -84,6 +84,9 @@ def status_line(w: Worker) -> str:
             f"{_in_flight(w.influx.inflight_lines)} "
             f"dropped {i.lines_dropped} rejected {i.lines_rejected}"
         )
+    edge = w.edge.status()
+    if edge:
+        parts.append(edge)
     if w.reconnects:
         parts.append(f"source reconnects {w.reconnects}")
     return " | ".join(parts)

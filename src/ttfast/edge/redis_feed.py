@@ -1,0 +1,407 @@
+"""The edge fed from Redis (``ttfast-edge``): ONE ``PSUBSCRIBE analytics:delta:*`` for the whole
+process, snapshot/history/symbol reads, reconnects.
+
+The subscription is a plain asyncio protocol parsing RESP with hiredis (redis-py's C parser):
+every chunk the socket delivers becomes one `Hub.publish` batch, in order, with no coroutine
+per message. Reads (``GET``/``MGET snapshot:<name>``, ``ZRANGE history:<name>``, ``SCAN``) go
+through one redis-py client without retries of its own.
+
+Redis down or restarted: clients stay connected; snapshots are served from the last ones read
+(the cache), ``/history`` answers 503, `state` is ``"down"`` (``/healthz`` says degraded) and
+the subscription is re-established with `ttfast._retry.Backoff` (50 ms doubling to 2 s). Once
+it is back, every watched symbol's snapshot is read again and pushed to its subscribers (a
+``"snapshot"`` message), so a client that missed deltas meanwhile is current again. A silent
+connection (no reply to PING for 3 intervals) counts as lost.
+
+May touch: its Redis connections and the hub it feeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any, Final
+
+import hiredis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from ttfast._core import DELTA_CHANNEL_PREFIX, SNAPSHOT_KEY_PREFIX
+from ttfast._retry import Backoff
+from ttfast._util import redact_url
+from ttfast.edge.history import HISTORY_KEY_PREFIX, snapshot_meta
+from ttfast.edge.hub import Hub
+from ttfast.sinks import LogLimiter
+from ttfast.symbols import validate_symbol
+
+__all__ = ["FeedUnavailable", "RedisFeed", "RedisFeedStats"]
+
+log = logging.getLogger("ttfast.edge.redis")
+
+_FINAL_TAIL: Final = b'"final":true}'
+
+
+class FeedUnavailable(Exception):
+    """Redis cannot answer now (the app answers 503)."""
+
+
+@dataclass
+class RedisFeedStats:
+    deltas: int = 0  # pmessages received
+    bad_channels: int = 0  # pmessages whose channel is not a valid symbol name (skipped)
+    connects: int = 0  # successful subscriptions (the first one included)
+    disconnects: int = 0  # subscriptions lost
+    read_errors: int = 0  # snapshot/history/scan reads that failed
+    cache_hits_down: int = 0  # snapshots answered from the cache (Redis down or failing)
+
+
+def _pack(*args: bytes) -> bytes:
+    return b"".join([b"*%d\r\n" % len(args), *(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)])
+
+
+class _PubSub(asyncio.Protocol):
+    """The subscription connection: RESP in, `Hub.publish` batches out."""
+
+    def __init__(self, feed: RedisFeed, hello: bytes) -> None:
+        self.feed = feed
+        self.hello = hello
+        self.reader = hiredis.Reader()
+        self.transport: asyncio.Transport | None = None
+        loop = asyncio.get_running_loop()
+        self.subscribed: asyncio.Future[None] = loop.create_future()
+        self.lost: asyncio.Future[None] = loop.create_future()
+        self.last_rx = time.monotonic()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.hello)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.subscribed.done():
+            self.subscribed.set_exception(exc or EOFError("redis closed the connection"))
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = time.monotonic()
+        reader = self.reader
+        feed = self.feed
+        names = feed._channel_names
+        items: list[tuple[str, bytes, bool]] = []
+        try:
+            reader.feed(data)
+            while (msg := reader.gets()) is not False:
+                if type(msg) is list and len(msg) == 4 and msg[0] == b"pmessage":
+                    ch, payload = msg[2], msg[3]
+                    name = names.get(ch)
+                    if name is None:
+                        name = feed._resolve(ch)
+                    if name:
+                        items.append((name, payload, payload.endswith(_FINAL_TAIL)))
+                elif type(msg) is list and msg and msg[0] == b"psubscribe":
+                    if not self.subscribed.done():
+                        self.subscribed.set_result(None)
+                elif isinstance(msg, hiredis.ReplyError):
+                    raise ConnectionError(f"redis refused the subscription: {msg}")
+                # +OK (AUTH), ["pong", ""]: nothing to do
+        except Exception as exc:
+            if not self.subscribed.done():
+                self.subscribed.set_exception(exc)
+            else:
+                feed._warn.log("protocol", logging.WARNING, "redis subscription: %s", exc)
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        finally:
+            if items:
+                feed.stats.deltas += len(items)
+                feed.hub.publish(items)
+
+
+class RedisFeed:
+    """Feeds `hub` from Redis and answers the app's reads (module docstring)."""
+
+    kind = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        hub: Hub,
+        *,
+        delta_prefix: str = DELTA_CHANNEL_PREFIX,
+        snapshot_prefix: str = SNAPSHOT_KEY_PREFIX,
+        history_prefix: str = HISTORY_KEY_PREFIX,
+        max_symbols: int = 100_000,
+        ping_interval: float = 5.0,
+        scan_interval: float = 30.0,
+        connect_timeout: float = 2.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        u = urllib.parse.urlsplit(url)
+        if u.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"unsupported redis url scheme {u.scheme!r}")
+        self.url = url
+        self.hub = hub
+        self.delta_prefix = delta_prefix.encode()
+        self.snapshot_prefix = snapshot_prefix
+        self.history_prefix = history_prefix
+        self.max_symbols = max_symbols
+        self.ping_interval = ping_interval
+        self.scan_interval = scan_interval
+        self.connect_timeout = connect_timeout
+        self.backoff = backoff or Backoff(0.05, 2.0)
+        self.stats = RedisFeedStats()
+        self._warn = LogLimiter(log)
+        self._up = False
+        self._channel_names: dict[bytes, str] = {}  # channel -> name ("" invalid)
+        self._names: set[str] = set()  # known symbol names (scan + deltas + reads)
+        self._cache = hub.snapshots  # the last snapshot read per name
+        self._task: asyncio.Task[None] | None = None
+        self._scan_task: asyncio.Task[None] | None = None
+        self._resync_task: asyncio.Task[None] | None = None
+        self._r = aioredis.Redis.from_url(
+            url,
+            socket_connect_timeout=connect_timeout,
+            socket_timeout=connect_timeout,
+            retry=Retry(NoBackoff(), 1),  # once: a pooled connection may predate a restart
+        )
+
+    def __repr__(self) -> str:
+        return f"<RedisFeed {redact_url(self.url)} {self.state}>"
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        """``"up"`` while the subscription is established, else ``"down"``."""
+        return "up" if self._up else "down"
+
+    def redis_state(self) -> str | None:
+        return self.state
+
+    def symbols(self) -> list[str]:
+        return sorted(self._names)
+
+    def _resolve(self, channel: bytes) -> str:
+        """The symbol name of a delta channel ("" when invalid; cached either way)."""
+        name = ""
+        if channel.startswith(self.delta_prefix):
+            try:
+                cand = channel[len(self.delta_prefix) :].decode("ascii")
+            except UnicodeDecodeError:
+                cand = ""
+            if cand and validate_symbol(cand) is None:
+                name = cand
+        if not name:
+            self.stats.bad_channels += 1
+            self._warn.log("channel", logging.WARNING, "skipping deltas on channel %r", channel)
+        if len(self._channel_names) >= 2 * self.max_symbols:
+            self._channel_names.clear()
+        self._channel_names[channel] = name
+        if name:
+            self._remember(name)
+        return name
+
+    def _remember(self, name: str) -> None:
+        if len(self._names) < self.max_symbols:
+            self._names.add(name)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="ttfast-edge-redis")
+
+    async def close(self) -> None:
+        for t in (self._task, self._scan_task, self._resync_task):
+            if t is not None:
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+        self._task = self._scan_task = self._resync_task = None
+        self._up = False
+        await self._r.aclose()
+
+    async def wait_up(self, timeout: float) -> bool:
+        """True once subscribed (tests, CLI start-up)."""
+        deadline = time.monotonic() + timeout
+        while not self._up:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._warn.log(
+                    "down",
+                    logging.WARNING,
+                    "redis %s unavailable (%s: %s); reconnecting with backoff",
+                    redact_url(self.url),
+                    type(exc).__name__,
+                    exc,
+                )
+            if self._up:
+                self._up = False
+                self.stats.disconnects += 1
+            await asyncio.sleep(self.backoff.next_delay())
+
+    async def _open(self, proto: _PubSub) -> None:
+        loop = asyncio.get_running_loop()
+        u = urllib.parse.urlsplit(self.url)
+        if u.scheme == "unix":
+            await loop.create_unix_connection(lambda: proto, u.path)
+        else:
+            ctx = ssl.create_default_context() if u.scheme == "rediss" else None
+            await loop.create_connection(
+                lambda: proto, u.hostname or "127.0.0.1", u.port or 6379, ssl=ctx
+            )
+
+    def _hello(self) -> bytes:
+        u = urllib.parse.urlsplit(self.url)
+        parts = []
+        if u.password:
+            pw = urllib.parse.unquote(u.password).encode()
+            user = urllib.parse.unquote(u.username or "").encode()
+            parts.append(_pack(b"AUTH", user, pw) if user else _pack(b"AUTH", pw))
+        parts.append(_pack(b"PSUBSCRIBE", self.delta_prefix + b"*"))
+        return b"".join(parts)
+
+    async def _session(self) -> None:
+        """One subscription, from connect to loss."""
+        proto = _PubSub(self, self._hello())
+        try:
+            await asyncio.wait_for(self._open(proto), self.connect_timeout)
+            await asyncio.wait_for(asyncio.shield(proto.subscribed), self.connect_timeout)
+        except BaseException:
+            if proto.transport is not None:
+                proto.transport.abort()
+            raise
+        self._up = True
+        self.stats.connects += 1
+        self.backoff.reset()
+        self._warn.reset("down")
+        log.info("redis %s: subscribed to %s*", redact_url(self.url), self.delta_prefix.decode())
+        if self._scan_task is None or self._scan_task.done():
+            self._scan_task = asyncio.create_task(self._scan_loop(), name="ttfast-edge-scan")
+        if self.stats.connects > 1:  # back after an outage
+            self._resync_task = asyncio.create_task(self._resync(), name="ttfast-edge-resync")
+        try:
+            while not proto.lost.done():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(proto.lost), self.ping_interval)
+                if proto.lost.done() or proto.transport is None:
+                    break
+                if time.monotonic() - proto.last_rx > 3 * self.ping_interval:
+                    raise TimeoutError("no reply from redis for 3 ping intervals")
+                proto.transport.write(_pack(b"PING"))
+        finally:
+            if proto.transport is not None:
+                proto.transport.abort()
+        raise ConnectionError("subscription connection lost")
+
+    async def _resync(self) -> None:
+        """After an outage: fresh snapshots for every watched symbol, pushed to subscribers."""
+        for attempt in range(3):
+            names = self.hub.watched()
+            if not names:
+                return
+            try:
+                snaps = await self._read(names)
+            except (RedisError, OSError) as exc:
+                self.stats.read_errors += 1
+                self._warn.log("resync", logging.WARNING, "redis resync read failed: %s", exc)
+                await asyncio.sleep(0.2 * (attempt + 1))
+                continue
+            for name, snap in snaps.items():
+                if snap is not None:
+                    self.hub.broadcast_snapshot(name, snap)
+            return
+
+    async def _scan_loop(self) -> None:
+        while self._up:
+            await self._scan()
+            await asyncio.sleep(self.scan_interval)
+
+    async def _scan(self) -> None:
+        pre = self.snapshot_prefix
+        try:
+            async for key in self._r.scan_iter(match=pre + "*", count=1000):
+                if len(self._names) >= self.max_symbols:
+                    break
+                try:
+                    name = key[len(pre) :].decode("ascii")
+                except UnicodeDecodeError:
+                    continue
+                if validate_symbol(name) is None:
+                    self._names.add(name)
+        except (RedisError, OSError) as exc:
+            self.stats.read_errors += 1
+            self._warn.log("scan", logging.WARNING, "redis scan failed: %s", exc)
+
+    # -- reads ---------------------------------------------------------------------------------
+    async def snapshots(self, names: list[str]) -> dict[str, bytes | None]:
+        """The snapshot of each name: read from Redis (and cached), or from the cache while
+        Redis is down."""
+        if self._up:
+            try:
+                return await self._read(names)
+            except (RedisError, OSError) as exc:
+                self.stats.read_errors += 1
+                self._warn.log("read", logging.WARNING, "redis snapshot read failed: %s", exc)
+        self.stats.cache_hits_down += len(names)
+        return {n: self._cache.get(n) for n in names}
+
+    async def _read(self, names: list[str]) -> dict[str, bytes | None]:
+        vals: list[Any] = await self._r.mget([self.snapshot_prefix + n for n in names])
+        out: dict[str, bytes | None] = {}
+        for n, v in zip(names, vals, strict=True):
+            if isinstance(v, bytes):
+                if n in self._cache or len(self._cache) < self.max_symbols:
+                    self._cache[n] = v
+                self._remember(n)
+                out[n] = v
+            else:
+                out[n] = None
+        return out
+
+    async def history(self, name: str, bars: int) -> tuple[str, str | None, list[bytes]] | None:
+        """(symbol, period, newest `bars` closed bars oldest first) or None if unknown.
+        Raises FeedUnavailable while Redis is down."""
+        if not self._up:
+            raise FeedUnavailable("redis is down")
+        try:
+            async with self._r.pipeline(transaction=False) as p:
+                p.get(self.snapshot_prefix + name)
+                p.zrange(self.history_prefix + name, -bars, -1)
+                snap, members = await p.execute()
+        except (RedisError, OSError) as exc:
+            self.stats.read_errors += 1
+            self._warn.log("read", logging.WARNING, "redis history read failed: %s", exc)
+            raise FeedUnavailable(str(exc)) from None
+        if snap is None and not members:
+            return None
+        symbol, period = snapshot_meta(snap if isinstance(snap, bytes) else None, name)
+        return symbol, period, list(members)
+
+    def metrics(self) -> list[tuple[str, str, str, float]]:
+        s = self.stats
+        return [
+            ("redis_up", "gauge", "1 while the Redis subscription is established", self._up),
+            ("redis_connects_total", "counter", "Redis subscriptions established", s.connects),
+            ("redis_disconnects_total", "counter", "Redis subscriptions lost", s.disconnects),
+            ("redis_deltas_total", "counter", "delta messages received from Redis", s.deltas),
+            ("redis_bad_channels_total", "counter", "deltas on invalid channels", s.bad_channels),
+            ("redis_read_errors_total", "counter", "failed Redis reads", s.read_errors),
+        ]
