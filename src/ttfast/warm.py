@@ -13,6 +13,11 @@ Both read the points the sinks write: measurement ``candle``, tags ``symbol`` (t
 symbol, ``SPY``) and ``period`` (``5m``), fields open/high/low/close/volume, times in epoch ms.
 A reader raises `HistoryUnavailable` when the server cannot answer the question (no such
 endpoint, not authorized, a 5xx, unreachable); the callers then start without history.
+
+`snapshot_batch` turns stored bars into the Candle snapshot a `CandleStore` applies (newest
+first, SNAPSHOT_BEGIN ... SNAPSHOT_END), so a warm start seeds the store, and through its
+`Changes` the indicators, exactly as a dxLink snapshot would; `warm_bars` reads the newest bars
+of every symbol.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ __all__ = [
     "InfluxQLReader",
     "flux_string",
     "influxql_string",
+    "snapshot_batch",
+    "warm_bars",
 ]
 
 log = logging.getLogger("ttfast.warm")
@@ -299,3 +306,39 @@ def _ms(t: object) -> int | None:
         delta = t - datetime(1970, 1, 1, tzinfo=UTC)
         return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
     return None
+
+
+def snapshot_batch(candle_symbol: str, bars: Bars) -> Any:
+    """A `ttfast.ColumnBatch` of `bars` as a complete Candle snapshot of `candle_symbol`
+    (``SPY{=5m}``): newest first, SNAPSHOT_BEGIN on the first row, SNAPSHOT_END on the last
+    (one row: both). `CandleStore.apply` replaces the series with it and reports SNAPSHOT."""
+    from ttfast._core import SNAPSHOT_BEGIN, SNAPSHOT_END
+    from ttfast.batch import ColumnBatch
+
+    n = len(bars)
+    if n == 0:
+        raise ValueError("no bars to seed from")
+    flags = np.zeros(n, dtype=np.int64)
+    flags[0] |= SNAPSHOT_BEGIN
+    flags[-1] |= SNAPSHOT_END
+    cols: dict[str, Any] = {
+        "eventSymbol": [candle_symbol] * n,
+        "time": bars.time[::-1],
+        "eventFlags": flags,
+    }
+    for f in FIELDS:
+        cols[f] = getattr(bars, f)[::-1]
+    return ColumnBatch("Candle", cols)
+
+
+async def warm_bars(
+    reader: HistoryReader, symbols: list[str], period: str, n: int
+) -> dict[str, Bars]:
+    """The newest `n` stored bars of each symbol that has any (`period` as the points are
+    tagged, e.g. ``5m``); raises `HistoryUnavailable` if the server cannot be asked."""
+    out: dict[str, Bars] = {}
+    for sym in symbols:
+        bars = await reader.last_bars(sym, period, n)
+        if len(bars):
+            out[sym] = bars
+    return out

@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -50,6 +50,9 @@ from ttfast.symbols import normalize_period, validate_symbol
 from ttfast.worker.config import LOG_EVERY, WorkerConfig, parse_args
 from ttfast.worker.sources import BadMessage, RawCandle, RawCandleParser, run_source
 from ttfast.worker.status import WorkerStats, status_line, status_loop, table
+
+if TYPE_CHECKING:
+    from ttfast.dxlink import DxLinkStreamer
 
 __all__ = ["Worker", "main"]
 
@@ -120,6 +123,8 @@ class Worker:
         self._lp_candle = LineEncoder("candle", tags, CANDLE_FIELDS)
         self._lp_indicators = LineEncoder("indicators", tags, INDICATOR_FIELDS)
         self.latest: dict[str, tuple[int, float, float, int, float, int]] = {}
+        self.warm_start_ms: dict[str, int] = {}  # symbol -> newest stored bar (warm start)
+        self._warming = False  # seeding from the database: do not write it back there
         self.reconnects = 0
         self.loop_lag = 0.0
         self._stop = asyncio.Event()
@@ -161,7 +166,7 @@ class Worker:
             self.edge.on_output(out)
         kind = out.kind
         self.stats.finals += int(np.count_nonzero(kind == KIND_FINAL))
-        if self.telegraf is not None or self.influx is not None:
+        if (self.telegraf is not None or self.influx is not None) and not self._warming:
             if self.cfg.telegraf_final_only:
                 sel = np.flatnonzero(kind != KIND_FORMING)
                 if len(sel):
@@ -220,6 +225,72 @@ class Worker:
             if sink is not None:
                 sink.stats.fields_omitted += enc_c.fields_omitted + enc_i.fields_omitted - omitted0
                 sink.write_lines(body, enc_c.rows_written + enc_i.rows_written - written0)
+
+    # -- warm start (--warm-from influx) -------------------------------------------------------
+    async def warm_start(self) -> int:
+        """Seed the store and the indicators from the newest `warm_bars` stored bars of each
+        symbol (Flux on --influx, else InfluxQL on --telegraf); returns how many symbols were
+        seeded. The seeded rows go to Redis (snapshots) but not back to the database. A
+        database that cannot be read leaves the worker cold (logged)."""
+        from ttfast.symbols import build_candle_symbol
+        from ttfast.warm import FluxReader, HistoryUnavailable, InfluxQLReader, snapshot_batch
+        from ttfast.warm import warm_bars as read_bars
+
+        cfg = self.cfg
+        period = normalize_period(cfg.period)
+        reader: FluxReader | InfluxQLReader
+        if cfg.influx_url:
+            reader = FluxReader(
+                cfg.influx_url,
+                org=cfg.influx_org,
+                bucket=cfg.influx_bucket,
+                token=os.environ.get(cfg.influx_token_env, ""),
+            )
+        elif cfg.telegraf_url and cfg.telegraf_url.startswith("http"):
+            reader = InfluxQLReader(cfg.telegraf_url, cfg.telegraf_db)
+        else:
+            log.warning("warm start: no --influx or http --telegraf to read from; starting cold")
+            return 0
+        try:
+            got = await read_bars(
+                reader, cfg.symbols, pipeline.display_period(period), cfg.warm_bars
+            )
+        except HistoryUnavailable as exc:
+            log.warning("warm start: %s; starting cold", exc)
+            return 0
+        finally:
+            await reader.close()
+        self._warming = True
+        try:
+            for sym, bars in got.items():
+                cs = build_candle_symbol(sym, period)
+                self._known.add(cs)
+                self.on_changes(self.store.apply(snapshot_batch(cs, bars)))
+                self.warm_start_ms[sym] = int(bars.time[-1])
+        finally:
+            self._warming = False
+        log.info(
+            "warm start: %d of %d symbols seeded from %s (up to %d bars each)",
+            len(got),
+            len(cfg.symbols),
+            reader,
+            cfg.warm_bars,
+        )
+        return len(got)
+
+    def subscribe_candles(self, streamer: DxLinkStreamer, start_ms: int) -> None:
+        """Subscribe the configured symbols' candles: a warm-started symbol from its newest
+        stored bar only, merged into the seeded series (the store's resume mode), the others
+        from `start_ms`."""
+        cfg = self.cfg
+        cold = [s for s in cfg.symbols if s not in self.warm_start_ms]
+        if cold:
+            streamer.subscribe_candles(cold, cfg.period, start_ms)
+        for sym, last in self.warm_start_ms.items():
+            (cs,) = streamer.subscribe_candles([sym], cfg.period, last)
+            # subscribe_candles ended resume mode ("a new start replaces"); the snapshot cannot
+            # arrive before this returns to the loop, so it merges into the seeded bars
+            self.store.resume(cs)
 
     # -- bad input and limits --------------------------------------------------------------
     def count_malformed(self, reason: str, detail: str, where: str, n: int = 1) -> None:
@@ -415,6 +486,8 @@ class Worker:
             await self.telegraf.start()
         if self.influx is not None:
             await self.influx.start()
+        if self.cfg.warm_from == "influx":
+            await self.warm_start()
         src = asyncio.create_task(run_source(self), name="ttfast-source")
         status = asyncio.create_task(status_loop(self), name="ttfast-status")
         idle = (

@@ -62,6 +62,8 @@ class WorkerConfig:
     influx_bucket: str = ""
     influx_token_env: str = "INFLUX_TOKEN"  # the token's environment variable, never the token
     influx_gzip: bool = False
+    warm_from: Literal["influx"] | None = None  # seed store + indicators from stored bars
+    warm_bars: int = 1000  # newest stored bars read per symbol by the warm start
     history_days: float = 2.0
     capacity: int = 4096
     duration: float | None = None
@@ -151,6 +153,15 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
     # `--influx-token SECRET` as an abbreviation of --influx-token-env
     p.add_argument("--influx-token", dest="influx_token_argv", help=argparse.SUPPRESS)
     p.add_argument("--influx-gzip", action="store_true")
+    p.add_argument(
+        "--warm-from",
+        choices=("influx",),
+        default=None,
+        help="before the live stream: read the newest --warm-bars stored bars per symbol "
+        "(Flux on --influx, else InfluxQL on --telegraf), seed the candles and indicators, and "
+        "ask dxLink only for the bars after them",
+    )
+    p.add_argument("--warm-bars", type=int, default=1000, metavar="N")
     p.add_argument(
         "--history-days", type=float, default=2.0, help="candle history requested at start (days)"
     )
@@ -247,6 +258,10 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         p.error("--influx-token-env must name an environment variable (letters, digits, _)")
     if a.influx and not (a.influx_org and a.influx_bucket):
         p.error("--influx needs --influx-org and --influx-bucket")
+    if a.warm_from == "influx" and not (a.influx or (a.telegraf or "").startswith("http")):
+        p.error("--warm-from influx needs --influx URL or an http --telegraf URL to read from")
+    if not 1 <= a.warm_bars <= 1_000_000:
+        p.error("--warm-bars must be in 1..1000000")
     if not a.idle_discard >= 0 or math.isinf(a.idle_discard):
         p.error("--idle-discard must be a number of seconds >= 0")
     serve, serve_auto = a.serve, False
@@ -277,6 +292,8 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         influx_bucket=a.influx_bucket,
         influx_token_env=a.influx_token_env,
         influx_gzip=a.influx_gzip,
+        warm_from=a.warm_from,
+        warm_bars=a.warm_bars,
         history_days=a.history_days,
         capacity=a.capacity,
         duration=a.duration,
