@@ -21,7 +21,7 @@ from ttfast.sim.rest.account_stream import STREAM_PATH
 from ttfast.sim.rest.state import SimState, state_of
 from ttfast.sim.rest.wire import Handler, error
 
-__all__ = ["PUBLIC_PATHS", "auth_middleware", "oauth_token", "token_valid"]
+__all__ = ["PUBLIC_PATHS", "auth_middleware", "oauth_token", "token_valid", "validate_session"]
 
 #: routes the real API serves without a token (still with a User-Agent)
 PUBLIC_PATHS = frozenset({"/oauth/token", "/margin-requirements-public-configuration"})
@@ -92,4 +92,20 @@ async def oauth_token(request: web.Request) -> web.Response:
             "expires_in": st.token_ttl,
             "scope": "read trade",
         }
+    )
+
+
+async def validate_session(request: web.Request) -> web.Response:
+    """``POST /sessions/validate``: reached only with a valid token (the middleware), so 201."""
+    return web.json_response(
+        {
+            "data": {
+                "email": "sim@example.invalid",
+                "username": "sim",
+                "external-id": "Usim",
+                "id": 1,
+            },
+            "context": request.path,
+        },
+        status=201,
     )

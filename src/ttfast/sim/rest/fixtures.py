@@ -19,7 +19,9 @@ __all__ = [
     "EQUITIES",
     "FUTURES",
     "FUTURE_OPTIONS",
+    "QUANTITY_PRECISIONS",
     "build_chain",
+    "future_option_chain_nested",
     "seed_account",
     "seed_balance",
     "seed_positions",
@@ -387,19 +389,22 @@ FUTURES: dict[str, dict[str, Any]] = {
         "option-tick-sizes": [{"value": "0.05", "threshold": "5.0"}, {"value": "0.25"}],
     },
 }
-FUTURE_OPTIONS: dict[str, dict[str, Any]] = {
-    "./ESZ6 E4AZ6 261218P6000": {
-        "symbol": "./ESZ6 E4AZ6 261218P6000",
+
+
+def _future_option(strike: int, cp: str) -> dict[str, Any]:
+    sym = f"./ESZ6 E4AZ6 261218{cp}{strike}"
+    return {
+        "symbol": sym,
         "underlying-symbol": "/ESZ6",
         "product-code": "ES",
         "expiration-date": "2026-12-18",
         "root-symbol": "/ES",
         "option-root-symbol": "E4A",
-        "strike-price": "6000.0",
+        "strike-price": f"{strike}.0",
         "exchange": "CME",
-        "exchange-symbol": "E4AZ6 P6000",
-        "streamer-symbol": "./E4AZ26P6000:XCME",
-        "option-type": "P",
+        "exchange-symbol": f"E4AZ6 {cp}{strike}",
+        "streamer-symbol": f"./E4AZ26{cp}{strike}:XCME",
+        "option-type": cp,
         "exercise-style": "American",
         "is-vanilla": True,
         "is-primary-deliverable": True,
@@ -419,8 +424,76 @@ FUTURE_OPTIONS: dict[str, dict[str, Any]] = {
         "active": True,
         "stops-trading-at": "2026-12-18T20:00:00.000+00:00",
         "expires-at": "2026-12-18T20:00:00.000+00:00",
-    },
-}
+        "security-exchange": "XCME",
+        "sx-id": "0",
+    }
+
+
+#: the /ES future options (one expiration, strikes 5900..6100), the SDK's required fields included
+FUTURE_OPTIONS: dict[str, dict[str, Any]] = {
+    o["symbol"]: o for k in range(5900, 6101, 50) for o in (_future_option(k, "C"),
+                                                            _future_option(k, "P"))
+}  # fmt: skip
+
+
+def future_option_chain_nested(code: str) -> dict[str, Any] | None:
+    """``/futures-option-chains/{code}/nested``: the futures and the option chains on them."""
+    futs = [f for f in FUTURES.values() if f["product-code"] == code]
+    opts = [o for o in FUTURE_OPTIONS.values() if o["product-code"] == code]
+    if not futs:
+        return None
+    strikes: dict[str, dict[str, Any]] = {}
+    for o in opts:
+        row = strikes.setdefault(o["strike-price"], {"strike-price": o["strike-price"]})
+        name = "call" if o["option-type"] == "C" else "put"
+        row[name] = o["symbol"]
+        row[f"{name}-streamer-symbol"] = o["streamer-symbol"]
+    o0 = opts[0] if opts else None
+    expirations = []
+    if o0 is not None:
+        expirations.append({
+            "root-symbol": o0["root-symbol"],
+            "notional-value": o0["notional-value"],
+            "underlying-symbol": o0["underlying-symbol"],
+            "strike-factor": o0["strike-factor"],
+            "days-to-expiration": o0["days-to-expiration"],
+            "option-root-symbol": o0["option-root-symbol"],
+            "expiration-date": o0["expiration-date"],
+            "expires-at": o0["expires-at"],
+            "asset": code,
+            "expiration-type": "Regular",
+            "display-factor": o0["display-factor"],
+            "option-contract-symbol": "E4AZ6",
+            "stops-trading-at": o0["stops-trading-at"],
+            "settlement-type": o0["settlement-type"],
+            "strikes": [strikes[k] for k in sorted(strikes, key=float)],
+            "tick-sizes": [{"value": "0.05", "threshold": "5.0"}, {"value": "0.25"}],
+        })  # fmt: skip
+    return {
+        "futures": [
+            {
+                "root-symbol": "/" + code,
+                "days-to-expiration": 30,
+                "expiration-date": f["expiration-date"],
+                "expires-at": f["expires-at"],
+                "next-active-month": f["next-active-month"],
+                "symbol": f["symbol"],
+                "active-month": f["active-month"],
+                "stops-trading-at": f["stops-trading-at"],
+            }
+            for f in futs
+        ],
+        "option-chains": [
+            {
+                "underlying-symbol": "/" + code,
+                "root-symbol": "/" + code,
+                "exercise-style": "American",
+                "expirations": expirations,
+            }
+        ],
+    }
+
+
 CRYPTOS: dict[str, dict[str, Any]] = {
     s: {
         "id": i,
@@ -432,6 +505,24 @@ CRYPTOS: dict[str, dict[str, Any]] = {
         "active": True,
         "tick-size": "0.01",
         "streamer-symbol": f"{s}:CXTALP",
+        "destination-venue-symbols": [
+            {
+                "id": i,
+                "symbol": s.split("/")[0],
+                "destination-venue": "CITADEL_CRYPTOCURRENCY",
+                "max-quantity-precision": 8,
+                "max-price-precision": 8,
+                "routable": True,
+            }
+        ],
     }
     for i, (s, d) in enumerate([("BTC/USD", "Bitcoin"), ("ETH/USD", "Ethereum")], start=1)
 }
+#: ``/instruments/quantity-decimal-precisions`` (the documented example, one row per kind)
+QUANTITY_PRECISIONS: list[dict[str, Any]] = [
+    {"instrument-type": "Cryptocurrency", "symbol": "BTC/USD", "value": 8,
+     "minimum-increment-precision": 8},
+    {"instrument-type": "Cryptocurrency", "symbol": "ETH/USD", "value": 8,
+     "minimum-increment-precision": 8},
+    {"instrument-type": "Equity", "value": 5, "minimum-increment-precision": 0},
+]  # fmt: skip

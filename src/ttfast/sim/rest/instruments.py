@@ -14,20 +14,32 @@ from typing import Any
 from aiohttp import web
 
 from ttfast.sim.rest import wire
-from ttfast.sim.rest.fixtures import CRYPTOS, EQUITIES, FUTURE_OPTIONS, FUTURES
+from ttfast.sim.rest.fixtures import (
+    CRYPTOS,
+    EQUITIES,
+    FUTURE_OPTIONS,
+    FUTURES,
+    QUANTITY_PRECISIONS,
+    future_option_chain_nested,
+)
 from ttfast.sim.rest.state import state_of
 
 __all__ = [
+    "active_equities",
     "crypto",
     "cryptos",
     "equities",
     "equity",
     "equity_option",
+    "flat_chain",
     "future",
     "future_option",
+    "future_option_chain",
+    "future_option_chain_nested_handler",
     "futures",
     "market_metrics",
     "nested_chain",
+    "quantity_precisions",
     "quote_token",
     "symbol_search",
 ]
@@ -136,3 +148,45 @@ async def quote_token(request: web.Request) -> web.Response:
             "expires-at": wire.iso(wire.now() + timedelta(hours=24)),
         },
     )
+
+
+async def active_equities(request: web.Request) -> web.Response:
+    """``/instruments/equities/active``: every active equity, paginated (1000 per page)."""
+    rows = [e for e in EQUITIES.values() if e["active"]]
+    if "lendability" in request.query:
+        rows = [e for e in rows if e["lendability"] == request.query["lendability"]]
+    return wire.paged(request, rows, 1000)
+
+
+async def flat_chain(request: web.Request) -> web.Response:
+    """``/option-chains/{symbol}``: every option instrument of the underlying."""
+    root = request.match_info["symbol"]
+    opts = [o for o in state_of(request).options.values() if o["underlying-symbol"] == root]
+    if not opts:
+        wire.not_found(f"Option chain {root} not found")
+    return wire.items(request, opts)
+
+
+def _future_code(request: web.Request) -> str:
+    return request.match_info["symbol"].lstrip("/")
+
+
+async def future_option_chain(request: web.Request) -> web.Response:
+    """``/futures-option-chains/{product code}``: every future option of the product."""
+    code = _future_code(request)
+    opts = [o for o in FUTURE_OPTIONS.values() if o["product-code"] == code]
+    if not opts:
+        wire.not_found(f"Futures option chain {code} not found")
+    return wire.items(request, opts)
+
+
+async def future_option_chain_nested_handler(request: web.Request) -> web.Response:
+    code = _future_code(request)
+    chain = future_option_chain_nested(code)
+    if chain is None:
+        wire.not_found(f"Futures option chain {code} not found")
+    return wire.ok(request, chain)
+
+
+async def quantity_precisions(request: web.Request) -> web.Response:
+    return wire.items(request, QUANTITY_PRECISIONS)

@@ -22,6 +22,7 @@ from ttfast.sim.rest.lifecycle import TERMINAL, lifecycle_of
 from ttfast.sim.rest.state import SimState, state_of
 
 __all__ = [
+    "complex_history",
     "delete_complex",
     "delete_order",
     "get_complex",
@@ -381,3 +382,11 @@ async def delete_complex(request: web.Request) -> web.Response:
     cx["terminal-at"] = wire.iso(wire.now())
     await lifecycle_of(request).changed(changed, cx)
     return wire.ok(request, cx)
+
+
+async def complex_history(request: web.Request) -> web.Response:
+    """``GET /accounts/{n}/complex-orders``: every complex order, newest first, paginated."""
+    n = account_of(request)
+    rows = [c for c in state_of(request).complex_orders.values() if c["account-number"] == n]
+    rows.sort(key=lambda c: c["id"], reverse=request.query.get("sort", "Desc") != "Asc")
+    return wire.paged(request, rows, 10)

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from ttfast.sim.pricing import MarketSource, SimMarket, StandaloneMarket
-from ttfast.sim.rest import accounts, instruments, orders
+from ttfast.sim.rest import accounts, instruments, market_data, orders
 from ttfast.sim.rest.account_stream import (
     STREAM_PATH,
     AccountStreamHub,
@@ -27,7 +27,7 @@ from ttfast.sim.rest.account_stream import (
     faults_from_json,
     faults_to_json,
 )
-from ttfast.sim.rest.auth import auth_middleware, oauth_token, token_valid
+from ttfast.sim.rest.auth import auth_middleware, oauth_token, token_valid, validate_session
 from ttfast.sim.rest.faults import add_fault, clear_faults, fault_middleware, sim_state
 from ttfast.sim.rest.lifecycle import LIFECYCLE_KEY, OrderLifecycle, future_streamer_map
 from ttfast.sim.rest.state import FAULT_KINDS, STATE_KEY, Fault, FaultKind, SimState
@@ -38,9 +38,11 @@ __all__ = ["ROUTES", "RestSimServer", "create_rest_app"]
 log = logging.getLogger("ttfast.sim.rest")
 
 _A = "/accounts/{account}"
+_EVENTS = "/market-metrics/historic-corporate-events"
 #: Every endpoint as ``(method, path, handler)``, registered in this order.
 ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/oauth/token", oauth_token),
+    ("POST", "/sessions/validate", validate_session),
     ("GET", "/customers/me", accounts.customer),
     ("GET", "/customers/me/accounts", accounts.list_accounts),
     ("GET", "/customers/me/accounts/{account}", accounts.get_account),
@@ -50,6 +52,9 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", _A + "/transactions", accounts.transactions),
     ("GET", _A + "/transactions/total-fees", accounts.total_fees),
     ("GET", _A + "/trading-status", accounts.trading_status),
+    ("GET", _A + "/balance-snapshots", accounts.balance_snapshots),
+    ("GET", _A + "/net-liq/history", accounts.net_liq_history),
+    ("GET", "/margin/accounts/{account}/requirements", accounts.margin_requirements),
     ("POST", _A + "/orders", orders.place),
     ("POST", _A + "/orders/dry-run", orders.place),
     ("GET", _A + "/orders", orders.search_orders),
@@ -58,11 +63,13 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("PUT", _A + "/orders/{order_id}", orders.replace_order),
     ("DELETE", _A + "/orders/{order_id}", orders.delete_order),
     ("POST", _A + "/complex-orders", orders.place_complex),
+    ("GET", _A + "/complex-orders", orders.complex_history),
     ("POST", _A + "/complex-orders/dry-run", orders.place_complex),
     ("GET", _A + "/complex-orders/live", orders.live_complex),
     ("GET", _A + "/complex-orders/{order_id}", orders.get_complex),
     ("DELETE", _A + "/complex-orders/{order_id}", orders.delete_complex),
     ("GET", "/instruments/equities", instruments.equities),
+    ("GET", "/instruments/equities/active", instruments.active_equities),
     ("GET", "/instruments/equities/{symbol}", instruments.equity),
     ("GET", "/instruments/equity-options/{symbol}", instruments.equity_option),
     ("GET", "/instruments/futures", instruments.futures),
@@ -70,14 +77,45 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/instruments/future-options/{symbol}", instruments.future_option),
     ("GET", "/instruments/cryptocurrencies", instruments.cryptos),
     ("GET", "/instruments/cryptocurrencies/{symbol}", instruments.crypto),
+    ("GET", "/instruments/quantity-decimal-precisions", instruments.quantity_precisions),
     ("GET", "/option-chains/{symbol}/nested", instruments.nested_chain),
+    ("GET", "/option-chains/{symbol}", instruments.flat_chain),
+    (
+        "GET",
+        "/futures-option-chains/{symbol}/nested",
+        instruments.future_option_chain_nested_handler,
+    ),
+    ("GET", "/futures-option-chains/{symbol}", instruments.future_option_chain),
     ("GET", "/market-metrics", instruments.market_metrics),
+    ("GET", _EVENTS + "/dividends/{symbol}", market_data.dividends),
+    ("GET", _EVENTS + "/earnings-reports/{symbol}", market_data.earnings),
+    ("GET", "/market-data/by-type", market_data.by_type),
+    ("GET", "/market-data/{instrument_type}/{symbol:.+}", market_data.market_data),
+    ("GET", "/margin-requirements-public-configuration", market_data.public_configuration),
     ("GET", "/symbols/search/{prefix}", instruments.symbol_search),
     ("GET", "/api-quote-tokens", instruments.quote_token),
     ("GET", "/_sim/state", sim_state),
     ("POST", "/_sim/faults", add_fault),
     ("DELETE", "/_sim/faults", clear_faults),
 )
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The router's plain-text 404/405 answered like the API: a JSON error envelope."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.content_type == "application/json" or exc.status not in (404, 405):
+            raise
+        if exc.status == 404:
+            return error(404, "not_found", f"No route for {request.method} {request.path}")
+        resp = error(405, "method_not_allowed", f"{request.method} is not allowed here")
+        allow = exc.headers.get("Allow")
+        if allow:
+            resp.headers["Allow"] = allow
+        return resp
+
 
 HUB_KEY = web.AppKey("ttfast_sim_account_stream", AccountStreamHub)
 
@@ -149,7 +187,7 @@ def create_rest_app(
     hub = hub or AccountStreamHub(lambda tok: token_valid(st, tok), lambda: st.account_numbers)
     lifecycle = OrderLifecycle(st, SimMarket(market, future_streamer_map()), hub,
                                interval=tick_interval or 0.1)  # fmt: skip
-    app = web.Application(middlewares=[fault_middleware, auth_middleware])
+    app = web.Application(middlewares=[json_errors, fault_middleware, auth_middleware])
     app[STATE_KEY] = st
     app[HUB_KEY] = hub
     app[LIFECYCLE_KEY] = lifecycle
