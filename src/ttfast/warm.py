@@ -8,6 +8,9 @@ Two readers with one interface (`HistoryReader`):
   (``u``/``p`` in the URL's query, or basic auth in its netloc). Redirects are not followed.
 * `FluxReader` — InfluxDB v2 ``POST /api/v2/query`` (Flux) through influxdb-client's asyncio
   query API (extra ``ttfast[influx]``), org/bucket/token as the v2 sink takes them.
+* `RedisHistoryReader` — the closed bars a worker with ``--redis`` keeps for ``GET /history``
+  (``history:<name>``, a sorted set scored by bar time with the bar's JSON as member;
+  `ttfast.edge.history`), read with ``ZRANGE``/``ZREVRANGEBYSCORE``.
 
 Both read the points the sinks write: measurement ``candle``, tags ``symbol`` (the plain
 symbol, ``SPY``) and ``period`` (``5m``), fields open/high/low/close/volume, times in epoch ms.
@@ -41,6 +44,7 @@ __all__ = [
     "HistoryReader",
     "HistoryUnavailable",
     "InfluxQLReader",
+    "RedisHistoryReader",
     "flux_string",
     "influxql_string",
     "snapshot_batch",
@@ -306,6 +310,62 @@ def _ms(t: object) -> int | None:
         delta = t - datetime(1970, 1, 1, tzinfo=UTC)
         return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
     return None
+
+
+class RedisHistoryReader:
+    """``history:<name>`` sorted sets in Redis (see the module docstring). `symbol` is the
+    worker's name for the series: the plain symbol for the worker's own period."""
+
+    def __init__(self, url: str, *, prefix: str = "history:", timeout: float = 10.0) -> None:
+        self.url = url
+        self.prefix = prefix
+        self._timeout = timeout
+        self._client: Any = None
+
+    def __repr__(self) -> str:
+        return f"<RedisHistoryReader {redact_url(self.url)} {self.prefix}*>"
+
+    async def _call(self, name: str, *args: object, **kw: object) -> Any:
+        import redis.asyncio as aioredis
+        from redis.exceptions import RedisError
+
+        if self._client is None:
+            self._client = aioredis.Redis.from_url(
+                self.url, socket_connect_timeout=self._timeout, socket_timeout=self._timeout
+            )
+        try:
+            return await getattr(self._client, name)(*args, **kw)
+        except (RedisError, OSError) as exc:
+            raise HistoryUnavailable(f"{redact_url(self.url)}: {type(exc).__name__}") from None
+
+    @staticmethod
+    def _rows(members: list[bytes]) -> list[tuple[int, list[float]]]:
+        rows: list[tuple[int, list[float]]] = []
+        for m in members:
+            try:
+                d = json.loads(m)
+                t = d["time"]
+            except (ValueError, TypeError, KeyError):
+                continue  # not a bar: skipped, not fatal
+            if isinstance(t, int) and not isinstance(t, bool):
+                rows.append((t, [_num(d.get(f)) for f in FIELDS]))
+        return rows
+
+    async def last_time(self, symbol: str, period: str, start_ms: int, stop_ms: int) -> int | None:
+        got = await self._call(
+            "zrevrangebyscore", self.prefix + symbol, stop_ms, start_ms, start=0, num=1,
+            withscores=True,
+        )  # fmt: skip
+        return int(got[0][1]) if got else None
+
+    async def last_bars(self, symbol: str, period: str, n: int) -> Bars:
+        members = await self._call("zrange", self.prefix + symbol, -max(1, int(n)), -1)
+        return Bars.from_rows(self._rows(members))
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
 
 
 def snapshot_batch(candle_symbol: str, bars: Bars) -> Any:

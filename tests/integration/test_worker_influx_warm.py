@@ -1,16 +1,18 @@
-"""Warm start (``ttfast-worker --warm-from influx``): the newest stored bars seed the store and
-the indicators, and dxLink is asked only from the newest stored bar on (real influxd, local
-dxLink server)."""
+"""Warm start (``ttfast-worker --warm-from influx|redis``): the newest stored bars seed the
+store and the indicators, and dxLink is asked only from the newest stored bar on (real influxd,
+real redis-server, local dxLink server)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import uuid
 
 import numpy as np
 import pytest
-from tests.servers import InfluxServer
+import redis.asyncio as aioredis
+from tests.servers import InfluxServer, RedisServer
 
 from ttfast._core.indicators import hma as batch_hma
 from ttfast._core.indicators import macd as batch_macd
@@ -126,3 +128,59 @@ def test_warm_flags() -> None:
     assert cfg.warm_from == "influx" and cfg.warm_bars == 50
     with pytest.raises(SystemExit):
         parse_args(["--warm-from", "influx"])  # nothing to read from
+
+
+async def test_warm_start_from_the_redis_history(redis_srv: RedisServer) -> None:
+    """A worker with --redis keeps closed bars in history:<name>; a restarted worker seeds
+    from them."""
+    first = Worker(
+        WorkerConfig(
+            symbols=SYMS,
+            period="5m",
+            source="sim",
+            redis_url=redis_srv.url,
+            history_days=1.0,
+            history_bars=100,
+            sim_speed=1200.0,
+            quiet=True,
+        )
+    )
+    task = asyncio.create_task(first.run())
+    r = aioredis.Redis.from_url(redis_srv.url)
+    try:
+        for _ in range(500):
+            counts = [await r.zcard(f"history:{s}") for s in SYMS]
+            if min(counts) >= 100:
+                break
+            await asyncio.sleep(0.02)
+        first.stop()
+        assert await asyncio.wait_for(task, 30) == 0
+        stored = {}
+        for sym in SYMS:
+            stored[sym] = [json.loads(m) for m in await r.zrange(f"history:{sym}", 0, -1)]
+    finally:
+        await r.aclose()
+    w = Worker(
+        WorkerConfig(
+            symbols=SYMS,
+            period="5m",
+            redis_url=redis_srv.url,
+            warm_from="redis",
+            warm_bars=60,
+            quiet=True,
+        )
+    )
+    assert await w.warm_start() == 2
+    for sym in SYMS:
+        s = w.store[build_candle_symbol(sym, "5m")]
+        bars = stored[sym][-60:]
+        assert [int(t) for t in s.time] == [b["time"] for b in bars]
+        assert [float(c) for c in s.close] == [b["close"] for b in bars]
+        assert w.warm_start_ms[sym] == bars[-1]["time"]
+    assert w.pipeline.symbol_count == 2
+
+
+def test_warm_from_redis_needs_redis() -> None:
+    assert parse_args(["--redis", "redis://h:1/0", "--warm-from", "redis"]).warm_from == "redis"
+    with pytest.raises(SystemExit):
+        parse_args(["--warm-from", "redis"])

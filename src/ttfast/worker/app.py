@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 import os
@@ -160,8 +161,7 @@ class Worker:
             return
         if self.redis is not None:
             self.redis.publish_many(out.publishes)
-            for key, payload in out.snapshots:
-                self.redis.set_snapshot(key, payload)
+            self.redis.set_snapshots(out.snapshots)
         if self.edge.active:
             self.edge.on_output(out)
         kind = out.kind
@@ -226,20 +226,28 @@ class Worker:
                 sink.stats.fields_omitted += enc_c.fields_omitted + enc_i.fields_omitted - omitted0
                 sink.write_lines(body, enc_c.rows_written + enc_i.rows_written - written0)
 
-    # -- warm start (--warm-from influx) -------------------------------------------------------
+    # -- warm start (--warm-from influx|redis) -------------------------------------------------
     async def warm_start(self) -> int:
         """Seed the store and the indicators from the newest `warm_bars` stored bars of each
-        symbol (Flux on --influx, else InfluxQL on --telegraf); returns how many symbols were
-        seeded. The seeded rows go to Redis (snapshots) but not back to the database. A
-        database that cannot be read leaves the worker cold (logged)."""
+        symbol (influx: Flux on --influx, else InfluxQL on --telegraf; redis: history:<name>);
+        returns how many symbols were seeded. The seeded rows go to Redis (snapshots) but not
+        back to the database. A store that cannot be read leaves the worker cold (logged)."""
         from ttfast.symbols import build_candle_symbol
-        from ttfast.warm import FluxReader, HistoryUnavailable, InfluxQLReader, snapshot_batch
+        from ttfast.warm import (
+            FluxReader,
+            HistoryUnavailable,
+            InfluxQLReader,
+            RedisHistoryReader,
+            snapshot_batch,
+        )
         from ttfast.warm import warm_bars as read_bars
 
         cfg = self.cfg
         period = normalize_period(cfg.period)
-        reader: FluxReader | InfluxQLReader
-        if cfg.influx_url:
+        reader: FluxReader | InfluxQLReader | RedisHistoryReader
+        if cfg.warm_from == "redis" and cfg.redis_url:
+            reader = RedisHistoryReader(cfg.redis_url)
+        elif cfg.influx_url:
             reader = FluxReader(
                 cfg.influx_url,
                 org=cfg.influx_org,
@@ -486,8 +494,13 @@ class Worker:
             await self.telegraf.start()
         if self.influx is not None:
             await self.influx.start()
-        if self.cfg.warm_from == "influx":
+        if self.cfg.warm_from is not None:
             await self.warm_start()
+        # Start-up's objects (modules, warm history) leave every later collection: a full
+        # collection of this heap took 20-45 ms (bench/bench_latency.py), a stall of every
+        # frame in flight; frozen, the collector only walks what the stream allocates.
+        gc.collect()
+        gc.freeze()
         src = asyncio.create_task(run_source(self), name="ttfast-source")
         status = asyncio.create_task(status_loop(self), name="ttfast-status")
         idle = (

@@ -62,7 +62,7 @@ class WorkerConfig:
     influx_bucket: str = ""
     influx_token_env: str = "INFLUX_TOKEN"  # the token's environment variable, never the token
     influx_gzip: bool = False
-    warm_from: Literal["influx"] | None = None  # seed store + indicators from stored bars
+    warm_from: Literal["influx", "redis"] | None = None  # seed store + indicators from there
     warm_bars: int = 1000  # newest stored bars read per symbol by the warm start
     history_days: float = 2.0
     capacity: int = 4096
@@ -155,11 +155,12 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
     p.add_argument("--influx-gzip", action="store_true")
     p.add_argument(
         "--warm-from",
-        choices=("influx",),
+        choices=("influx", "redis"),
         default=None,
         help="before the live stream: read the newest --warm-bars stored bars per symbol "
-        "(Flux on --influx, else InfluxQL on --telegraf), seed the candles and indicators, and "
-        "ask dxLink only for the bars after them",
+        "(influx: Flux on --influx, else InfluxQL on --telegraf; redis: the history:<name> "
+        "sets in --redis), seed the candles and indicators, and ask dxLink only for the bars "
+        "after them",
     )
     p.add_argument("--warm-bars", type=int, default=1000, metavar="N")
     p.add_argument(
@@ -260,6 +261,8 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         p.error("--influx needs --influx-org and --influx-bucket")
     if a.warm_from == "influx" and not (a.influx or (a.telegraf or "").startswith("http")):
         p.error("--warm-from influx needs --influx URL or an http --telegraf URL to read from")
+    if a.warm_from == "redis" and not a.redis:
+        p.error("--warm-from redis needs --redis URL")
     if not 1 <= a.warm_bars <= 1_000_000:
         p.error("--warm-bars must be in 1..1000000")
     if not a.idle_discard >= 0 or math.isinf(a.idle_discard):
