@@ -179,7 +179,7 @@ async def _run_streamer(
     streamer = make_streamer(w, url, provider)
     await streamer.open()
     start = now_ms() - int(w.cfg.history_days * 86_400_000)
-    streamer.subscribe_candles(w.cfg.symbols, w.cfg.period, start)
+    w.subscribe_candles(streamer, start)  # warm-started symbols only from their newest bar
     try:
         await w.stopped()
     finally:
