@@ -33,6 +33,13 @@ from dxsim_testclient import (
 
 from ttfast.sim import DxLinkServer, Faults, SimClock, java_double, json_double
 from ttfast.sim import market as mk
+from ttfast.sim.pricing import (
+    RISK_FREE_RATE,
+    SIM_VOLATILITY,
+    SimMarket,
+    black_scholes,
+    parse_option_symbol,
+)
 
 T0 = 1_750_000_123_456  # a fixed market instant (mid-bar for 5m bars)
 SEED = 11
@@ -224,9 +231,13 @@ async def test_lazy_event_fields_unknown_dropped_and_quote_values(server: DxLink
     assert sorted(e["eventSymbol"] for e in evs) == sorted(syms)
     keys = np.array([mk.symbol_key(SEED, e["eventSymbol"]) for e in evs], dtype=np.uint64)
     bid, ask, bs, as_, _, _, qt = mk.quote_values(keys, T0, server.tick_ms)
+    pricing = SimMarket(server)
     for i, e in enumerate(evs):
         assert e["eventType"] == "Quote"
         assert e["bidTime"] == qt
+        opt = parse_option_symbol(e["eventSymbol"])
+        if opt is not None:  # options quote around their Black–Scholes price
+            bid[i], ask[i] = pricing.option_quote(opt, T0)
         assert (e["bidPrice"], e["askPrice"]) == (bid[i], ask[i])
         assert (e["bidSize"], e["askSize"]) == (bs[i], as_[i])
         assert e["bidPrice"] < e["askPrice"]
@@ -256,6 +267,53 @@ async def test_full_format_and_default_fields(server: DxLinkServer) -> None:
     price, size, dv, _chg, tt = mk.trade_values(keys, T0, server.tick_ms)
     assert (ev["price"], ev["size"], ev["dayVolume"], ev["time"]) == (price[0], size[0], dv[0], tt)
     assert ev["dayId"] == T0 // mk.DAY_MS
+    await c.close()
+
+
+GREEKS_FIELDS = ["eventType", "eventSymbol", "time", "price", "volatility", "delta", "gamma",
+                 "theta", "rho", "vega"]  # fmt: skip
+THEO_FIELDS = ["eventType", "eventSymbol", "price", "underlyingPrice", "delta", "gamma",
+               "interest"]  # fmt: skip
+UNDERLYING_FIELDS = ["eventType", "eventSymbol", "volatility", "frontVolatility",
+                     "backVolatility", "callVolume", "putVolume", "putCallRatio"]  # fmt: skip
+
+
+async def test_greeks_and_theo_prices_per_option_from_black_scholes(server: DxLinkServer) -> None:
+    c = await _client(server)
+    await c.handshake()
+    fields = {"Greeks": GREEKS_FIELDS, "TheoPrice": THEO_FIELDS, "Underlying": UNDERLYING_FIELDS}
+    await c.open_feed(1, fields=fields, agg=0.05)
+    opts = [".SPY260619C150", ".SPY260619P150", ".SPY260619C250", ".AAPL251219P400"]
+    c.subscribe(1, *({"type": "Greeks", "symbol": s} for s in opts))
+    c.subscribe(1, *({"type": "TheoPrice", "symbol": s} for s in opts))
+    c.subscribe(1, {"type": "Underlying", "symbol": "SPY"})
+    got: dict[str, dict[str, dict[str, Any]]] = {}
+    while sum(len(v) for v in got.values()) < 2 * len(opts) + 1:
+        m = await c.recv()
+        if m["type"] == "FEED_DATA":
+            for e in decode_compact(m["data"], fields):
+                got.setdefault(e["eventType"], {})[e["eventSymbol"]] = e
+    tt = mk.tick_time(T0, server.tick_ms)
+    for s in opts:
+        opt = parse_option_symbol(s)
+        assert opt is not None
+        spot = float(mk.mid_price(mk.symbol_key(SEED, opt.underlying), tt)[0])
+        want = black_scholes(spot, opt.strike, (opt.expires_ms() - tt) / (365 * mk.DAY_MS),
+                             RISK_FREE_RATE, SIM_VOLATILITY, opt.call)  # fmt: skip
+        g, th = got["Greeks"][s], got["TheoPrice"][s]
+        assert g["time"] == tt and g["volatility"] == SIM_VOLATILITY
+        assert g["price"] == round(want.price, 4) == th["price"]
+        assert g["delta"] == round(want.delta, 6) == th["delta"]
+        assert (g["gamma"], g["theta"], g["vega"], g["rho"]) == tuple(
+            round(x, 6) for x in (want.gamma, want.theta, want.vega, want.rho)
+        )
+        assert th["underlyingPrice"] == round(spot, 4) and th["interest"] == RISK_FREE_RATE
+    # every option has its own numbers; calls and puts obey put-call parity's signs
+    assert len({got["Greeks"][s]["price"] for s in opts}) == len(opts)
+    assert got["Greeks"][opts[0]]["delta"] > 0 > got["Greeks"][opts[1]]["delta"]
+    u = got["Underlying"]["SPY"]
+    assert u["volatility"] == SIM_VOLATILITY and u["callVolume"] > 0 and u["putVolume"] > 0
+    assert u["putCallRatio"] == round(u["putVolume"] / u["callVolume"], 6)
     await c.close()
 
 

@@ -128,3 +128,32 @@ async def test_sdk_default_candle_start_fits_its_frame_limit(
     assert candles[0].snapshot_begin and candles[0].time == mk.align_bar_start(T0, 60_000)
     assert max(sizes) <= 64 * 1024 and len(sizes) > dx.max_snapshot_rows // 500
     assert not dx.errors_sent and dx.internal_errors == 0
+
+
+async def test_sdk_streamer_receives_greeks_theo_prices_and_underlying(
+    sdk_session: tuple[DxLinkServer, object],
+) -> None:
+    from tastytrade.dxfeed import Greeks, TheoPrice, Underlying
+
+    from ttfast.sim.pricing import SimMarket, parse_option_symbol
+
+    dx, session = sdk_session
+    opts = [".SPY260619C450", ".SPY260619P450"]
+    async with asyncio.timeout(10), tastytrade.DXLinkStreamer(session) as streamer:
+        await streamer.subscribe(Greeks, opts)
+        await streamer.subscribe(TheoPrice, opts)
+        await streamer.subscribe(Underlying, ["SPY"])
+        greeks = {g.event_symbol: g for g in [await streamer.get_event(Greeks) for _ in opts]}
+        theo = {t.event_symbol: t for t in [await streamer.get_event(TheoPrice) for _ in opts]}
+        und = await streamer.get_event(Underlying)
+    _close_streams(streamer)
+    pricing = SimMarket(dx)
+    for s in opts:
+        opt = parse_option_symbol(s)
+        assert opt is not None
+        want = pricing.option_greeks(opt, T0)
+        assert greeks[s].price == theo[s].price == Decimal(str(round(want.price, 4)))
+        assert greeks[s].delta == Decimal(str(round(want.delta, 6)))
+    assert greeks[opts[0]].delta > 0 > greeks[opts[1]].delta
+    assert und.event_symbol == "SPY" and und.volatility == Decimal("0.65")
+    assert not dx.errors_sent

@@ -2,7 +2,9 @@
 
 A :class:`FeedGenerator` belongs to one connection and works on its :class:`FeedChannel` s: it
 turns subscriptions into rows of Java-formatted values (Quote, Trade/TradeETH, Summary, Profile,
-Greeks, TimeAndSale, Candle) computed by :mod:`ttfast.sim.market` at the clock's time, keeps the
+Greeks, TheoPrice, Underlying, TimeAndSale, Candle) computed by :mod:`ttfast.sim.market` at the
+clock's time (options -- Quote, Greeks, TheoPrice -- by Black–Scholes on their underlying's path
+with the sim's volatility, :mod:`ttfast.sim.pricing`), keeps the
 per-channel field layouts and announces them (lazy, eager, late, absent, reordered), formats
 rows as COMPACT or FULL, splits them into frames (by rows and by bytes: no frame over
 ``max_data_frame_bytes``, 64 KiB by default), sends newest-first candle snapshots
@@ -22,6 +24,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,6 +33,13 @@ import numpy as np
 from ttfast.dxlink.fields import EVENT_FIELDS as DXLINK_EVENT_FIELDS
 from ttfast.sim import market
 from ttfast.sim.javafmt import json_double
+from ttfast.sim.pricing import (
+    RISK_FREE_RATE,
+    SIM_VOLATILITY,
+    OptionSymbol,
+    SimMarket,
+    parse_option_symbol,
+)
 
 if TYPE_CHECKING:
     from ttfast.sim.dxlink_server import DxLinkServer, Faults
@@ -53,10 +63,18 @@ SNAPSHOT_BEGIN = 0x04
 SNAPSHOT_END = 0x08
 SNAPSHOT_SNIP = 0x10
 
-#: Known dxLink field names per event type (the one catalogue, shared with the client).
+#: Known dxLink field names per event type (the one catalogue, shared with the client), plus
+#: dxFeed's ``Underlying.optionVolume`` (call + put volume), which the tastytrade SDK requests:
+#: dropping it would shift the SDK's positional decoding.
 EVENT_FIELDS = dict(DXLINK_EVENT_FIELDS)
+if "optionVolume" not in EVENT_FIELDS["Underlying"]:
+    _u = list(EVENT_FIELDS["Underlying"])
+    _u.insert(_u.index("putVolume") + 1, "optionVolume")
+    EVENT_FIELDS["Underlying"] = tuple(_u)
 
-_TICKER_TYPES = frozenset({"Quote", "Trade", "TradeETH", "Summary", "Profile", "Greeks"})
+_TICKER_TYPES = frozenset(
+    {"Quote", "Trade", "TradeETH", "Summary", "Profile", "Greeks", "TheoPrice", "Underlying"}
+)
 _STREAM_TYPES = frozenset({"TimeAndSale"})
 _HISTORY_TYPES = frozenset({"Candle"})
 _FIELD_POS = {t: {f: i for i, f in enumerate(fs)} for t, fs in EVENT_FIELDS.items()}
@@ -188,6 +206,7 @@ class FeedGenerator:
     def __init__(self, conn: FeedConnection) -> None:
         self._conn = conn
         self.server = conn.server
+        self.pricing = SimMarket(conn.server)  # options: Black–Scholes on the underlying's path
 
     @property
     def faults(self) -> Faults:
@@ -311,7 +330,12 @@ class FeedGenerator:
         if etype == "Quote":
             bid, ask, bs, as_, bex, aex, qt = market.quote_values(keys, now, srv.tick_ms)
             qts = str(qt)
-            bids, asks = _jd_list(bid.tolist()), _jd_list(ask.tolist())
+            bidl, askl = bid.tolist(), ask.tolist()
+            for i, s in enumerate(symbols):  # options quote around their theo price
+                opt = parse_option_symbol(s)
+                if opt is not None:
+                    bidl[i], askl[i] = self.pricing.option_quote(opt, now)
+            bids, asks = _jd_list(bidl), _jd_list(askl)
             if sv:
                 bss, ass = ['"Infinity"'] * n, ['"-Infinity"'] * n
                 bexs = aexs = ['"\\u0000"'] * n
@@ -359,16 +383,44 @@ class FeedGenerator:
                  json_double(1.0e9), json_double(9.0e8))
                 for i in range(n)
             ]  # fmt: skip
-        if etype == "Greeks":
-            tt = market.tick_time(now, srv.tick_ms)
-            mid = np.round(market.mid_price(keys, np.full(n, tt)), 2).tolist()
-            idx, tts = str(market.candle_index(tt)), str(tt)
-            return [
-                (et, syms[i], "0", "0", idx, tts, "0", json_double(mid[i]), json_double(0.25),
-                 json_double(0.5), json_double(0.01), json_double(-0.05), json_double(0.02),
-                 json_double(0.1))
-                for i in range(n)
-            ]  # fmt: skip
+        tt = market.tick_time(now, srv.tick_ms)
+        idx, tts = str(market.candle_index(tt)), str(tt)
+        if etype in ("Greeks", "TheoPrice"):
+            # Black–Scholes on the underlying's path with the sim's volatility; a symbol that
+            # is not an option is priced as an at-the-money 30-day call on itself
+            out: list[tuple[str, ...]] = []
+            for i, s in enumerate(symbols):
+                opt = parse_option_symbol(s)
+                if opt is None:
+                    k = round(self.pricing.underlying_mid(s, now), 2)
+                    exp = datetime.fromtimestamp(tt / 1000 + 30 * 86_400, UTC).date()
+                    opt = OptionSymbol(s, exp, True, k)
+                g = self.pricing.option_greeks(opt, now)
+                jd = json_double
+                if etype == "Greeks":
+                    out.append((et, syms[i], "0", "0", idx, tts, "0", jd(round(g.price, 4)),
+                                jd(SIM_VOLATILITY), jd(round(g.delta, 6)), jd(round(g.gamma, 6)),
+                                jd(round(g.theta, 6)), jd(round(g.rho, 6)),
+                                jd(round(g.vega, 6))))  # fmt: skip
+                else:
+                    und = round(self.pricing.underlying_mid(opt.underlying, now), 4)
+                    out.append((et, syms[i], "0", "0", idx, tts, "0", jd(round(g.price, 4)),
+                                jd(und), jd(round(g.delta, 6)), jd(round(g.gamma, 6)),
+                                jd(0.0), jd(RISK_FREE_RATE)))  # fmt: skip
+            return out
+        if etype == "Underlying":
+            # the sim's volatility (front/back months around it) and seeded option volumes
+            h = (keys % np.uint64(1_000_003)).tolist()
+            rows: list[tuple[str, ...]] = []
+            for i in range(n):
+                calls = 1000.0 + h[i] % 9000 + (tt // 60_000) % 500
+                puts = 800.0 + (h[i] // 7) % 9000 + (tt // 60_000) % 400
+                rows.append((et, syms[i], "0", "0", idx, tts, "0", json_double(SIM_VOLATILITY),
+                             json_double(round(SIM_VOLATILITY * 1.05, 4)),
+                             json_double(round(SIM_VOLATILITY * 0.95, 4)), json_double(calls),
+                             json_double(puts), json_double(calls + puts),
+                             json_double(round(puts / calls, 6))))  # fmt: skip
+            return rows
         raise KeyError(etype)
 
     def _tas_rows(self, symbols: list[str], from_tick: int, to_tick: int) -> list[tuple[str, ...]]:
