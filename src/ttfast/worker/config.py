@@ -86,6 +86,21 @@ def have_credentials() -> bool:
     )
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's layout and shows every option's default (unless its help
+    already says it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            "default" in text
+            or action.default in (None, False, argparse.SUPPRESS)
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)".lstrip()
+
+
 def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
     import ttfast.worker
 
@@ -93,7 +108,7 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
     p = argparse.ArgumentParser(
         prog="ttfast-worker",
         description=ttfast.worker.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument(
         "--symbols",
@@ -190,14 +205,19 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         "--duration",
         type=float,
         default=None,
-        help="stop after this many seconds (flush and exit 0)",
+        help="stop after this many seconds (flush and exit 0); without it the worker runs "
+        "until Ctrl-C / SIGTERM",
     )
-    p.add_argument("--status-interval", type=float, default=1.0)
+    p.add_argument(
+        "--status-interval", type=float, default=1.0, help="seconds between status lines"
+    )
     p.add_argument(
         "--print",
         dest="print_table",
-        action="store_true",
-        help="live table: close, MACD hist (colour), HMA direction per symbol",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="live table on stdout: close, MACD hist (colour), HMA direction per symbol "
+        "(default: on with --source sim or when stdout is a terminal)",
     )
     p.add_argument("--quiet", action="store_true", help="no status output")
     p.add_argument("--sim-seed", type=int, default=7)
@@ -232,6 +252,9 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # picows logs every connection at INFO; the worker logs its own connection events
+        logging.getLogger("picows").setLevel(logging.WARNING)
     source: Source = a.source or ("dxlink" if have_credentials() else "sim")
     if source == "redis" and not a.redis:
         p.error("--source redis needs --redis URL")
@@ -246,6 +269,13 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         normalize_period(a.period)
     except ValueError as exc:
         p.error(f"--period: {exc}")
+    if a.duration is not None and not (a.duration > 0 and math.isfinite(a.duration)):
+        p.error("--duration must be a number of seconds > 0 (omit it to run until Ctrl-C)")
+    if not (a.status_interval > 0 and math.isfinite(a.status_interval)):
+        p.error("--status-interval must be a number of seconds > 0")
+    print_table = a.print_table
+    if print_table is None:
+        print_table = source == "sim" or sys.stdout.isatty()
     if a.max_symbols < 1:
         p.error("--max-symbols must be >= 1")
     if len(symbols) > a.max_symbols and source != "redis":
@@ -301,7 +331,7 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         capacity=a.capacity,
         duration=a.duration,
         status_interval=a.status_interval,
-        print_table=a.print_table,
+        print_table=print_table,
         quiet=a.quiet,
         sim_seed=a.sim_seed,
         sim_speed=a.sim_speed,

@@ -10,6 +10,7 @@ import math
 import os
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,23 @@ class WorkerStats:
     symbols_discarded: int = 0  # idle symbols discarded (idle_discard)
     process_ns: int = 0  # time spent in store.apply + pipeline + sink queueing
     last_batch_at: float = 0.0
+    # (monotonic time, events, rows) samples of the last RATE_WINDOW seconds: recent rates
+    samples: deque[tuple[float, int, int]] = field(default_factory=deque)
+
+
+RATE_WINDOW = 10.0  # seconds the status line's events/s and rows/s are averaged over
+
+
+def _recent_rates(s: WorkerStats, now: float, started: float) -> tuple[float, float]:
+    """events/s and rows/s over the last RATE_WINDOW seconds (since start while shorter): a
+    rate that falls to 0 when data stops, not an average since start."""
+    q = s.samples
+    q.append((now, s.events, s.rows))
+    while len(q) > 2 and now - q[1][0] >= RATE_WINDOW:
+        q.popleft()
+    t0, e0, r0 = q[0] if len(q) > 1 else (started, 0, 0)
+    dt = max(now - t0, 1e-9)
+    return (s.events - e0) / dt, (s.rows - r0) / dt
 
 
 def _in_flight(n: int) -> str:
@@ -43,11 +61,13 @@ def status_line(w: Worker) -> str:
     """One line: rates, counters, loop lag, per-batch cost, sinks (backlog: not acknowledged
     yet, of which in flight: sent and awaiting the server), bad input, limits."""
     s = w.stats
-    el = max(time.monotonic() - w.started, 1e-9)
+    now = time.monotonic()
+    el = max(now - w.started, 1e-9)
+    ev_rate, row_rate = _recent_rates(s, now, w.started)
     parts = [
         f"{el:6.1f}s",
-        f"events {s.events} ({s.events / el:,.0f}/s)",
-        f"rows {s.rows} ({s.rows / el:,.0f}/s)",
+        f"events {s.events} ({ev_rate:,.0f}/s)",
+        f"rows {s.rows} ({row_rate:,.0f}/s)",
         f"closed {s.finals}",
         f"symbols {w.pipeline.symbol_count}",
     ]
@@ -125,9 +145,13 @@ async def status_loop(w: Worker) -> None:
         w.loop_lag = max(0.0, time.monotonic() - t - cfg.status_interval)
         if cfg.quiet:
             continue
-        if cfg.print_table:
-            clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
-            print(clear + table(w) + "\n" + status_line(w), flush=True)
+        if cfg.print_table and sys.stdout.isatty():
+            # one screen: the table and the status line under it
+            print("\x1b[H\x1b[2J" + table(w) + "\n" + status_line(w), flush=True)
+        elif cfg.print_table:
+            # piped: the table to stdout (what it computes), the status line to stderr
+            print(table(w) + "\n", flush=True)
+            print(status_line(w), file=sys.stderr, flush=True)
         elif tty:
             print("\r" + status_line(w) + "\x1b[K", end="", file=sys.stderr, flush=True)
         else:
