@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from ttfast.account import AccountStreamer, Notification, OrderNotFilled, OrderTracker
+from ttfast.account.streamer import default_streamer_url
 from ttfast.rest.models import Balance, Order, Position, convert
 from ttfast.rest.session import OAuthSession
 
@@ -169,4 +170,18 @@ def test_repr_never_shows_a_token() -> None:
     s = streamer()
     s._token = "at-SECRET"
     assert "SECRET" not in repr(s)
-    assert "sandbox" not in s.url and s.url.startswith("wss://streamer.tastyworks.com")
+    assert s.url == "ws://127.0.0.1:9/account-streamer"  # the sim's path next to its REST port
+
+
+@pytest.mark.parametrize(
+    ("base", "env", "url"),
+    [
+        ("https://api.tastyworks.com", "production", "wss://streamer.tastyworks.com"),
+        ("https://api.cert.tastyworks.com/", "sandbox", "wss://streamer.cert.tastyworks.com"),
+        ("http://127.0.0.1:8080", "production", "ws://127.0.0.1:8080/account-streamer"),
+        ("https://proxy.example:8443", "production", "wss://proxy.example:8443/account-streamer"),
+        ("nonsense", "sandbox", "wss://streamer.cert.tastyworks.com"),
+    ],
+)
+def test_default_streamer_url(base: str, env: str, url: str) -> None:
+    assert default_streamer_url(base, env) == url

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 import picows
@@ -64,6 +65,7 @@ __all__ = [
     "NotificationCallback",
     "OrderCallback",
     "PositionCallback",
+    "default_streamer_url",
 ]
 
 log = logging.getLogger("ttfast.account")
@@ -245,7 +247,8 @@ class AccountStreamer:
     :class:`~ttfast.rest.TastytradeClient`, whose session is used); every message carries its
     current access token. ``accounts``: account numbers (default: every account of the
     customer, read over REST at ``open()``). ``url``: the streamer's WebSocket URL (default:
-    production or sandbox after the session's ``env``; the local sim's ``streamer_url``)::
+    :func:`default_streamer_url` of the session's ``base_url``: tastytrade's production or
+    sandbox streamer, else ``ws://<base host:port>/account-streamer``, the local sim's)::
 
         async with AccountStreamer(session, accounts=["5WT00000"]) as stream:
             async for note in stream:  # ttfast.account.Notification
@@ -302,9 +305,7 @@ class AccountStreamer:
         else:
             self.session = session
             self.client = TastytradeClient(session)
-        if url is None:
-            url = SANDBOX_STREAMER_URL if session_env(self.session) == "sandbox" else None
-        self.url = url or PRODUCTION_STREAMER_URL
+        self.url = url or default_streamer_url(self.session.base_url, self.session.env)
         self._accounts = tuple(accounts) if accounts is not None else None
         self._source = source
         self._protocol: AccountProtocol | None = None
@@ -859,6 +860,18 @@ class AccountStreamer:
         return n
 
 
-def session_env(session: object) -> str:
-    env = getattr(session, "env", "production")
-    return env if isinstance(env, str) else "production"
+def default_streamer_url(base_url: str, env: str = "production") -> str:
+    """The account streamer that goes with a REST base URL: tastytrade's production or sandbox
+    (cert) streamer for their API URLs; for any other base URL (the local sim, a proxy) its
+    ``/account-streamer`` path, over ``ws``/``wss`` like the base URL's ``http``/``https``."""
+    from ttfast.rest.session import PRODUCTION_URL, SANDBOX_URL
+
+    base = base_url.rstrip("/")
+    if base == SANDBOX_URL.rstrip("/"):
+        return SANDBOX_STREAMER_URL
+    if base == PRODUCTION_URL.rstrip("/"):
+        return PRODUCTION_STREAMER_URL
+    u = urlsplit(base)
+    if u.scheme not in ("http", "https") or not u.netloc:
+        return SANDBOX_STREAMER_URL if env == "sandbox" else PRODUCTION_STREAMER_URL
+    return f"{'wss' if u.scheme == 'https' else 'ws'}://{u.netloc}/account-streamer"
