@@ -320,3 +320,57 @@ async def test_faults_over_http_and_drop(
         assert (await r.json()) == {"dropped": 1}
     m = await c.ws.receive(timeout=5)
     assert m.type == aiohttp.WSMsgType.CLOSE and m.data == 1012
+
+
+async def test_every_notification_parses_as_the_sdks_models(
+    srv: RestSimServer, raw: tuple[Raw, aiohttp.ClientSession]
+) -> None:
+    """The SDK's AlertStreamer dies on a notification its pydantic models reject: every kind
+    the lifecycle publishes (live, partial, filled, cancelled, expired orders, complex orders,
+    positions long/short/flat, balances) must parse."""
+    from tastytrade.streamer import MAP_ALERTS
+
+    c, http = raw
+    srv.state.partial_fill_above = 4
+    await c.send("connect", [ACCT])
+    await c.recv()
+    hdr = {**UA, "Authorization": f"Bearer {c.token}"}
+    bid, ask = srv.lifecycle.market.quote("AAPL")
+    await _place(http, srv, c.token, {**MARKET_BUY, "legs": [{**MARKET_BUY["legs"][0],
+                                                               "quantity": 10}]})  # fmt: skip
+    sell = {"order-type": "Market", "time-in-force": "Day",
+            "legs": [{"instrument-type": "Equity", "symbol": "AAPL", "quantity": 300,
+                      "action": "Sell to Close"}]}  # fmt: skip
+    await _place(http, srv, c.token, sell)  # partial fills through zero into a short
+    for _ in range(80):
+        await srv.lifecycle.tick()
+    leg = {"instrument-type": "Equity", "symbol": "AAPL", "quantity": 1}
+    otoco = {
+        "type": "OTOCO",
+        "trigger-order": {"order-type": "Limit", "time-in-force": "Day", "price": str(ask + 1),
+                          "price-effect": "Debit", "legs": [{**leg, "action": "Buy to Open"}]},
+        "orders": [
+            {"order-type": "Limit", "time-in-force": "GTC", "price": str(bid + 90),
+             "price-effect": "Credit", "legs": [{**leg, "action": "Sell to Close"}]},
+            {"order-type": "Stop", "time-in-force": "GTC", "stop-trigger": str(bid - 90),
+             "legs": [{**leg, "action": "Sell to Close"}]},
+        ],
+    }  # fmt: skip
+    url = f"{srv.base_url}/accounts/{ACCT}/complex-orders"
+    async with http.post(url, json=otoco, headers=hdr) as r:
+        cid = (await r.json())["data"]["complex-order"]["id"]
+    async with http.delete(f"{url}/{cid}", headers=hdr) as r:
+        assert r.status == 200
+    day = {"order-type": "Limit", "time-in-force": "Day", "price": str(ask - 90),
+           "price-effect": "Debit", "legs": [{**leg, "action": "Buy to Open"}]}  # fmt: skip
+    await _place(http, srv, c.token, day)
+    srv.lifecycle.market.source.clock.advance(2 * 86_400_000)  # type: ignore[attr-defined]
+    await srv.lifecycle.tick()
+    seen: dict[str, set[str]] = {}
+    for _, m in srv.hub.published:
+        MAP_ALERTS[m["type"]](**m["data"])
+        d = m["data"]
+        seen.setdefault(m["type"], set()).add(d.get("status") or d.get("quantity-direction", ""))
+    assert seen["Order"] >= {"Live", "Filled", "Cancelled", "Expired", "Contingent"}
+    assert seen["CurrentPosition"] >= {"Long", "Short"}
+    assert "ComplexOrder" in seen and "AccountBalance" in seen
