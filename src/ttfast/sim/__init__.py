@@ -4,7 +4,10 @@
   :mod:`ttfast.sim.market` -- a seeded market simulator (pure functions of seed/symbol/time);
   :class:`Faults` -- its fault switches (silent socket, restarts, late eventFields, SNIP, ...).
 * :class:`RestSimServer` (:mod:`ttfast.sim.rest`) -- the local REST server
-  (``/api-quote-tokens`` hands out the local dxLink URL). It loads aiohttp on first access.
+  (``/api-quote-tokens`` hands out the local dxLink URL) with the account streamer
+  (``/account-streamer``) and an order lifecycle that fills against the dxLink server's market
+  (:mod:`ttfast.sim.pricing`: marks, Black–Scholes option prices). It loads aiohttp on first
+  access.
 * ``ttfast sim`` (:mod:`ttfast.sim.cli`) runs both.
 """
 

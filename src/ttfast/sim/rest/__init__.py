@@ -9,11 +9,20 @@ envelope ``{"error": {"code", "message", "errors": [...]}}``.
   are accepted unless ``credentials=(client_secret, refresh_token)`` is given. Access tokens
   really expire after ``token_ttl`` seconds; afterwards requests get 401 ``token_invalid``.
   Requests without a ``User-Agent: product/version`` header get 401 like the real API.
-* Accounts, balances, positions, transactions (paginated), trading status, orders (place,
-  dry-run, live, search, by id, replace, cancel), complex orders (OCO/OTO/OTOCO: place, dry-run,
-  live, by id, cancel), instruments, nested option chains, market metrics, symbol search and
-  ``/api-quote-tokens`` (pointing at the given dxLink URL). Placed orders appear in live orders;
-  cancel moves them to ``Cancelled``. Orders are never filled (they rest ``Live``).
+* Accounts, balances (and daily snapshots, net-liq history, margin requirements), positions
+  (``include-marks`` marks from the simulated market), transactions (paginated), trading status,
+  orders (place, dry-run, live, search, by id, replace, cancel), complex orders (OCO/OTO/OTOCO:
+  place, dry-run, live, history, by id, cancel), instruments, flat and nested option chains,
+  futures option chains, market data and metrics, dividends/earnings, symbol search,
+  ``POST /sessions/validate``, the public risk-free rate (no token) and ``/api-quote-tokens``
+  (pointing at the given dxLink URL). Unknown routes get JSON 404/405 error bodies.
+* Orders fill against the dxLink server's market (:mod:`~ttfast.sim.rest.lifecycle`): market
+  orders at once at the ask/bid, limit/stop orders when crossed, large orders in parts, OCO/OTO/
+  OTOCO triggers, Day orders expire at the session close; fills move positions, balances and
+  transactions.
+* The account streamer (spec §7, :mod:`~ttfast.sim.rest.account_stream`) at
+  ``ws://<host:port>/account-streamer`` (``RestSimServer.streamer_url``) pushes every change,
+  with fault switches (:class:`StreamFaults`: auth reject, stall, close/drop).
 * Fault switches (:class:`Fault`): latency, hang (timeout), HTTP status (5xx, 429, any body),
   malformed JSON, dropped connection — each optionally *after* the handler ran, e.g. an order
   that was accepted and stored but whose response never arrives. ``state.orders_accepted``
@@ -27,10 +36,13 @@ Modules: :mod:`~ttfast.sim.rest.server` (routes, app, :class:`RestSimServer`),
 :mod:`~ttfast.sim.rest.state` (:class:`SimState`, :class:`Fault`), :mod:`~ttfast.sim.rest.wire`
 (envelopes, errors, timestamps), :mod:`~ttfast.sim.rest.fixtures` (seed data),
 :mod:`~ttfast.sim.rest.auth`, :mod:`~ttfast.sim.rest.faults`, :mod:`~ttfast.sim.rest.accounts`,
-:mod:`~ttfast.sim.rest.orders`, :mod:`~ttfast.sim.rest.instruments` (the endpoints).
+:mod:`~ttfast.sim.rest.orders`, :mod:`~ttfast.sim.rest.instruments`,
+:mod:`~ttfast.sim.rest.market_data` (the endpoints), :mod:`~ttfast.sim.rest.lifecycle` (fills)
+and :mod:`~ttfast.sim.rest.account_stream` (the streamer).
 """
 
+from ttfast.sim.rest.account_stream import STREAM_PATH, StreamFaults
 from ttfast.sim.rest.server import RestSimServer, create_rest_app
 from ttfast.sim.rest.state import Fault, SimState
 
-__all__ = ["Fault", "RestSimServer", "SimState", "create_rest_app"]
+__all__ = ["STREAM_PATH", "Fault", "RestSimServer", "SimState", "StreamFaults", "create_rest_app"]
