@@ -30,11 +30,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import time
 import urllib.parse
 from collections import deque
 from dataclasses import dataclass
+from typing import cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -92,6 +94,7 @@ class RedisSink(BatchingSink):
         self._snaps: dict[bytes, bytes] = {}
         self._inflight_pubs = 0  # commands of the round awaiting Redis's replies
         self._inflight_snaps = 0
+        self._packer = _Packer()
 
     def __repr__(self) -> str:
         return f"<RedisSink {redact_url(self.url)} backlog={self.backlog}>"
@@ -148,6 +151,13 @@ class RedisSink(BatchingSink):
         self._idle.clear()
         self._wake.set()
 
+    def set_snapshots(self, items: list[tuple[bytes, bytes]]) -> None:
+        """`set_snapshot` for each (key, payload), in order (one call per batch)."""
+        if items:
+            self._snaps.update(items)
+            self._idle.clear()
+            self._wake.set()
+
     # -- lifecycle (BatchingSink hooks) --------------------------------------------------------
     def _has_work(self) -> bool:
         return bool(self._pubs or self._snaps)
@@ -174,17 +184,23 @@ class RedisSink(BatchingSink):
 
     # -- flusher -----------------------------------------------------------------------------
     def _take(self) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
-        snaps: list[tuple[bytes, bytes]] = []
         budget = self.max_commands
-        if self._snaps:
-            while self._snaps and len(snaps) < budget:
-                key = next(iter(self._snaps))
-                snaps.append((key, self._snaps.pop(key)))
-            budget -= len(snaps)
-        pubs: list[tuple[bytes, bytes]] = []
-        take = min(budget, len(self._pubs))
-        for _ in range(take):
-            pubs.append(self._pubs.popleft())
+        q = self._snaps
+        if len(q) <= budget:  # the usual case: everything queued fits in one round
+            snaps = list(q.items())
+            q.clear()
+        else:
+            snaps = []
+            while len(snaps) < budget:
+                key = next(iter(q))
+                snaps.append((key, q.pop(key)))
+        budget -= len(snaps)
+        d = self._pubs
+        if len(d) <= budget:
+            pubs = list(d)
+            d.clear()
+        else:
+            pubs = [d.popleft() for _ in range(budget)]
         return pubs, snaps
 
     def _put_back(self, pubs: list[tuple[bytes, bytes]], snaps: list[tuple[bytes, bytes]]) -> None:
@@ -206,21 +222,11 @@ class RedisSink(BatchingSink):
         unreachable."""
         pubs, snaps = self._take()
         self._inflight_pubs, self._inflight_snaps = len(pubs), len(snaps)
-        parts: list[bytes] = []
-        for key, payload in snaps:
-            parts.append(
-                b"*3\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
-                % (len(key), key, len(payload), payload)
-            )
-        for channel, payload in pubs:
-            parts.append(
-                b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
-                % (len(channel), channel, len(payload), payload)
-            )
+        parts = self._packer.pack(snaps, pubs)
         try:
             if self._conn is None:
                 self._conn = await _RespConnection.open(self.url, self.socket_timeout)
-            errors = await self._conn.roundtrip(b"".join(parts), len(parts))
+            errors = await self._conn.roundtrip(parts, len(snaps) + len(pubs))
         except asyncio.CancelledError:  # closing mid-round: what was in flight is lost
             self.stats.dropped += len(pubs)
             self._inflight_pubs = self._inflight_snaps = 0
@@ -255,7 +261,7 @@ class RedisSink(BatchingSink):
                 "redis %s rejected %d of %d commands: %s (%d rejected in all)",
                 redact_url(self.url),
                 len(errors),
-                len(parts),
+                len(snaps) + len(pubs),
                 errors[0][1].decode(errors="replace"),
                 self.stats.rejected,
             )
@@ -285,31 +291,92 @@ class RedisProtocolError(Exception):
     """The server answered something a PUBLISH/SET/AUTH/SELECT reply cannot be."""
 
 
-class _RespConnection:
-    """One asyncio connection speaking just enough RESP for the sink (see module docstring)."""
+class _RespConnection(asyncio.Protocol):
+    """One asyncio connection speaking just enough RESP for the sink (see module docstring).
 
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float
-    ) -> None:
-        self.reader = reader
-        self.writer = writer
+    A bare `asyncio.Protocol`, not a StreamReader/StreamWriter pair: the replies are counted
+    (CRLFs) as they arrive in `data_received` and the round's future is resolved there, so a
+    round costs one write and one wake-up of the sender. The timeout is one timer handle per
+    round rather than `asyncio.wait_for` around each read and drain (on Python 3.11 every
+    `wait_for` runs its awaitable in a new Task: two extra tasks and loop iterations per round,
+    measured in bench/bench_latency.py). TCP_NODELAY is set explicitly (asyncio and uvloop set
+    it on TCP sockets already; a transport that does not would add Nagle's delay to a round
+    whose previous reply is still being read).
+    """
+
+    def __init__(self, timeout: float) -> None:
         self.timeout = timeout
+        self.transport: asyncio.Transport | None = None
+        self._buf = bytearray()
+        self._lines = 0  # CRLFs in _buf
+        self._want = 0  # replies the round in flight waits for
+        self._waiter: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None  # set while writing is paused
+        self._lost: BaseException | None = None
 
+    # -- asyncio.Protocol ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # (uvloop's transports are not asyncio.Transport subclasses: no isinstance check)
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        self._lines += data.count(b"\r\n")
+        w = self._waiter
+        if w is not None and self._lines >= self._want and not w.done():
+            w.set_result(None)
+        elif w is None and self._buf:  # nothing was asked: the server is not speaking RESP
+            self._fail(RedisProtocolError("unexpected reply data"))
+
+    def eof_received(self) -> bool | None:
+        self._fail(EOFError("redis closed the connection"))
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(exc if exc is not None else EOFError("redis closed the connection"))
+
+    def pause_writing(self) -> None:
+        if self._drained is None:
+            self._drained = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        d, self._drained = self._drained, None
+        if d is not None and not d.done():
+            d.set_result(None)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._lost is None:
+            self._lost = exc
+        _raise_in(exc, self._waiter, self._drained)
+
+    # -- the sink's side ---------------------------------------------------------------------
     @classmethod
     async def open(cls, url: str, timeout: float) -> _RespConnection:
         u = urllib.parse.urlsplit(url)
         if u.scheme not in ("redis", "rediss", "unix"):
             raise ValueError(f"unsupported redis url scheme {u.scheme!r}")
+        loop = asyncio.get_running_loop()
+        conn = cls(timeout)
         if u.scheme == "unix":
-            reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(u.path), timeout)
+            transport, _ = await asyncio.wait_for(
+                loop.create_unix_connection(lambda: conn, u.path), timeout
+            )
             db = urllib.parse.parse_qs(u.query).get("db", ["0"])[0]
         else:
             ctx = ssl.create_default_context() if u.scheme == "rediss" else None
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(u.hostname or "127.0.0.1", u.port or 6379, ssl=ctx), timeout
+            transport, _ = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: conn, u.hostname or "127.0.0.1", u.port or 6379, ssl=ctx
+                ),
+                timeout,
             )
             db = (u.path or "/0").lstrip("/") or "0"
-        conn = cls(reader, writer, timeout)
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # uvloop may call connection_made after create_connection has returned
+        conn.transport = transport
         setup: list[bytes] = []
         if u.password:
             user = urllib.parse.unquote(u.username or "")
@@ -327,27 +394,107 @@ class _RespConnection:
                 raise RedisProtocolError(errors[0][1].decode(errors="replace"))
         return conn
 
-    async def roundtrip(self, data: bytes, n: int) -> list[tuple[int, bytes]]:
-        """Send `data` (n commands with one-line replies); return the error replies as
-        (index of the command, message)."""
-        self.writer.write(data)
-        await asyncio.wait_for(self.writer.drain(), self.timeout)
-        buf = bytearray()
-        while buf.count(b"\r\n") < n:
-            chunk = await asyncio.wait_for(self.reader.read(1 << 16), self.timeout)
-            if not chunk:
-                raise EOFError("redis closed the connection")
-            buf += chunk
-        if buf.count(b"\r\n") != n:
+    async def roundtrip(self, data: bytes | list[bytes], n: int) -> list[tuple[int, bytes]]:
+        """Send `data` (n commands with one-line replies; bytes, or a list of buffers written
+        with one ``writelines``); return the error replies as (index of the command,
+        message)."""
+        if self._lost is not None:
+            raise self._lost
+        t = self.transport
+        assert t is not None and self._waiter is None
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        self._want = n
+        timer = loop.call_later(self.timeout, self._timed_out, waiter)
+        try:
+            if isinstance(data, list):
+                t.writelines(data)
+            else:
+                t.write(data)
+            if self._drained is not None:  # the socket buffer is full: wait for room
+                await self._drained
+            if self._lines < n:
+                await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+        buf = self._buf
+        if self._lines != n:
             raise RedisProtocolError("unexpected extra reply data")
+        self._buf = bytearray()
+        self._lines = 0
         if b"-" not in buf:
             return []
         lines = bytes(buf).split(b"\r\n")[:n]
         return [(i, ln[1:]) for i, ln in enumerate(lines) if ln[:1] not in (b":", b"+")]
 
+    def _timed_out(self, waiter: asyncio.Future[None]) -> None:
+        _raise_in(
+            TimeoutError(f"no reply from redis within {self.timeout:g}s"), waiter, self._drained
+        )
+
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.writer.close()
+        if self._lost is None:
+            self._lost = EOFError("connection closed")
+        if self.transport is not None:
+            with contextlib.suppress(Exception):
+                self.transport.close()
+
+
+class _Packer:
+    """RESP for SET key payload / PUBLISH channel payload, as a list of buffers for one
+    ``writelines``: the command head up to the payload's length is cached per key/channel
+    (the same symbols come back every batch) and the length line per length, so a command
+    is four references and no formatting: ~0.1 us instead of ~0.2 us for a `%`-formatted
+    copy of the payload, and the payloads are not copied again by a join (uvloop writes the
+    list with one writev)."""
+
+    MAX_CACHED = 1 << 16  # entries per cache (cleared when full: a bound, not an LRU)
+
+    def __init__(self) -> None:
+        self._set: dict[bytes, bytes] = {}
+        self._pub: dict[bytes, bytes] = {}
+        self._len: dict[int, bytes] = {}
+
+    def _head(self, cache: dict[bytes, bytes], verb: bytes, key: bytes) -> bytes:
+        if len(cache) >= self.MAX_CACHED:
+            cache.clear()
+        h = cache[key] = b"*3\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$" % (len(verb), verb, len(key), key)
+        return h
+
+    def _length(self, n: int) -> bytes:
+        if len(self._len) >= self.MAX_CACHED:
+            self._len.clear()
+        b = self._len[n] = b"%d\r\n" % n
+        return b
+
+    def pack(
+        self, snaps: list[tuple[bytes, bytes]], pubs: list[tuple[bytes, bytes]]
+    ) -> list[bytes]:
+        parts: list[bytes] = []
+        add = parts.extend
+        lens = self._len
+        for cache, verb, items in ((self._set, b"SET", snaps), (self._pub, b"PUBLISH", pubs)):
+            for key, payload in items:
+                n = len(payload)
+                add(
+                    (
+                        cache.get(key) or self._head(cache, verb, key),
+                        lens.get(n) or self._length(n),
+                        payload,
+                        b"\r\n",
+                    )
+                )
+        return parts
+
+
+def _raise_in(exc: BaseException, *futures: asyncio.Future[None] | None) -> None:
+    """Fail the futures the round may be awaiting (at most one of them is awaited: the others'
+    exception is marked retrieved so that asyncio does not log it as lost)."""
+    for f in futures:
+        if f is not None and not f.done():
+            f.set_exception(exc)
+            f.exception()
 
 
 def _pack(*args: bytes) -> bytes:
