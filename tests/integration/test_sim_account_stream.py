@@ -374,3 +374,47 @@ async def test_every_notification_parses_as_the_sdks_models(
     assert seen["Order"] >= {"Live", "Filled", "Cancelled", "Expired", "Contingent"}
     assert seen["CurrentPosition"] >= {"Long", "Short"}
     assert "ComplexOrder" in seen and "AccountBalance" in seen
+
+
+async def test_through_ttfast_sim(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ttfast sim`` (``serve_sim``): the SDK, pointed at its REST URL and account streamer,
+    places a market order and receives the fill (that both servers share one market is
+    test_sim_lifecycle's ``test_rest_fills_at_the_dxlink_servers_prices``)."""
+    from ttfast.sim.cli import serve_sim
+
+    urls: list[str] = []
+    ready, stop = asyncio.Event(), asyncio.Event()
+
+    def on_ready(dx_url: str, rest_url: str) -> None:
+        urls.extend([dx_url, rest_url])
+        ready.set()
+
+    task = asyncio.create_task(serve_sim("127.0.0.1", 0, 0, seed=9, ready=on_ready, stop=stop))
+    try:
+        async with asyncio.timeout(15):
+            await ready.wait()
+            monkeypatch.setattr(tt_session, "API_URL", urls[1])
+            async with tastytrade.Session("any-secret", "any-refresh") as s:
+                acct = await tastytrade.Account.get(s, ACCT)
+                streamer = tastytrade.AlertStreamer(s)
+                streamer.base_url = "ws" + urls[1][4:] + "/account-streamer"
+                async with streamer:
+                    await streamer.subscribe_accounts([acct])
+                    leg = tt_order.Leg(instrument_type=tt_order.InstrumentType.EQUITY,
+                                       symbol="SPY", action=tt_order.OrderAction.BUY_TO_OPEN,
+                                       quantity=3)  # fmt: skip
+                    order = tt_order.MarketOrder(
+                        time_in_force=tt_order.OrderTimeInForce.DAY, legs=[leg]
+                    )
+                    placed = await acct.place_order(s, order, dry_run=False)
+                    async for o in streamer.listen(tt_order.PlacedOrder):
+                        if o.id == placed.order.id and o.status == tt_order.OrderStatus.FILLED:
+                            break
+                for q in streamer._queues.values():
+                    q.send_stream.close()
+                    q.receive_stream.close()
+    finally:
+        stop.set()
+        await task
+    (fill,) = o.legs[0].fills
+    assert fill.quantity == 3 and fill.fill_price > 0
