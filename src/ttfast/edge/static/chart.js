@@ -54,7 +54,7 @@
   function fmtInd(v) {
     if (!num(v)) return "–";
     const a = Math.abs(v);
-    return v.toFixed(a >= 100 ? 2 : a >= 1 ? 3 : a >= 0.01 ? 4 : 6);
+    return v.toFixed(a >= 100 ? 2 : a >= 1 || a === 0 ? 3 : a >= 0.01 ? 4 : 6);
   }
   const compact = new Intl.NumberFormat("en", { notation: "compact", maximumFractionDigits: 2 });
   const fmtVolume = (v) => (num(v) ? compact.format(v) : "–");
@@ -402,7 +402,7 @@
 
   // -- live feed -----------------------------------------------------------------------------
   function send(obj) {
-    if (state.ws && state.wsOpen) state.ws.send(JSON.stringify(obj));
+    if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(obj));
   }
   function connect() {
     state.reconnectTimer = 0;
@@ -414,7 +414,6 @@
     ws.onopen = () => {
       if (state.ws !== ws) return;
       state.wsOpen = true;
-      state.attempt = 0;
       state.counters.connects++;
       setStatus("live", "live");
       if (state.symbol) {
@@ -424,6 +423,7 @@
     };
     ws.onmessage = (ev) => {
       if (state.ws !== ws) return;
+      state.attempt = 0; // the server talks: a later drop retries quickly again
       let msg;
       try { msg = JSON.parse(ev.data); } catch (e) { state.counters.errors++; return; }
       for (const m of Array.isArray(msg) ? msg : [msg]) {
@@ -498,6 +498,7 @@
     const bars = state.bars;
     return {
       symbol: state.symbol, period: state.period, status: state.status, loaded: state.loaded,
+      hoverTime: hovered ? hovered.time : null,
       counters: { ...state.counters },
       candles: c.length,
       candlesUp: c.filter((p) => p.close >= p.open).length,
@@ -513,7 +514,8 @@
       visibleLogicalRange: priceChart.timeScale().getVisibleLogicalRange(),
       macdVisibleLogicalRange: macdChart.timeScale().getVisibleLogicalRange(),
       legend: {
-        symbol: $("lg-symbol").textContent, close: $("lg-close").textContent,
+        symbol: $("lg-symbol").textContent, time: $("lg-time").textContent,
+        close: $("lg-close").textContent,
         hma: $("lg-hma").textContent, hmaDir: $("lg-hma-dir").textContent,
         hist: $("lg-hist").textContent, macd: $("lg-macd").textContent,
         signal: $("lg-signal").textContent,
@@ -531,6 +533,7 @@
     debug,
     setSymbol: switchSymbol,
     reconnect: reconnectNow,
+    fit: () => priceChart.timeScale().fitContent(),
     series: () => ({
       candles: candles.data(), hma: hmaLine.data(), hist: histSeries.data(),
       macd: macdLine.data(), signal: signalLine.data(),
