@@ -281,6 +281,25 @@ def test_bench_worker_end_to_end() -> None:
     assert fast > naive > 0
 
 
+_E2E_CFG, _E2E_FRAMES = _frames(10, 20, 5)  # 1,000 events in 20 frames
+
+
+@pytest.mark.benchmark(group="worker-end-to-end")
+@pytest.mark.parametrize("who", ["ttfast", "naive"])
+def test_bench_end_to_end(benchmark: Any, who: str) -> None:
+    """The same 1,000 events, frames -> ... -> Redis PUBLISH acknowledged (a fresh store,
+    pipeline and connection per round)."""
+    from tests.servers import redis_server
+
+    with redis_server() as srv:
+        if who == "ttfast":
+            run = lambda: asyncio.run(_e2e_fast(srv.url, _E2E_CFG, _E2E_FRAMES))  # noqa: E731
+        else:
+            pytest.importorskip("tastytrade")
+            run = lambda: asyncio.run(_e2e_naive(srv.url, _E2E_FRAMES))  # noqa: E731
+        benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
+
+
 def report() -> None:
     from tests.servers import redis_server
 

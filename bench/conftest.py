@@ -16,3 +16,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         for name, got, limit in test_gate.GRIND_RESULTS:
             lim = "-" if limit is None else f"{limit:.1f}"
             terminalreporter.write_line(f"{name:<40} {got:>12.1f}   budget {lim}")
+    import sys
+
+    lat = sys.modules.get("bench.bench_latency")
+    if lat is not None and lat.REPORTS:
+        terminalreporter.section("ttfast latency breakdown (HDR histograms, microseconds)")
+        for rep in lat.REPORTS:
+            terminalreporter.write_line(rep)
