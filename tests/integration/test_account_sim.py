@@ -105,3 +105,25 @@ async def test_no_fill_missed_across_20_forced_disconnects_under_sim_faults() ->
         assert kinds == {"drop": 7, "stall": 7, "close": 6}
         assert sum(e.kind == "watchdog" for e in events) >= 7
         assert s.stats.rehydrated_changes >= 14  # the drop and stall rounds' fills
+
+
+async def test_every_account_by_default_and_batched_frames() -> None:
+    """No accounts given: every account of the customer (REST). The sim's hub sends the
+    notifications of one change as one {"results": [...]} frame."""
+    async with RestSimServer(tick_interval=None) as rest:
+        rest.hub.batch = True
+        client = TastytradeClient(OAuthSession("cs", "rt", base_url=rest.base_url))
+        async with client, AccountStreamer(client, url=rest.streamer_url) as s:
+            assert s.accounts == rest.state.account_numbers
+            snapshot = len(s._buf)
+            frames = s.stats.frames
+            order = ob.market_order(ob.leg("SPY", 3, ob.OrderAction.BUY_TO_OPEN))
+            oid = (await client.place_order("5WT00001", order)).order.id  # type: ignore[union-attr]
+            filled = await OrderTracker(s).filled(oid, timeout=30)
+            assert filled.account_number == "5WT00001"
+            await until(lambda: ("5WT00001", "SPY") in s.positions)
+            notes = list(s._buf)[snapshot:]
+            assert {"Order", "CurrentPosition", "AccountBalance"} <= {n.type for n in notes}
+            assert all(n.source == "stream" for n in notes)
+            assert s.stats.frames - frames < len(notes)  # batched: fewer frames than objects
+            assert s.positions[("5WT00001", "SPY")].quantity == 3
