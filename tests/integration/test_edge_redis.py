@@ -282,11 +282,23 @@ def test_ttfast_edge_command(redis_srv: RedisServer) -> None:
         assert url is not None and "cli-token" not in url
 
         async def check() -> None:
+            # the command runs on uvloop (whose transports are no asyncio.Transport subclasses)
+            r = aioredis.Redis.from_url(redis_srv.url)
+            await r.set("snapshot:SPY", snapshot("SPY", 1000))
             async with aiohttp.ClientSession() as http:
                 assert (await get(http, url + "healthz"))[0] == 200
                 assert (await get(http, url + "symbols"))[0] == 401
-                status, body = await get(http, url + "symbols?token=cli-token")
-                assert status == 200 and body == {"symbols": []}
+                status, body = await get(http, url + "snapshot/SPY?token=cli-token")
+                assert status == 200 and body["type"] == "snapshot"
+                deadline = time.monotonic() + 30
+                while (await get(http, url + "healthz"))[1]["redis"] != "up":
+                    assert time.monotonic() < deadline, "ttfast-edge never subscribed"
+                    await asyncio.sleep(0.05)
+                async with http.ws_connect(url + "ws/SPY?token=cli-token") as ws:
+                    assert (await recv(ws))["type"] == "snapshot"
+                    await r.publish("analytics:delta:SPY", delta("SPY", 1000, 7))
+                    assert (await recv(ws))["candle"]["close"] == 7
+            await r.aclose()
 
         asyncio.run(check())
         proc.send_signal(signal.SIGTERM)

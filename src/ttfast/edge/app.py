@@ -163,7 +163,7 @@ class EdgeServer:
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=1)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self.cfg.host, self.cfg.port)
+            site = web.TCPSite(runner, self.cfg.host, self.cfg.port, backlog=1024)
             await site.start()
         except BaseException:
             await runner.cleanup()
@@ -429,8 +429,9 @@ def make_app(edge: EdgeServer) -> web.Application:
             timeout=cfg.close_timeout,
         )
         await ws.prepare(request)
+        # uvloop's transports are not asyncio.Transport subclasses: no isinstance check here
         transport = request.transport
-        if transport is None or not isinstance(transport, asyncio.Transport):
+        if transport is None:
             return ws
         client = hub.add_client(transport, edge._kicker(ws, transport))
         bad = 0

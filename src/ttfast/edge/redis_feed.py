@@ -25,7 +25,7 @@ import ssl
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import hiredis
 import redis.asyncio as aioredis
@@ -80,9 +80,8 @@ class _PubSub(asyncio.Protocol):
         self.last_rx = time.monotonic()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.hello)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass of it
+        self.transport.write(self.hello)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.subscribed.done():
