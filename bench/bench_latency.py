@@ -37,7 +37,8 @@ Variants run interleaved in one process (A B A B ...), so a comparison is same-r
 the worker as it runs; knobs, joined with ``+``: ``nofreeze`` (no ``gc.freeze()`` after
 start-up), ``oldconn`` (the sink's previous StreamReader/``wait_for`` connection), ``nagle``
 (TCP_NODELAY off on the dxLink and Redis sockets), ``asyncio`` (asyncio's loop, not uvloop),
-``nohistory`` (without the worker's ``history:<name>`` writer).
+``nohistory`` (without the worker's ``history:<name>`` writer), ``cmdsN`` (at most N commands
+per sink round instead of 1024).
 E.g. ``python -m bench.bench_latency --variants base,nofreeze,oldconn+nofreeze``.
 """
 
@@ -351,6 +352,9 @@ async def _worker_run(gen: Generator, redis_url: str, variant: set[str], seconds
         w.store.apply_bar(s + "{=1m}", 1_600_000_000_000, 1.0, 1.0, 1.0, 1.0, 0.0)
     trace = Trace()
     assert w.redis is not None
+    for knob in variant:  # cmdsN: at most N commands per sink round (default 1024)
+        if knob.startswith("cmds"):
+            w.redis.max_commands = int(knob[4:])
     timed_conn, store_proxy, _ = _probes(trace, w.redis, variant)
     cur = trace.cur
 

@@ -7,8 +7,9 @@ redis-py pipeline per frame (the RedisSink's batching). Naive: json.loads -> tas
 publish to a real redis-server.
 
 Run ``python -m bench.bench_worker`` for the full report (throughput ratio, p50/p99 latency
-from frame receipt to PUBLISH acknowledged at a fixed 50k updates/s, RedisSink rate vs
-``redis-benchmark`` pipelined PUBLISH). The gate compares the compute part only (no I/O).
+from frame receipt to PUBLISH acknowledged at a fixed 50k updates/s as measured by
+bench/bench_latency.py, RedisSink rate vs ``redis-benchmark`` pipelined PUBLISH). The gate
+compares the compute part only (no I/O).
 """
 
 from __future__ import annotations
@@ -197,42 +198,6 @@ async def _e2e_naive(url: str, frames: list[bytes]) -> float:
     return events / dt
 
 
-async def _latency_fast(url: str, rate: float, seconds: float) -> tuple[float, float, float]:
-    """p50/p99/max ms from a frame's scheduled arrival to its PUBLISHes being acknowledged."""
-    from ttfast.sinks.redis import RedisSink
-
-    cfg, frames = _frames(50, int(rate * seconds / 50 / 10) + 1, 10)
-    sink = RedisSink(url, max_backlog=10_000_000)
-    await sink.start()
-    f = Fast(cfg)
-    f.prime(frames)
-    per_frame = 50 / rate
-    lat: list[float] = []
-    t0 = time.perf_counter() + 0.05
-    i = 0
-    while i < len(frames):
-        now = time.perf_counter()
-        due = t0 + i * per_frame
-        if now < due:
-            await asyncio.sleep(due - now)
-        # everything that has arrived by now is processed as one loop iteration
-        start_i = i
-        while i < len(frames) and t0 + i * per_frame <= time.perf_counter():
-            pubs, snaps = f.frame(frames[i])
-            sink.publish_many(pubs)
-            for k, v in snaps:
-                sink.set_snapshot(k, v)
-            i += 1
-        if i == start_i:
-            continue
-        await sink.flush(60)
-        done = time.perf_counter()
-        lat += [(done - (t0 + j * per_frame)) * 1000 for j in range(start_i, i)]
-    await sink.close()
-    lat.sort()
-    return (statistics.median(lat), lat[int(len(lat) * 0.99)], lat[-1])
-
-
 async def _sink_rate(url: str, n: int, payload: bytes) -> float:
     from ttfast.sinks.redis import RedisSink
 
@@ -314,11 +279,17 @@ def report() -> None:
             f"end to end (decode -> indicators -> Redis PUBLISH), events/s: "
             f"ttfast {fast:,.0f}  naive {naive:,.0f}  ratio {fast / naive:.1f}x"
         )
-        for rate, secs in ((50_000, 1.0), (10_000, 2.0)):
-            p50, p99, mx = asyncio.run(_latency_fast(srv.url, rate, secs))
+        # latency: bench/bench_latency.py (a dxLink generator process, the worker's real path,
+        # per-stage HDR histograms); here only its total, frame receipt -> PUBLISH acked
+        from bench.bench_latency import worker_latency
+
+        for rate in (50_000, 10_000):
+            h = worker_latency(srv.url, rate, 2.0, ["base"])["base"]["total"]
             print(
                 f"latency at {rate:,} updates/s, frame receipt -> PUBLISH acked: "
-                f"p50 {p50:.2f} ms  p99 {p99:.2f} ms  max {mx:.2f} ms"
+                f"p50 {h.get_value_at_percentile(50) / 1000:.2f} ms  "
+                f"p99 {h.get_value_at_percentile(99) / 1000:.2f} ms  "
+                f"max {h.get_max_value() / 1000:.2f} ms"
             )
         payload = b"x" * 400  # the size of a delta payload
         sink = asyncio.run(_sink_rate(srv.url, 200_000, payload))
