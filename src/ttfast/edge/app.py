@@ -446,7 +446,12 @@ def make_app(edge: EdgeServer) -> web.Application:
                 if client.closed:
                     break
                 if msg.type == WSMsgType.TEXT:
-                    why = await on_text(client, msg.data)
+                    try:
+                        why = await on_text(client, msg.data)
+                    except Exception as exc:  # a bug guard: count it, keep the connection
+                        edge.stats.errors += 1
+                        edge._warn.log("ws", logging.ERROR, "edge: client message: %r", exc)
+                        why = "internal error"
                 else:
                     why = (
                         "binary messages are not accepted" if msg.type == WSMsgType.BINARY else None

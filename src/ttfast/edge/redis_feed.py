@@ -59,6 +59,7 @@ class RedisFeedStats:
     connects: int = 0  # successful subscriptions (the first one included)
     disconnects: int = 0  # subscriptions lost
     read_errors: int = 0  # snapshot/history/scan reads that failed
+    publish_errors: int = 0  # batches the hub failed on (a bug guard; logged)
     cache_hits_down: int = 0  # snapshots answered from the cache (Redis down or failing)
 
 
@@ -122,7 +123,11 @@ class _PubSub(asyncio.Protocol):
         finally:
             if items:
                 feed.stats.deltas += len(items)
-                feed.hub.publish(items)
+                try:
+                    feed.hub.publish(items)
+                except Exception as exc:  # a bug guard: the subscription must survive
+                    feed.stats.publish_errors += 1
+                    feed._warn.log("publish", logging.ERROR, "edge: fan-out failed: %r", exc)
 
 
 class RedisFeed:
