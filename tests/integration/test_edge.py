@@ -393,6 +393,7 @@ async def test_worker_serves_chart_api_and_ws_in_process(http: aiohttp.ClientSes
         history_days=1.0,
         quiet=True,
         serve="127.0.0.1:0",
+        history_bars=1000,  # the command line's default; WorkerConfig's is 0
     )
     w = Worker(cfg)
     run = asyncio.create_task(w.run())
@@ -456,7 +457,7 @@ def test_worker_serve_flags() -> None:
     from ttfast.worker import parse_args
 
     cfg = parse_args(["--symbols", "SPY"])
-    assert (cfg.serve, cfg.serve_auto) == ("127.0.0.1:8000", True)
+    assert (cfg.serve, cfg.serve_auto, cfg.history_bars) == ("127.0.0.1:8000", True, 1000)
     assert parse_args(["--symbols", "SPY", "--no-serve"]).serve is None
     cfg = parse_args(["--symbols", "SPY", "--serve", "0.0.0.0:9000", "--history-bars", "50"])
     assert (cfg.serve, cfg.serve_auto, cfg.history_bars) == ("0.0.0.0:9000", False, 50)

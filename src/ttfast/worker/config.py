@@ -77,7 +77,7 @@ class WorkerConfig:
     idle_discard: float = 0.0  # redis source: forget symbols silent this long (s); 0 = never
     serve: str | None = None  # [HOST:]PORT: serve the edge (ttfast.edge) in-process
     serve_auto: bool = False  # serve was the sim source's default: skip it if the port is taken
-    history_bars: int = 1000  # closed bars kept per symbol for GET /history (history:<name>)
+    history_bars: int = 0  # closed bars per symbol for GET /history; the CLI default is 1000
 
 
 def have_credentials() -> bool:
