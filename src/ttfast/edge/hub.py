@@ -112,7 +112,7 @@ class HubStats:
     """Counters since start (``/metrics``)."""
 
     connections: int = 0  # clients ever added
-    deltas_in: int = 0  # delta payloads fed (whether or not anyone subscribed)
+    deltas_in: int = 0  # delta payloads fed (the worker's feed skips them while nobody listens)
     messages_sent: int = 0  # frames handed to transports (deltas, snapshots, replies)
     conflated: int = 0  # forming-bar deltas replaced by a newer one while a client was behind
     dropped: int = 0  # messages never sent: queued at a disconnect, or for a closing transport
@@ -209,6 +209,11 @@ class Hub:
     def subscribers(self, name: str) -> int:
         s = self._subs.get(name)
         return len(s) if s else 0
+
+    @property
+    def subscribed(self) -> bool:
+        """Any subscription at all (a feed may skip building deltas nobody receives)."""
+        return bool(self._subs)
 
     def watched(self) -> list[str]:
         """Names with at least one subscriber."""

@@ -54,17 +54,23 @@ class LocalFeed:
             self.bars.apply(ops)
         if out.n == 0:
             return
+        names = self._names
+        snaps = self.hub.snapshots
+        sskip = len(self._snap_pre)
+        for key, payload in out.snapshots:
+            snaps[names.get(key) or self._name(key, sskip)] = payload
+        hub = self.hub
+        if not hub.subscribed:  # nobody to send deltas to (the common case between visits)
+            return
         pre = self._delta_pre
         skip = len(pre)
         items = [
-            (self._name(ch, skip), payload, payload.endswith(_FINAL_TAIL))
+            (names.get(ch) or self._name(ch, skip), payload, payload.endswith(_FINAL_TAIL))
             for ch, payload in out.publishes
             if ch.startswith(pre)
         ]
-        sskip = len(self._snap_pre)
-        self.hub.set_snapshots((self._name(k, sskip), p) for k, p in out.snapshots)
         if items:
-            self.hub.publish(items)
+            hub.publish(items)
 
     # -- the app's reads -----------------------------------------------------------------------
     def redis_state(self) -> str | None:
