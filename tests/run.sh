@@ -39,7 +39,7 @@ make_venv "$VENV"
 # Build requirements and the package's dependencies come from pyproject.toml (tests/env/reqs.py),
 # pinned by tests/constraints.txt; the venv never sees the base interpreter's packages.
 mapfile -t BUILD_REQS < <("$VENV/bin/python" tests/env/reqs.py build)
-mapfile -t DEPS < <("$VENV/bin/python" tests/env/reqs.py deps test fuzz influx)
+mapfile -t DEPS < <("$VENV/bin/python" tests/env/reqs.py deps test fuzz influx bench)
 venv_install "$VENV" "${BUILD_REQS[@]}" "${DEPS[@]}"
 step "build + install ttfast with test extras"
 venv_install "$VENV" --no-build-isolation --no-deps -Cbuild-dir=build/test .

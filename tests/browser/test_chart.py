@@ -369,12 +369,7 @@ async def test_chart_page_on_the_offline_worker() -> None:
             await page.evaluate("new Promise((r) => requestAnimationFrame(() => r(0)))")
             check_pixels(await page.screenshot(), await page.evaluate(DEBUG))
 
-        if not await _ws_answers(base, token):
-            pytest.xfail(
-                "the worker's /ws closes at once without a message (ttfast.edge.app's "
-                "websocket handler requires an asyncio.Transport; under uvloop, which "
-                "ttfast-worker runs on, request.transport is a uvloop TCPTransport)"
-            )
+        assert await _ws_answers(base, token), "the worker's /ws closed without a message"
         d = await page.wait_for(
             DEBUG,
             lambda x: x["counters"]["snapshots"] >= 1 and x["counters"]["deltas"] >= 3,
