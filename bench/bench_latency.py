@@ -345,8 +345,9 @@ async def _worker_run(gen: Generator, redis_url: str, variant: set[str], seconds
     cfg = WorkerConfig(
         symbols=list(syms), period="1m", source="dxlink", redis_url=redis_url, quiet=True
     )
-    if "nohistory" in variant:  # without the history:<name> writer (its own connection)
-        cfg.history_bars = 0
+    # as the command line's worker: history:<name> kept (--history-bars 1000; a WorkerConfig
+    # built in code defaults to 0), unless the variant says nohistory
+    cfg.history_bars = 0 if "nohistory" in variant else 1000
     w = Worker(cfg)
     for s in syms:  # ready series, as after the dxLink snapshot
         w.store.apply_bar(s + "{=1m}", 1_600_000_000_000, 1.0, 1.0, 1.0, 1.0, 0.0)
