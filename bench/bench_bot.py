@@ -170,6 +170,7 @@ class TtfastBot:
         self.client = client
         self.cross = MacdCross(12, 26, 9)
         self.signals = 0
+        self.t_decide = 0  # the MACD said "signal"
         self.t_signal = 0  # the order is built (synchronous part done)
         self.t_client = 0  # the client's place_order is entered
         self.answered: asyncio.Event = asyncio.Event()
@@ -179,13 +180,17 @@ class TtfastBot:
         sig = self.cross.on_changes(changes)
         if sig is None:
             return
+        self.t_decide = time.perf_counter_ns()
         from ttfast.rest import new_external_identifier
         from ttfast.rest import orders as ob
 
         buy = sig == "buy"
         action = ob.OrderAction.BUY_TO_OPEN if buy else ob.OrderAction.SELL_TO_OPEN
-        order = ob.limit_order(ob.leg(SYMBOL, 1, action), "-1.00" if buy else "10000")
-        order = order.with_external_identifier(new_external_identifier())
+        order = ob.limit_order(
+            ob.leg(SYMBOL, 1, action),
+            "-1.00" if buy else "10000",
+            external_identifier=new_external_identifier(),
+        )
         self.signals += 1
         self.t_signal = time.perf_counter_ns()
         task = asyncio.get_running_loop().create_task(self._place(order))
@@ -200,13 +205,15 @@ class TtfastBot:
             self.answered.set()
 
 
-async def ttfast_contestant(rest_url: str) -> tuple[Callable[[int], None], TtfastBot, Any]:
+async def ttfast_contestant(
+    rest_url: str, bot_class: type[TtfastBot] = TtfastBot
+) -> tuple[Callable[[int], None], TtfastBot, Any]:
     from ttfast.dxlink.streamer import DxLinkStreamer, _Conn
     from ttfast.rest import OAuthSession, TastytradeClient
 
     client = TastytradeClient(OAuthSession("bench-secret", "bench-refresh", base_url=rest_url))
     await client.get_accounts()  # token + warm connection
-    bot = TtfastBot(client)
+    bot = bot_class(client)
 
     async def tp() -> tuple[str, str]:
         return "ws://127.0.0.1:9/", "t"
@@ -231,6 +238,100 @@ async def ttfast_contestant(rest_url: str) -> tuple[Callable[[int], None], Ttfas
     def deliver(i: int) -> None:
         on_message(conn, frames[i % 2])
 
+    return deliver, bot, client
+
+
+# --------------------------------------------------------------------------- prototype fast path
+
+
+class RawOrderPoster(asyncio.Protocol):
+    """PROTOTYPE of an order-POST fast path for ttfast.rest (not library code): one kept-alive
+    HTTP/1.1 connection, the request head built once (method, path, Host, User-Agent, Accept,
+    Content-Type, Authorization), ``post(body)`` writes head + Content-Length + body in one
+    ``transport.write`` synchronously and returns a future of (status, body). It measures what
+    the *client* and *schedule* stages could cost; it has none of the client's outcome rules."""
+
+    def __init__(self, host: str, port: int, path: str, token: str) -> None:
+        self.head = (
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: ttfast/bench\r\n"
+            f"Accept: application/json\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Length: "
+        ).encode()
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.waiting: list[asyncio.Future[tuple[int, bytes]]] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def post(self, body: bytes) -> asyncio.Future[tuple[int, bytes]]:
+        assert self.transport is not None
+        fut: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        self.waiting.append(fut)
+        self.transport.write(self.head + str(len(body)).encode() + b"\r\n\r\n" + body)
+        return fut
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buf[:end]).decode("latin-1")
+            m = re.search(r"(?im)^content-length:\s*(\d+)", head)
+            n = int(m[1]) if m else 0
+            if len(self.buf) < end + 4 + n:
+                return
+            body = bytes(self.buf[end + 4 : end + 4 + n])
+            del self.buf[: end + 4 + n]
+            status = int(head.split(" ", 2)[1])
+            fut = self.waiting.pop(0)
+            if not fut.done():
+                fut.set_result((status, body))
+
+
+class RawPostBot(TtfastBot):
+    """The ttfast bot with the prototype fast path: the order (built and validated by
+    ttfast.rest.orders) is written from inside the candle callback, no task, no aiohttp."""
+
+    poster: RawOrderPoster
+
+    def on_candle_changes(self, changes: Any) -> None:
+        sig = self.cross.on_changes(changes)
+        if sig is None:
+            return
+        self.t_decide = time.perf_counter_ns()
+        from ttfast.rest import new_external_identifier
+        from ttfast.rest import orders as ob
+
+        buy = sig == "buy"
+        action = ob.OrderAction.BUY_TO_OPEN if buy else ob.OrderAction.SELL_TO_OPEN
+        order = ob.limit_order(
+            ob.leg(SYMBOL, 1, action),
+            "-1.00" if buy else "10000",
+            external_identifier=new_external_identifier(),
+        )
+        self.signals += 1
+        self.t_signal = self.t_client = time.perf_counter_ns()
+        fut = self.poster.post(order.to_json())
+        fut.add_done_callback(lambda f: self.answered.set())
+
+
+async def rawpost_contestant(rest_url: str) -> tuple[Callable[[int], None], TtfastBot, Any]:
+    from urllib.parse import urlsplit
+
+    deliver, _bot, client = await ttfast_contestant(rest_url, bot_class=RawPostBot)
+    bot = _bot
+    assert isinstance(bot, RawPostBot)
+    u = urlsplit(rest_url)
+    host, port = u.hostname or "127.0.0.1", u.port or 80
+    token = await client.session.access_token()
+    loop = asyncio.get_running_loop()
+    _, poster = await loop.create_connection(
+        lambda: RawOrderPoster(host, port, f"/accounts/{ACCT}/orders", token), host, port
+    )
+    bot.poster = poster
     return deliver, bot, client
 
 
@@ -276,6 +377,7 @@ class SdkBot:
         self.forming = math.nan
         self.above: bool | None = None
         self.signals = 0
+        self.t_decide = 0
         self.t_signal = 0
         self.t_client = 0
         self.answered = asyncio.Event()
@@ -307,6 +409,7 @@ class SdkBot:
             sig = self.on_candle(c)
             if sig is None:
                 continue
+            self.t_decide = time.perf_counter_ns()
             buy = sig == "buy"
             leg = Leg(
                 instrument_type=InstrumentType.EQUITY,
@@ -366,16 +469,17 @@ async def sdk_contestant(rest_url: str) -> tuple[Callable[[int], None], SdkBot, 
 
 
 #: stages of one sample, each from the previous stamp (the first from the frame's arrival)
-STAGES = ("signal", "schedule", "client", "total")
+STAGES = ("decide", "order", "schedule", "client", "total")
 
 
 async def measure(
     deliver: Callable[[int], None], bot: Any, probe: WriteProbe, n: int, start: int
 ) -> dict[str, list[int]]:
-    """``n`` samples: per stage, nanoseconds. signal: frame -> order built (ttfast) / frame ->
-    the bot's order built after its listen() woke up (SDK); schedule: -> the client's
-    place_order entered (ttfast: the order task starts; SDK: awaited in place, 0); client: ->
-    the request's bytes handed to the socket; total: frame -> bytes."""
+    """``n`` samples: per stage, nanoseconds. decide: frame -> the MACD's signal (ttfast: frame
+    handler, decoder, candle store, MACD revise; SDK: json, pydantic Candle, memory stream, the
+    bot's listen() wake-up, MACD); order: -> the order built and validated; schedule: -> the
+    client's place_order entered (ttfast: the order task starts; SDK and the prototype: 0);
+    client: -> the request's bytes handed to the socket; total: frame -> bytes."""
     out: dict[str, list[int]] = {k: [] for k in STAGES}
     for k in range(start, start + n):
         ev = asyncio.Event()
@@ -384,7 +488,8 @@ async def measure(
         t0 = time.perf_counter_ns()
         deliver(k)
         await asyncio.wait_for(ev.wait(), 30)
-        out["signal"].append(bot.t_signal - t0)
+        out["decide"].append(bot.t_decide - t0)
+        out["order"].append(bot.t_signal - bot.t_decide)
         out["schedule"].append(bot.t_client - bot.t_signal)
         out["client"].append(probe.t1 - bot.t_client)
         out["total"].append(probe.t1 - t0)
@@ -440,12 +545,16 @@ def sim_process() -> Iterator[str]:
         proc.stdout.close()
 
 
-async def run(signals: int, block: int, with_sdk: bool = True) -> dict[str, dict[str, float]]:
+async def run(
+    signals: int, block: int, with_sdk: bool = True, prototype: bool = False
+) -> dict[str, dict[str, float]]:
     with sim_process() as rest_url, WriteProbe().installed() as probe:
         tt = await ttfast_contestant(rest_url)
         contestants: dict[str, tuple[Callable[[int], None], Any, Any]] = {"ttfast": tt}
         if with_sdk:
             contestants["sdk"] = await sdk_contestant(rest_url)
+        if prototype:
+            contestants["rawpost"] = await rawpost_contestant(rest_url)
         for deliver, bot, _ in contestants.values():  # warm-up: connections, caches
             await measure(deliver, bot, probe, 50, 0)
         lat: dict[str, dict[str, list[int]]] = {
@@ -461,7 +570,7 @@ async def run(signals: int, block: int, with_sdk: bool = True) -> dict[str, dict
                     lat[name][k] += got[k]
             done += n
         for name, (_, bot, handle) in contestants.items():
-            if name == "ttfast":
+            if name in ("ttfast", "rawpost"):
                 await handle.__aexit__(None, None, None)
             else:
                 bot._task.cancel()
@@ -482,8 +591,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--signals", type=int, default=10_000, help="signals per contestant")
     p.add_argument("--block", type=int, default=250, help="signals per contestant turn")
     p.add_argument("--no-sdk", action="store_true")
+    p.add_argument(
+        "--prototype",
+        action="store_true",
+        help="also run 'rawpost': the ttfast bot over a prototype order-POST fast path",
+    )
     a = p.parse_args(argv)
-    res = asyncio.run(run(a.signals, a.block, not a.no_sdk))
+    res = asyncio.run(run(a.signals, a.block, not a.no_sdk, a.prototype))
     for name, r in res.items():
         print(
             f"{name:7s} n={r['n']:.0f}  p50 {r['p50_us']:8.1f} us  p90 {r['p90_us']:8.1f} us  "
@@ -496,6 +610,12 @@ def main(argv: list[str] | None = None) -> int:
             f"sdk/ttfast: p50 {sdk['p50_us'] / tt['p50_us']:.1f}x  "
             f"p99 {sdk['p99_us'] / tt['p99_us']:.1f}x  (same run, interleaved blocks)"
         )
+    if "sdk" in res and "rawpost" in res:
+        rp, sdk = res["rawpost"], res["sdk"]
+        print(
+            f"sdk/rawpost (prototype): p50 {sdk['p50_us'] / rp['p50_us']:.1f}x  "
+            f"p99 {sdk['p99_us'] / rp['p99_us']:.1f}x"
+        )
     return 0
 
 
@@ -503,8 +623,8 @@ def main(argv: list[str] | None = None) -> int:
 async def test_bench_bot_smoke() -> None:
     """Both bots turn every frame into one order on the wire (no timing asserted)."""
     pytest.importorskip("tastytrade")
-    res = await run(signals=20, block=10)
-    assert res["ttfast"]["n"] == res["sdk"]["n"] == 20
+    res = await run(signals=20, block=10, prototype=True)
+    assert res["ttfast"]["n"] == res["sdk"]["n"] == res["rawpost"]["n"] == 20
 
 
 if __name__ == "__main__":
