@@ -409,7 +409,7 @@ class Tap:
 def _wrap(worker: Any, tap: Tap) -> None:
     r = getattr(worker, "redis", None)
     if r is not None:
-        for name in ("publish_many", "publish", "set_snapshot"):
+        for name in ("publish_many", "publish", "set_snapshot", "set_snapshots"):
             orig = getattr(r, name, None)
             if orig is None:
                 continue
@@ -431,6 +431,16 @@ def _wrap(worker: Any, tap: Tap) -> None:
                     return _o(ch, payload, *a, **k)
 
                 r.publish = p1
+            elif name == "set_snapshots":
+
+                def sss(items: Any, _o: Any = orig) -> Any:
+                    items = list(items)
+                    for key, payload in items:
+                        tap.snaps[key] = payload
+                        tap.snap_calls += 1
+                    return _o(items)
+
+                r.set_snapshots = sss
             else:
 
                 def ss(key: bytes, payload: bytes, *a: Any, _o: Any = orig, **k: Any) -> Any:
