@@ -4,10 +4,11 @@ What it may touch: one WebSocket at a time (picows), the event loop, the REST cl
 live orders, positions, balances, accounts) and the user's callbacks. The wire rules are the
 sans-IO :class:`~ttfast.account.protocol.AccountProtocol`'s.
 
-Shape (the dxLink streamer's): a connection loop with :class:`~ttfast._retry.Backoff` delays; per
-connection a ticker task that sends heartbeats (with the session's current access token, which
-the session refreshes before it expires) and runs the receive watchdog; frames are handled
-synchronously in picows' ``on_ws_frame``.
+Shape (the dxLink streamer's; the lifecycle is their shared
+:class:`~ttfast._wsclient.ReconnectingClient`): a connection loop with
+:class:`~ttfast._retry.Backoff` delays; per connection a ticker task that sends heartbeats (with
+the session's current access token, which the session refreshes before it expires) and runs the
+receive watchdog; frames are handled synchronously in picows' ``on_ws_frame``.
 
 No fill is missed across a disconnect: the server neither snapshots nor replays (spec §7), so
 after every connect ack the streamer reads live orders, positions and balances over REST and
@@ -36,6 +37,7 @@ import msgspec
 import picows
 
 from ttfast._retry import Backoff
+from ttfast._wsclient import ReconnectingClient, sleep_until_woken
 from ttfast.account.protocol import (
     AccountProtocol,
     Ack,
@@ -232,15 +234,13 @@ class _Conn(picows.WSListener):
             transport.disconnect()
 
     def on_ws_disconnected(self, transport: picows.WSTransport) -> None:
-        self.dead = True
-        code = self.close_code
-        self.s._end_connection(self, f"socket closed (code {code})" if code else "socket closed")
+        self.s._on_disconnected(self)
 
 
 _END: Final = object()
 
 
-class AccountStreamer:
+class AccountStreamer(ReconnectingClient[AccountStreamState, _Conn]):
     """A self-healing tastytrade account streamer (orders, positions, balances...).
 
     ``session`` is an :class:`~ttfast.rest.OAuthSession` (or a
@@ -270,6 +270,13 @@ class AccountStreamer:
     dropped and re-made. ``buffer_size`` bounds what ``async for`` buffers (oldest dropped,
     counted in ``stats.drops``; 0 = no buffering).
     """
+
+    _State = AccountStreamState
+    _NAME = "account streamer"
+    _TASK = "account-stream"
+    _HANDSHAKE_TIMEOUT = ("no connect ack", "connect timeout")
+    state: AccountStreamState
+    stats: AccountStreamerStats
 
     def __init__(
         self,
@@ -317,14 +324,16 @@ class AccountStreamer:
         self.rehydrate = rehydrate
         self.heartbeat_interval = heartbeat_interval
         self.receive_timeout = receive_timeout
-        self.handshake_timeout = handshake_timeout
-        self.stable_after = stable_after
-        self.max_reconnect_attempts = max_reconnect_attempts
-        self.connect_timeout = connect_timeout
-        self.max_frame_size = max_frame_size
-        self.backoff = Backoff(base=backoff_base, cap=backoff_max)
         self.stats = AccountStreamerStats()
-        self.state = AccountStreamState.IDLE
+        super().__init__(
+            handshake_timeout=handshake_timeout,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            stable_after=stable_after,
+            max_reconnect_attempts=max_reconnect_attempts,
+            connect_timeout=connect_timeout,
+            max_frame_size=max_frame_size,
+        )
         self.orders: dict[int, Order] = {}
         self.complex_orders: dict[int, ComplexOrder] = {}
         self.positions: dict[tuple[str, str], Position] = {}
@@ -337,18 +346,11 @@ class AccountStreamer:
         self._buffer_size = buffer_size
         self._buf: deque[Notification] = deque()
         self._waiter: asyncio.Future[None] | None = None
-        self._conn: _Conn | None = None
-        self._conn_done: asyncio.Future[str] | None = None
-        self._runner: asyncio.Task[None] | None = None
         self._rehydrator: asyncio.Task[None] | None = None
-        self._closing = False
-        self._ready = asyncio.Event()  # connected and the first REST read is done
-        self._connected_at = 0.0
-        self._got_data = False
+        # self._ready (the base's): connected and the first REST read is done
         self._hydrated_once = False
         self._token = ""
         self._touched: set[object] | None = None  # keys the stream updated during a REST read
-        self._last_error: BaseException | None = None
 
     def __repr__(self) -> str:
         return (
@@ -372,19 +374,12 @@ class AccountStreamer:
     def connected(self) -> bool:
         return self.state is AccountStreamState.CONNECTED
 
-    async def __aenter__(self) -> AccountStreamer:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     async def open(self) -> None:
         """Connect and wait until the stream is acknowledged and the first REST read is done
         (``connect_timeout``)."""
-        if self._runner is not None:
-            return
-        self._closing = False
+        await self._open()
+
+    async def _before_open(self) -> None:
         if self._accounts is None:
             self._accounts = tuple(a.account_number for a in await self.client.get_accounts())
         if self._protocol is None:
@@ -392,41 +387,14 @@ class AccountStreamer:
             self._protocol.stats = self.stats.protocol
             for action, value in self._wanted.items():
                 self._protocol.subscribe(action, value)
-        self._runner = asyncio.get_running_loop().create_task(self._run(), name="account-stream")
-        try:
-            await asyncio.wait_for(self.wait_ready(), self.connect_timeout)
-        except BaseException:
-            await self.close()
-            raise
 
     async def wait_ready(self) -> None:
         """Wait until connected (again) and re-hydrated; raise if the streamer failed."""
-        while not self._ready.is_set():
-            if self.state is AccountStreamState.FAILED:
-                raise ConnectionError(f"account streamer failed: {self._last_error!r}")
-            if self._runner is None or self._runner.done():
-                raise ConnectionError("account streamer is not running")
-            waiter = asyncio.ensure_future(self._ready.wait())
-            done, _ = await asyncio.wait({waiter, self._runner}, return_when="FIRST_COMPLETED")
-            if waiter not in done:
-                waiter.cancel()
+        await self._wait_ready()
 
     async def close(self) -> None:
         """Close the socket, stop every task; ``async for`` ends."""
-        self._closing = True
-        conn = self._conn
-        if conn is not None and conn.transport is not None and not conn.dead:
-            with contextlib.suppress(Exception):
-                conn.transport.send_close(picows.WSCloseCode.OK)
-                conn.transport.disconnect()
-        if self._conn_done is not None and not self._conn_done.done():
-            self._conn_done.set_result("closed by user")
-        for task in (self._rehydrator, self._runner):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        self._runner = self._rehydrator = None
+        await self._shutdown()
         if self.state is not AccountStreamState.CLOSED:
             self._set_state(AccountStreamState.CLOSED, "closed")
         self._wake_reader()
@@ -497,6 +465,11 @@ class AccountStreamer:
             except Exception:
                 self.stats.callback_errors += 1
                 log.exception("on_event callback raised")
+
+    def _event(
+        self, kind: AccountEventKind, detail: str = "", error: BaseException | None = None
+    ) -> None:
+        self._emit(kind, detail, error=error)
 
     def _set_state(
         self, state: AccountStreamState, kind: AccountEventKind, detail: str = "", **kw: Any
@@ -614,18 +587,6 @@ class AccountStreamer:
         for msg in out:
             conn.transport.send(picows.WSMsgType.TEXT, msg)
 
-    def _end_connection(self, conn: _Conn, reason: str) -> None:
-        if conn is not self._conn:
-            return
-        fut = self._conn_done
-        if fut is not None and not fut.done():
-            fut.set_result(reason)
-        if not conn.dead:
-            conn.dead = True
-            if conn.transport is not None:
-                with contextlib.suppress(Exception):
-                    conn.transport.disconnect(graceful=False)
-
     # ---- connection loop ---------------------------------------------------------------------
 
     async def _fresh_token(self) -> str:
@@ -643,18 +604,8 @@ class AccountStreamer:
         last_hb = started
         while not conn.dead:
             now = time.monotonic()
-            connect_deadline = math.inf
-            if self.state is not AccountStreamState.CONNECTED:
-                connect_deadline = started + self.handshake_timeout
-                if now >= connect_deadline:
-                    self._emit("watchdog", "no connect ack")
-                    self._end_connection(conn, "connect timeout")
-                    return
-            wd = self._watchdog_timeout()
-            last_rx = max(self.stats.last_message_at, started)
-            if now - last_rx >= wd:
-                self._emit("watchdog", f"no message for {now - last_rx:.3f}s")
-                self._end_connection(conn, "receive watchdog")
+            watch = self._watchdog(conn, started, now, self._watchdog_timeout())
+            if watch is None:
                 return
             hb_deadline = math.inf
             if self.state is AccountStreamState.CONNECTED:
@@ -672,95 +623,39 @@ class AccountStreamer:
                     self._flush()
                     last_hb = now = time.monotonic()
                 hb_deadline = last_hb + self.heartbeat_interval
-            deadline = min(hb_deadline, last_rx + wd, connect_deadline)
-            conn.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.001, deadline - now)):
-                    await conn.wake.wait()
+            await sleep_until_woken(conn.wake, min(hb_deadline, watch) - now)
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        first = True
-        while not self._closing:
-            if not first:
-                if (
-                    self.max_reconnect_attempts is not None
-                    and self.backoff.attempt >= self.max_reconnect_attempts
-                ):
-                    self._last_error = self._last_error or ConnectionError("too many reconnects")
-                    self._set_state(
-                        AccountStreamState.FAILED,
-                        "failed",
-                        repr(self._last_error),
-                        error=self._last_error,
-                    )
-                    return
-                delay = self.backoff.next_delay()
-                self._set_state(AccountStreamState.RECONNECTING, "reconnecting", f"in {delay:.3f}s")
-                await asyncio.sleep(delay)
-                if self._closing:
-                    return
-                self.stats.reconnects += 1
-            first = False
-            self._set_state(AccountStreamState.CONNECTING, "connecting")
-            try:
-                await self._fresh_token()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._last_error = exc
-                self._emit("token_error", repr(exc), error=exc)
-                continue
-            conn = _Conn(self)
-            self._conn = conn
-            self._conn_done = loop.create_future()
-            self._connected_at = 0.0
-            self._got_data = False
-            try:
-                transport, _ = await picows.ws_connect(
-                    lambda c=conn: c,
-                    self.url,
-                    websocket_handshake_timeout=self.handshake_timeout,
-                    enable_auto_ping=False,  # the protocol's heartbeat action is the keepalive
-                    enable_auto_pong=True,
-                    max_frame_size=self.max_frame_size,
-                    disconnect_on_exception=False,
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._last_error = exc
-                self._emit("connect_error", repr(exc), error=exc)
-                self._conn = None
-                continue
-            conn.transport = transport
-            self.protocol.connection_made()
-            self._flush()
-            ticker = loop.create_task(self._ticker(conn), name="account-stream-ticker")
-            try:
-                reason = await self._conn_done
-            finally:
-                ticker.cancel()
-                rh, self._rehydrator = self._rehydrator, None
-                if rh is not None:
-                    rh.cancel()
-                self._touched = None
-                if not conn.dead:
-                    conn.dead = True
-                    with contextlib.suppress(Exception):
-                        transport.disconnect(graceful=False)
-                self.protocol.connection_lost()
-                self._conn = None
-            if self._connected_at and (
-                self._got_data or time.monotonic() - self._connected_at >= self.stable_after
-            ):
-                self.backoff.reset()
-            self._set_state(
-                AccountStreamState.RECONNECTING if not self._closing else AccountStreamState.CLOSED,
-                "disconnected",
-                reason,
-                close_code=conn.close_code,
-            )
+    async def _begin_connection(self) -> tuple[str, str]:
+        token = await self._fresh_token()
+        return self.url, token
+
+    def _new_conn(self) -> _Conn:
+        return _Conn(self)
+
+    def _connection_made(self, conn: _Conn, token: str) -> list[asyncio.Task[None]]:
+        self.protocol.connection_made()
+        self._flush()
+        ticker = asyncio.get_running_loop().create_task(
+            self._ticker(conn), name="account-stream-ticker"
+        )
+        return [ticker]
+
+    def _connection_closing(self) -> None:
+        rh, self._rehydrator = self._rehydrator, None
+        if rh is not None:
+            rh.cancel()
+        self._touched = None
+
+    def _connection_lost(self) -> None:
+        self.protocol.connection_lost()
+
+    async def _stop_tasks(self) -> None:
+        for task in (self._rehydrator, self._runner):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._runner = self._rehydrator = None
 
     # ---- REST re-hydration ---------------------------------------------------------------------
 

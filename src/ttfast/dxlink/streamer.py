@@ -35,12 +35,12 @@ import numpy as np
 import picows
 
 from ttfast._core import CandleStore, Changes, FeedDecoder, message_type
+from ttfast._wsclient import ReconnectingClient, sleep_until_woken
 from ttfast.batch import Batch, ColumnBatch
 from ttfast.dxlink.protocol import (
     TICKER_TYPES,
     Authorized,
     AuthRejected,
-    Backoff,
     ConnectionFatal,
     DxLinkProtocol,
     FeedConfigReceived,
@@ -315,7 +315,7 @@ class _Conn(picows.WSListener):
         self.s._on_disconnected(self)
 
 
-class DxLinkStreamer:
+class DxLinkStreamer(ReconnectingClient[StreamState, _Conn]):
     """A self-healing dxLink client for tastytrade market data.
 
     ``token_provider`` is an async callable returning ``(dxlink_url, token)`` (the REST
@@ -338,6 +338,13 @@ class DxLinkStreamer:
     ``on_batch`` and ``listen()`` is the one received). A raising callback is counted in
     ``stats.callback_errors`` and reported (``callback_error``); the connection lives on.
     """
+
+    _State = StreamState
+    _NAME = "dxLink streamer"
+    _TASK = "dxlink"
+    _HANDSHAKE_TIMEOUT = ("handshake timeout", "handshake timeout")
+    state: StreamState
+    stats: StreamerStats
 
     def __init__(
         self,
@@ -380,17 +387,19 @@ class DxLinkStreamer:
             candle_store if candle_store is not None else CandleStore(candle_capacity)
         )
         self.stats = StreamerStats()
-        self.state = StreamState.IDLE
+        super().__init__(
+            handshake_timeout=handshake_timeout,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            stable_after=stable_after,
+            max_reconnect_attempts=max_reconnect_attempts,
+            connect_timeout=connect_timeout,
+            max_frame_size=max_frame_size,
+        )
         self.keepalive_interval = keepalive_interval
         self.receive_timeout = receive_timeout
-        self.handshake_timeout = handshake_timeout
-        self.stable_after = stable_after
-        self.max_reconnect_attempts = max_reconnect_attempts
         self.candle_pace = candle_pace
         self.token_max_age = token_max_age
-        self.connect_timeout = connect_timeout
-        self.max_frame_size = max_frame_size
-        self.backoff = Backoff(base=backoff_base, cap=backoff_max)
         self._callbacks: list[BatchCallback] = [on_batch] if on_batch is not None else []
         self._on_event = on_event
         self._on_candle_changes = on_candle_changes
@@ -405,68 +414,25 @@ class DxLinkStreamer:
         # frame's channel comes out of the same decoding pass
         self._decoder: FeedDecoder | None = None
         self._dec_bad = 0
-        self._conn: _Conn | None = None
-        self._conn_done: asyncio.Future[str] | None = None
-        self._runner: asyncio.Task[None] | None = None
-        self._closing = False
-        self._connected_evt = asyncio.Event()
         self._pace_wakeup = asyncio.Event()
-        self._authorized_at = 0.0
-        self._got_data = False
         self._connect_count = 0
         # candles: user-requested start per candle symbol (resume state lives in the store)
         self._candle_start: dict[str, int] = {}
         self._candles_sent_unseen: set[str] = set()
-        self._last_error: BaseException | None = None
 
     # ---- public API ------------------------------------------------------------------------
 
-    async def __aenter__(self) -> DxLinkStreamer:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     async def open(self) -> None:
         """Start the connection loop and wait for the first AUTHORIZED (connect_timeout)."""
-        if self._runner is not None:
-            return
-        self._closing = False
-        self._runner = asyncio.get_running_loop().create_task(self._run(), name="dxlink")
-        try:
-            await asyncio.wait_for(self.wait_connected(), self.connect_timeout)
-        except BaseException:
-            await self.close()
-            raise
+        await self._open()
 
     async def wait_connected(self) -> None:
         """Wait until the streamer is authorized (again); raise if it failed."""
-        while not self._connected_evt.is_set():
-            if self.state is StreamState.FAILED:
-                raise ConnectionError(f"dxLink streamer failed: {self._last_error!r}")
-            if self._runner is None or self._runner.done():
-                raise ConnectionError("dxLink streamer is not running")
-            waiter = asyncio.ensure_future(self._connected_evt.wait())
-            done, _ = await asyncio.wait({waiter, self._runner}, return_when="FIRST_COMPLETED")
-            if waiter not in done:
-                waiter.cancel()
+        await self._wait_ready()
 
     async def close(self) -> None:
         """Cancel channels, close the socket, stop every task; listeners end."""
-        self._closing = True
-        conn = self._conn
-        if conn is not None and conn.transport is not None and not conn.dead:
-            with contextlib.suppress(Exception):
-                conn.transport.send_close(picows.WSCloseCode.OK)
-                conn.transport.disconnect()
-        if self._conn_done is not None and not self._conn_done.done():
-            self._conn_done.set_result("closed by user")
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await runner
+        await self._shutdown()
         self._set_state(StreamState.CLOSED, "closed")
         for ls in list(self._listeners.values()):
             for lst in list(ls):
@@ -582,15 +548,24 @@ class DxLinkStreamer:
                     w.set_result(None)
             waiters.clear()
 
+    def _event(
+        self, kind: ConnectionEventKind, detail: str = "", error: BaseException | None = None
+    ) -> None:
+        self._emit(ConnectionEvent(kind, self.state, detail, error=error))
+
     def _set_state(
         self, state: StreamState, kind: ConnectionEventKind, detail: str = "", **kw: Any
     ) -> None:
         self.state = state
         if state is StreamState.CONNECTED:
-            self._connected_evt.set()
+            self._ready.set()
         else:
-            self._connected_evt.clear()
+            self._ready.clear()
         self._emit(ConnectionEvent(kind, state, detail, attempt=self.backoff.attempt, **kw))
+        if state is StreamState.FAILED:  # gave up: listeners raise
+            for ls in self._listeners.values():
+                for lst in ls:
+                    lst._finish(ConnectionError(f"dxLink failed: {self._last_error!r}"))
 
     def _listeners_remove(self, lst: Listener) -> None:
         ls = self._listeners.get(lst.event_type)
@@ -612,88 +587,25 @@ class DxLinkStreamer:
             self._need_fresh_token = False
         return self._token
 
-    async def _run(self) -> None:
+    async def _begin_connection(self) -> tuple[str, str]:
+        url, token = await self._get_token()
+        if self._url_override:
+            url = self._url_override
+        return url, token
+
+    def _new_conn(self) -> _Conn:
+        return _Conn(self)
+
+    def _connection_made(self, conn: _Conn, token: str) -> list[asyncio.Task[None]]:
+        self.protocol.connection_made(token)
+        self._flush()
         loop = asyncio.get_running_loop()
-        first = True
-        while not self._closing:
-            if not first:
-                if (
-                    self.max_reconnect_attempts is not None
-                    and self.backoff.attempt >= self.max_reconnect_attempts
-                ):
-                    self._last_error = self._last_error or ConnectionError("too many reconnects")
-                    self._set_state(
-                        StreamState.FAILED, "failed", repr(self._last_error), error=self._last_error
-                    )
-                    for ls in self._listeners.values():
-                        for lst in ls:
-                            lst._finish(ConnectionError(f"dxLink failed: {self._last_error!r}"))
-                    return
-                delay = self.backoff.next_delay()
-                self._set_state(StreamState.RECONNECTING, "reconnecting", f"in {delay:.3f}s")
-                await asyncio.sleep(delay)
-                if self._closing:
-                    return
-                self.stats.reconnects += 1
-            first = False
-            self._set_state(StreamState.CONNECTING, "connecting")
-            try:
-                url, token = await self._get_token()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._last_error = exc
-                self._emit(ConnectionEvent("token_error", self.state, repr(exc), error=exc))
-                continue
-            if self._url_override:
-                url = self._url_override
-            conn = _Conn(self)
-            self._conn = conn
-            self._conn_done = loop.create_future()
-            self._prepare_connection()
-            try:
-                transport, _ = await picows.ws_connect(
-                    lambda c=conn: c,
-                    url,
-                    websocket_handshake_timeout=self.handshake_timeout,
-                    enable_auto_ping=False,  # dxLink wants its own KEEPALIVE (spec §3.4)
-                    enable_auto_pong=True,
-                    max_frame_size=self.max_frame_size,
-                    disconnect_on_exception=False,
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._last_error = exc
-                self._emit(ConnectionEvent("connect_error", self.state, repr(exc), error=exc))
-                self._conn = None
-                continue
-            conn.transport = transport
-            self.protocol.connection_made(token)
-            self._flush()
-            ticker = loop.create_task(self._ticker(conn), name="dxlink-ticker")
-            pacer = loop.create_task(self._pacer(conn), name="dxlink-pacer")
-            try:
-                reason = await self._conn_done
-            finally:
-                ticker.cancel()
-                pacer.cancel()
-                if not conn.dead:
-                    conn.dead = True
-                    with contextlib.suppress(Exception):
-                        transport.disconnect(graceful=False)
-                self.protocol.connection_lost()
-                self._conn = None
-            if self._authorized_at and (
-                self._got_data or time.monotonic() - self._authorized_at >= self.stable_after
-            ):
-                self.backoff.reset()
-            self._set_state(
-                StreamState.RECONNECTING if not self._closing else StreamState.CLOSED,
-                "disconnected",
-                reason,
-                close_code=conn.close_code,
-            )
+        ticker = loop.create_task(self._ticker(conn), name="dxlink-ticker")
+        pacer = loop.create_task(self._pacer(conn), name="dxlink-pacer")
+        return [ticker, pacer]
+
+    def _connection_lost(self) -> None:
+        self.protocol.connection_lost()
 
     def _prepare_connection(self) -> None:
         dec = FeedDecoder(on_error="skip")  # a bad group costs only that group (pitfall 6)
@@ -702,8 +614,6 @@ class DxLinkStreamer:
                 dec.set_fields(t, self.protocol.event_fields[t])  # until FEED_CONFIG arrives
         self._decoder = dec
         self._dec_bad = 0
-        self._authorized_at = 0.0
-        self._got_data = False
         self._candles_sent_unseen.clear()
         # candles resume from the last known bar (the forming one): no full re-download; the
         # store merges the snapshot of such a subscription instead of letting it replace
@@ -713,18 +623,6 @@ class DxLinkStreamer:
             start = self._candle_start.get(sym, entry["fromTime"])
             last = self.candles.resume(sym)  # None: nothing to resume from (mode off)
             self.protocol.set_candle_from_time(sym, start if last is None else max(start, last))
-
-    def _end_connection(self, conn: _Conn, reason: str) -> None:
-        if conn is not self._conn:
-            return
-        fut = self._conn_done
-        if fut is not None and not fut.done():
-            fut.set_result(reason)
-        if not conn.dead:
-            conn.dead = True
-            if conn.transport is not None:
-                with contextlib.suppress(Exception):
-                    conn.transport.disconnect(graceful=False)
 
     def _timer_settings(self) -> tuple[float, float]:
         """(KEEPALIVE interval, receive watchdog) for the current connection, in seconds.
@@ -756,29 +654,14 @@ class DxLinkStreamer:
                 return
             ka, wd = self._timer_settings()
             now = time.monotonic()
-            handshake_deadline = math.inf
-            if self.state is not StreamState.CONNECTED:
-                handshake_deadline = started + self.handshake_timeout
-                if now >= handshake_deadline:
-                    self._emit(ConnectionEvent("watchdog", self.state, "handshake timeout"))
-                    self._end_connection(conn, "handshake timeout")
-                    return
-            last_rx = max(self.stats.last_message_at, started)
-            if now - last_rx >= wd:
-                self._emit(
-                    ConnectionEvent("watchdog", self.state, f"no message for {now - last_rx:.3f}s")
-                )
-                self._end_connection(conn, "receive watchdog")
+            watch = self._watchdog(conn, started, now, wd)
+            if watch is None:
                 return
             if now - last_ka >= ka and conn.transport is not None:
                 conn.transport.send(picows.WSMsgType.TEXT, self.protocol.keepalive())
                 self.stats.keepalives_sent += 1
                 last_ka = now
-            deadline = min(last_ka + ka, last_rx + wd, handshake_deadline)
-            changed.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.001, deadline - now)):
-                    await changed.wait()
+            await sleep_until_woken(changed, min(last_ka + ka, watch) - now)
 
     async def _pacer(self, conn: _Conn) -> None:
         """Candle subscriptions one per message, at most one per candle_pace seconds."""
@@ -814,11 +697,6 @@ class DxLinkStreamer:
         self.stats.decode_errors += 1
         self._emit(ConnectionEvent("decode_error", self.state, detail, error=error))
 
-    def _on_disconnected(self, conn: _Conn) -> None:
-        conn.dead = True
-        code = conn.close_code
-        self._end_connection(conn, f"socket closed (code {code})" if code else "socket closed")
-
     def _on_message(self, conn: _Conn, payload: bytes) -> None:
         if conn is not self._conn or conn.dead:
             return
@@ -845,7 +723,7 @@ class DxLinkStreamer:
             elif isinstance(ev, MalformedMessage):
                 self._protocol_error(conn, f"ch{ev.channel}: {ev.detail}")
             elif isinstance(ev, Authorized):
-                self._authorized_at = time.monotonic()
+                self._connected_at = time.monotonic()
                 self._set_state(StreamState.CONNECTED, "connected", ev.user_id or "")
             elif isinstance(ev, AuthRejected):
                 self._need_fresh_token = True
