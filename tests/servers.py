@@ -20,10 +20,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -75,8 +75,47 @@ def _tail(path: Path, n: int = 3000) -> str:
         return ""
 
 
+class _ChildProcess:
+    """kill/restart/stop of a server child process (`proc`), shared by the servers below."""
+
+    proc: subprocess.Popen[bytes] | None
+
+    def start(self, timeout: float = 10.0) -> None:
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        """Hard kill (SIGKILL): what a crash looks like to clients."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+
+
+_S = TypeVar("_S", bound=_ChildProcess)
+
+
+@contextlib.contextmanager
+def _serving(cls: Callable[[str, Path], _S], binary: str, prefix: str) -> Iterator[_S]:
+    """`cls(binary path, temp dir)` started, stopped at the end, its temp dir removed."""
+    path = require_binary(binary)
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        srv = cls(path, Path(tmp))
+        srv.start()
+        try:
+            yield srv
+        finally:
+            srv.stop()
+
+
 @dataclass
-class RedisServer:
+class RedisServer(_ChildProcess):
     """A running redis-server. `restart()` kills it and starts a fresh one on the same port."""
 
     binary: str
@@ -135,31 +174,9 @@ class RedisServer:
         except OSError:
             return False
 
-    def kill(self) -> None:
-        """Hard kill (SIGKILL): what a crash looks like to clients."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
 
-    def restart(self) -> None:
-        self.kill()
-        self.start()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            _stop(self.proc)
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[RedisServer]:
-    binary = require_binary("redis-server")
-    with tempfile.TemporaryDirectory(prefix="ttfast-redis-") as tmp:
-        srv = RedisServer(binary, Path(tmp))
-        srv.start()
-        try:
-            yield srv
-        finally:
-            srv.stop()
+def redis_server() -> contextlib.AbstractContextManager[RedisServer]:
+    return _serving(RedisServer, "redis-server", "ttfast-redis-")
 
 
 _INFLUX_CONF = """\
@@ -195,7 +212,7 @@ bind-address = "127.0.0.1:{rpc}"
 
 
 @dataclass
-class InfluxServer:
+class InfluxServer(_ChildProcess):
     """A running influxd 1.x with an HTTP API and a UDP listener writing into database `udp`."""
 
     binary: str
@@ -268,21 +285,9 @@ class InfluxServer:
                     rows.append(row)
         return rows
 
-    def stop(self) -> None:
-        if self.proc is not None:
-            _stop(self.proc)
 
-
-@contextlib.contextmanager
-def influx_server() -> Iterator[InfluxServer]:
-    binary = require_binary("influxd")
-    with tempfile.TemporaryDirectory(prefix="ttfast-influx-") as tmp:
-        srv = InfluxServer(binary, Path(tmp))
-        srv.start()
-        try:
-            yield srv
-        finally:
-            srv.stop()
+def influx_server() -> contextlib.AbstractContextManager[InfluxServer]:
+    return _serving(InfluxServer, "influxd", "ttfast-influx-")
 
 
 _INFLUX_AUTH_CONF = _INFLUX_CONF.replace(
@@ -374,21 +379,13 @@ class InfluxAuthServer(InfluxServer):
         return {row["name"] for row in self.query("", "SHOW DATABASES")}
 
 
-@contextlib.contextmanager
-def influx_auth_server() -> Iterator[InfluxAuthServer]:
+def influx_auth_server() -> contextlib.AbstractContextManager[InfluxAuthServer]:
     """An auth-enabled influxd 1.x (see `InfluxAuthServer`)."""
-    binary = require_binary("influxd")
-    with tempfile.TemporaryDirectory(prefix="ttfast-influx-auth-") as tmp:
-        srv = InfluxAuthServer(binary, Path(tmp))
-        srv.start()
-        try:
-            yield srv
-        finally:
-            srv.stop()
+    return _serving(InfluxAuthServer, "influxd", "ttfast-influx-auth-")
 
 
 @dataclass
-class VictoriaMetricsServer:
+class VictoriaMetricsServer(_ChildProcess):
     """A running single-node VictoriaMetrics: InfluxDB line protocol on ``/write`` (1.x) and
     ``/api/v2/write`` (v2; org and bucket are accepted, the token is not checked).
 
@@ -472,28 +469,7 @@ class VictoriaMetricsServer:
                 out[key] = float(v)
         return out
 
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
 
-    def restart(self) -> None:
-        self.kill()
-        self.start()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            _stop(self.proc)
-
-
-@contextlib.contextmanager
-def victoria_metrics() -> Iterator[VictoriaMetricsServer]:
+def victoria_metrics() -> contextlib.AbstractContextManager[VictoriaMetricsServer]:
     """A VictoriaMetrics in a temp dir (see `VictoriaMetricsServer`)."""
-    binary = require_binary("victoria-metrics")
-    with tempfile.TemporaryDirectory(prefix="ttfast-vm-") as tmp:
-        srv = VictoriaMetricsServer(binary, Path(tmp))
-        srv.start()
-        try:
-            yield srv
-        finally:
-            srv.stop()
+    return _serving(VictoriaMetricsServer, "victoria-metrics", "ttfast-vm-")
