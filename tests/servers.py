@@ -473,3 +473,138 @@ class VictoriaMetricsServer(_ChildProcess):
 def victoria_metrics() -> contextlib.AbstractContextManager[VictoriaMetricsServer]:
     """A VictoriaMetrics in a temp dir (see `VictoriaMetricsServer`)."""
     return _serving(VictoriaMetricsServer, "victoria-metrics", "ttfast-vm-")
+
+
+# -- Redis Cluster ---------------------------------------------------------------------------
+
+
+def free_cluster_port() -> int:
+    """A free port P whose cluster bus port P + 10000 is free too."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair (P, P + 10000) for a cluster node")
+
+
+@dataclass
+class RedisClusterNode(RedisServer):
+    """One ``cluster-enabled`` redis-server (its own dir, ``cluster-node-timeout 1000``)."""
+
+    def start(self, timeout: float = 10.0) -> None:
+        if not self.port:
+            self.port = free_cluster_port()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        log = self.dir / f"redis-{self.starts}.log"
+        self.starts += 1
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self.dir),
+                "--logfile", str(log),
+                "--daemonize", "no",
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "1000",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"redis-server exited with {self.proc.returncode}:\n" + _tail(log)
+                )
+            if self.ping():
+                return
+            time.sleep(0.01)
+        _stop(self.proc)
+        raise RuntimeError(f"redis-server not ready on port {self.port}:\n" + _tail(log))
+
+    def command(self, *args: str, timeout: float = 5.0) -> str:
+        """One command through redis-cli; its output."""
+        cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+        r = subprocess.run(
+            [cli, "-h", "127.0.0.1", "-p", str(self.port), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return r.stdout
+
+
+@dataclass
+class RedisCluster:
+    """A 6-node Redis Cluster on loopback: 3 primaries + 3 replicas (``redis-cli --cluster
+    create --cluster-replicas 1``), ``cluster-node-timeout 1000``. `url` is the
+    ``redis+cluster://host:port,...`` form ttfast-worker's scale-out roles take."""
+
+    nodes: list[RedisClusterNode] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    @property
+    def startup_nodes(self) -> list[tuple[str, int]]:
+        return [("127.0.0.1", n.port) for n in self.nodes]
+
+    def ok(self) -> bool:
+        """`cluster info` says cluster_state:ok with every slot assigned, on every node."""
+        for n in self.nodes:
+            try:
+                info = n.command("cluster", "info")
+            except (OSError, subprocess.SubprocessError):
+                return False
+            if "cluster_state:ok" not in info or "cluster_slots_ok:16384" not in info:
+                return False
+        return True
+
+    def stop(self) -> None:
+        for n in self.nodes:
+            n.stop()
+
+
+@contextlib.contextmanager
+def redis_cluster(
+    n_nodes: int = 6, replicas: int = 1, timeout: float = 60.0
+) -> Iterator[RedisCluster]:
+    """A fresh Redis Cluster (see `RedisCluster`) in a temp dir; every node stopped and the dir
+    removed at the end."""
+    path = require_binary("redis-server")
+    cli = require_binary("redis-cli")
+    with tempfile.TemporaryDirectory(prefix="ttfast-redis-cluster-") as tmp:
+        cluster = RedisCluster()
+        try:
+            for i in range(n_nodes):
+                node = RedisClusterNode(path, Path(tmp) / f"n{i}")
+                cluster.nodes.append(node)
+                node.start()
+            r = subprocess.run(
+                [cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in cluster.nodes),
+                 "--cluster-replicas", str(replicas), "--cluster-yes"],
+                capture_output=True, text=True, timeout=timeout,
+            )  # fmt: skip
+            if r.returncode != 0:
+                raise RuntimeError(f"redis-cli --cluster create failed:\n{r.stdout}\n{r.stderr}")
+            deadline = time.monotonic() + timeout
+            while not cluster.ok():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        "cluster not ok:\n" + cluster.nodes[0].command("cluster", "info")
+                    )
+                time.sleep(0.1)
+            yield cluster
+        finally:
+            cluster.stop()
