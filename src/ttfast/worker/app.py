@@ -564,6 +564,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         redact_url(cfg.influx_url) if cfg.influx_url else "-",
     )
     try:
+        if cfg.role != "single":  # scale-out over Redis (Cluster): docs/scale-out.md
+            from ttfast.worker.scaleout import run_role
+
+            return run_loop(run_role(cfg))
         return run_loop(Worker(cfg).run())
     except KeyboardInterrupt:
         return 0

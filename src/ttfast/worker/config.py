@@ -78,6 +78,11 @@ class WorkerConfig:
     serve: str | None = None  # [HOST:]PORT: serve the edge (ttfast.edge) in-process
     serve_auto: bool = False  # serve was the sim source's default: skip it if the port is taken
     history_bars: int = 0  # closed bars per symbol for GET /history; the CLI default is 1000
+    # scale-out (ttfast.worker.scaleout; docs/scale-out.md): "single" is today's worker
+    role: Literal["single", "ingest", "compute"] = "single"
+    partitions: int = 16  # candle streams {p<n>}:candles, crc32(candle symbol) % partitions
+    stream_maxlen: int = 100_000  # XADD MAXLEN ~ per partition stream
+    lease_ms: int = 2000  # compute: partition lease TTL (renewed every quarter of it)
 
 
 def have_credentials() -> bool:
@@ -245,6 +250,36 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         "set by bar time) with --redis, in memory with --serve (default: 1000; 0: none; env "
         "TTFAST_HISTORY_BARS)",
     )
+    p.add_argument(
+        "--role",
+        choices=("single", "ingest", "compute"),
+        default=env.get("TTFAST_ROLE", "single"),
+        help="single: this process does everything (the default); ingest: the source into one "
+        "Redis stream per partition; compute: one of N processes sharing the partitions "
+        "through leases (docs/scale-out.md; --redis redis+cluster://host:port,... for a "
+        "Redis Cluster) (env TTFAST_ROLE)",
+    )
+    p.add_argument(
+        "--partitions",
+        type=int,
+        default=16,
+        metavar="P",
+        help="scale-out roles: candle stream partitions (the same P for every process)",
+    )
+    p.add_argument(
+        "--stream-maxlen",
+        type=int,
+        default=100_000,
+        metavar="N",
+        help="--role ingest: XADD MAXLEN ~N per partition stream",
+    )
+    p.add_argument(
+        "--lease-ms",
+        type=int,
+        default=2000,
+        metavar="MS",
+        help="--role compute: partition lease TTL (renewed every quarter of it)",
+    )
     p.add_argument("--log-level", default=env.get("TTFAST_LOG_LEVEL", "INFO"))
     a = p.parse_args(argv)
     logging.basicConfig(
@@ -256,6 +291,17 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         # picows logs every connection at INFO; the worker logs its own connection events
         logging.getLogger("picows").setLevel(logging.WARNING)
     source: Source = a.source or ("dxlink" if have_credentials() else "sim")
+    if a.role not in ("single", "ingest", "compute"):
+        p.error("--role must be single, ingest or compute")
+    if a.role != "single":
+        if not a.redis:
+            p.error(f"--role {a.role} needs --redis URL (redis:// or redis+cluster://h:p,...)")
+        if not 1 <= a.partitions <= 16384:
+            p.error("--partitions must be in 1..16384")
+        if a.stream_maxlen < 1 or a.lease_ms < 100:
+            p.error("--stream-maxlen must be >= 1 and --lease-ms >= 100")
+    elif (a.redis or "").startswith("redis+cluster://"):
+        p.error("redis+cluster:// URLs are for --role ingest/compute (docs/scale-out.md)")
     if source == "redis" and not a.redis:
         p.error("--source redis needs --redis URL")
     symbols = [s.strip() for s in a.symbols.split(",") if s.strip()]
@@ -340,4 +386,8 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         serve=serve,
         serve_auto=serve_auto,
         history_bars=a.history_bars,
+        role=a.role,
+        partitions=a.partitions,
+        stream_maxlen=a.stream_maxlen,
+        lease_ms=a.lease_ms,
     )

@@ -1,0 +1,636 @@
+"""Scale-out over Redis (Cluster): ``ttfast-worker --role ingest`` and ``--role compute``.
+
+* **ingest**: the usual source (sim or dxLink) into the worker's `CandleStore`; every change
+  of the store becomes one stream entry (``XADD {p<n>}:candles MAXLEN ~ N``) in the stream of
+  the symbol's partition, ``crc32(candle symbol) % P``. An entry carries the bars that may
+  differ after the change, as full bars (upserts): ``k=s`` the whole series (a snapshot,
+  correction or removal: replace), ``k=u`` the bars from the first changed one on. So applying
+  an entry twice, or an older entry again before the newer ones, converges to the same series.
+* **compute**: N processes share the P partitions through leases (``SET {p<n>}:lease <id> NX
+  PX ttl``, renewed by a compare-and-PEXPIRE script, given up by a compare-and-DEL). Each owned
+  partition is read with the consumer group ``compute`` (``XREADGROUP``); its entries go
+  through a store + the compiled `IndicatorPipeline` (the single-process worker's code), the
+  outputs (``SET snapshot:<name>``, ``SPUBLISH analytics:delta:<name>``, ``history:<name>``)
+  are written with one pipeline, and only once Redis acknowledged all of them are the entries
+  acknowledged (``XACK``). On taking a partition over, the new owner claims the pending
+  entries of the previous owner (``XAUTOCLAIM``), rebuilds the state by replaying the
+  partition's retained stream up to the group's last delivered entry (writing the outputs
+  again from the first pending entry on) and continues with new entries.
+
+Outputs are at-least-once and idempotent: an entry whose outputs were written but not
+acknowledged is processed again by the next owner and yields the same bytes. docs/scale-out.md
+has the choices and the failure analysis.
+
+May touch: the Redis (Cluster) named by ``--redis`` (``redis://`` or
+``redis+cluster://host:port,host:port``, redis-py's asyncio ``RedisCluster``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import math
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+import zlib
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ttfast._core import CandleStore, Changes, IndicatorPipeline, PipelineOutput
+from ttfast._util import redact_url
+from ttfast.sinks import LogLimiter
+from ttfast.symbols import normalize_period
+from ttfast.worker.app import Worker
+from ttfast.worker.config import WorkerConfig
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
+
+__all__ = [
+    "GROUP",
+    "ComputeWorker",
+    "IngestWorker",
+    "connect",
+    "lease_key",
+    "partition_of",
+    "run_role",
+    "stream_key",
+]
+
+log = logging.getLogger("ttfast.worker.scaleout")
+
+GROUP = "compute"
+MEMBERS_KEY = "{ttfast}:members"  # sorted set: compute worker id -> heartbeat expiry (ms)
+
+# KEYS[1] = lease, ARGV = (owner, ttl ms): extend the lease only if we still own it
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+# KEYS[1] = lease, ARGV[1] = owner: give the lease up only if we still own it
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def partition_of(candle_symbol: str, partitions: int) -> int:
+    """The partition of a candle symbol (``SPY{=5m}``): crc32 mod P, stable across processes
+    and Python versions (not ``hash()``)."""
+    return zlib.crc32(candle_symbol.encode()) % partitions
+
+
+def stream_key(p: int) -> str:
+    """The partition's stream; the hash tag ``{p<n>}`` keeps all its keys on one slot."""
+    return f"{{p{p}}}:candles"
+
+
+def lease_key(p: int) -> str:
+    return f"{{p{p}}}:lease"
+
+
+CLUSTER_SCHEME = "redis+cluster://"
+
+
+def redact(url: str) -> str:
+    """`url` for logs: a ``redis+cluster://`` URL's user and password become ``***``."""
+    if url.startswith(CLUSTER_SCHEME):
+        rest = url[len(CLUSTER_SCHEME) :].split("?", 1)[0]
+        if "@" in rest:
+            rest = "***@" + rest.rpartition("@")[2]
+        return CLUSTER_SCHEME + rest
+    return redact_url(url)
+
+
+def connect(url: str) -> Redis | RedisCluster:
+    """redis-py's asyncio client for ``redis+cluster://[user:password@]h:p,h:p``
+    (`RedisCluster`, the nodes as startup nodes) or a plain ``redis://`` URL (one server)."""
+    if url.startswith(CLUSTER_SCHEME):
+        from urllib.parse import unquote
+
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+        rest = url[len(CLUSTER_SCHEME) :].split("?", 1)[0].split("/", 1)[0]
+        auth, _, hosts = rest.rpartition("@")
+        user, _, password = auth.partition(":")
+        nodes = []
+        for part in hosts.split(","):
+            host, _, port = part.strip().rpartition(":")
+            nodes.append(ClusterNode(host.strip("[]") or "127.0.0.1", int(port)))
+        return RedisCluster(
+            startup_nodes=nodes,
+            username=unquote(user) or None,
+            password=unquote(password) or None,
+            socket_timeout=5.0,
+            socket_connect_timeout=2.0,
+        )
+    import redis.asyncio as aioredis
+
+    return aioredis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=2.0)
+
+
+def _sid(entry_id: bytes | str) -> tuple[int, int]:
+    s = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = s.partition("-")
+    return int(ms), int(seq or 0)
+
+
+# -- entries -------------------------------------------------------------------------------
+
+
+def encode_entry(ch: Any) -> dict[bytes, bytes]:
+    """One stream entry of one `SymbolChange`: the whole series (``k=s``) when its history
+    changed, else the bars from ``ch.first`` on (``k=u``); time as int64, the five fields as
+    float64 (bit-exact)."""
+    s = ch.series
+    n = len(s)
+    full = bool(ch.history_changed)
+    first = 0 if full else max(0, min(int(ch.first), n - 1))
+    if full or n - first > 8:
+        t = np.asarray(s.time, dtype=np.int64)[first:]
+        v = np.stack([np.asarray(getattr(s, f), dtype=np.float64)[first:] for f in _FIELDS], 1)
+    else:
+        bars = [s[i] for i in range(first, n)]
+        t = np.array([b.time for b in bars], dtype=np.int64)
+        v = np.array([[getattr(b, f) for f in _FIELDS] for b in bars], dtype=np.float64)
+    return {
+        b"s": ch.symbol.encode(),
+        b"k": b"s" if full else b"u",
+        b"t": t.tobytes(),
+        b"v": np.ascontiguousarray(v).tobytes(),
+    }
+
+
+_FIELDS = ("open", "high", "low", "close", "volume")
+
+
+def decode_entry(fields: dict[bytes, bytes]) -> tuple[str, bool, Any, Any]:
+    """(candle symbol, full series?, times int64[n], values float64[n, 5])."""
+    t = np.frombuffer(fields[b"t"], dtype=np.int64)
+    v = np.frombuffer(fields[b"v"], dtype=np.float64).reshape(len(t), 5)
+    return fields[b"s"].decode(), fields[b"k"] == b"s", t, v
+
+
+# -- ingest ----------------------------------------------------------------------------------
+
+
+class IngestWorker(Worker):
+    """The worker's source and store; every store change → its partition's stream."""
+
+    def __init__(self, cfg: WorkerConfig) -> None:
+        assert cfg.redis_url is not None
+        inner = dataclasses.replace(
+            cfg,
+            redis_url=None,
+            telegraf_url=None,
+            influx_url=None,
+            serve=None,
+            history_bars=0,
+            print_table=False,
+        )
+        super().__init__(inner)
+        self.url = cfg.redis_url
+        self.partitions = cfg.partitions
+        self.maxlen = cfg.stream_maxlen
+        self._queue: deque[tuple[int, dict[bytes, bytes]]] = deque()
+        self._wake = asyncio.Event()
+        self.appended = 0  # entries acknowledged by Redis
+        self.failures = 0
+        self._limiter = LogLimiter(log)
+
+    def on_changes(self, changes: Changes) -> PipelineOutput:
+        t0 = time.perf_counter_ns()
+        for ch in changes:
+            self._queue.append((partition_of(ch.symbol, self.partitions), encode_entry(ch)))
+        if len(changes):
+            self._wake.set()
+        self.stats.batches += 1
+        self.stats.rows += len(changes)
+        self.stats.process_ns += time.perf_counter_ns() - t0
+        self.stats.last_batch_at = time.monotonic()
+        return None  # type: ignore[return-value]
+
+    async def _flusher(self, client: Any) -> None:
+        delay = 0.05
+        while True:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+            n = min(len(self._queue), 1000)
+            batch = [self._queue[i] for i in range(n)]
+            pipe = client.pipeline(transaction=False)
+            for p, fields in batch:
+                pipe.xadd(stream_key(p), fields, maxlen=self.maxlen, approximate=True)
+            try:
+                await pipe.execute()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # retried as a whole: entries are idempotent upserts
+                self.failures += 1
+                self._limiter.log(
+                    "xadd", logging.WARNING, "ingest: XADD round failed (%r); retrying", exc
+                )
+                await asyncio.sleep(delay)
+                delay = min(2.0, delay * 2)
+                continue
+            delay = 0.05
+            for _ in range(n):
+                self._queue.popleft()
+            self.appended += n
+
+    def status_line(self) -> str:
+        return (
+            f"{super().status_line()} | ingest appended {self.appended} "
+            f"queued {len(self._queue)} failures {self.failures}"
+        )
+
+    async def run(self) -> int:
+        client = connect(self.url)
+        flusher = asyncio.create_task(self._flusher(client), name="ttfast-ingest-flusher")
+        log.info(
+            "ingest: %d partitions on %s (MAXLEN ~%d)",
+            self.partitions,
+            redact(self.url),
+            self.maxlen,
+        )
+        try:
+            rc = await super().run()
+            deadline = time.monotonic() + 10.0  # flush what the source delivered
+            while self._queue and time.monotonic() < deadline and not flusher.done():
+                await asyncio.sleep(0.02)
+            if self._queue:
+                log.warning("ingest: %d entries not appended at exit", len(self._queue))
+            return rc
+        finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await flusher
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+
+# -- compute ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ComputeStats:
+    entries: int = 0  # entries acknowledged (XACK) after their outputs
+    replayed: int = 0  # entries replayed to rebuild state on taking a partition
+    claimed: int = 0  # pending entries claimed from a previous owner
+    takeovers: int = 0  # partitions acquired
+    lost: int = 0  # leases lost (not renewed in time)
+    released: int = 0  # partitions given up to balance
+    commands: int = 0  # output commands acknowledged
+    rejected: int = 0  # output commands Redis answered with an error
+    write_failures: int = 0  # output rounds retried
+
+
+class ComputeWorker:
+    """Owns a share of the partitions and computes their symbols (see the module docstring)."""
+
+    def __init__(self, cfg: WorkerConfig) -> None:
+        assert cfg.redis_url is not None
+        period = normalize_period(cfg.period)
+        self.cfg = cfg
+        self.url = cfg.redis_url
+        self.partitions = cfg.partitions
+        self.ttl_ms = cfg.lease_ms
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.store = CandleStore(cfg.capacity, max_symbols=cfg.max_symbols)
+        self.pipeline = IndicatorPipeline(
+            publish_raw=False, period=period, max_symbols=cfg.max_symbols
+        )
+        self.history_cap = cfg.history_bars
+        self.stats = ComputeStats()
+        self.owned: dict[int, asyncio.Task[None]] = {}
+        self.symbols: dict[int, set[str]] = {}
+        self._stop = asyncio.Event()
+        self._limiter = LogLimiter(log)
+        self.client: Any = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- applying entries -------------------------------------------------------------------
+    def apply(self, p: int, entries: list[tuple[Any, dict[bytes, bytes]]]) -> list[PipelineOutput]:
+        """Entries (in stream order) → store → pipeline; the outputs, in order."""
+        from ttfast.batch import ColumnBatch
+        from ttfast.warm import Bars, snapshot_batch
+
+        outs: list[PipelineOutput] = []
+        seg: list[tuple[str, Any, Any]] = []
+        syms = self.symbols.setdefault(p, set())
+
+        def flush_seg() -> None:
+            if not seg:
+                return
+            names = [s for s, t, _ in seg for _ in range(len(t))]
+            t = np.concatenate([t for _, t, _ in seg])
+            v = np.concatenate([v for _, _, v in seg])
+            cols: dict[str, Any] = {
+                "eventSymbol": names,
+                "time": t,
+                "eventFlags": np.zeros(len(t), dtype=np.int64),
+            }
+            for k, f in enumerate(_FIELDS):
+                cols[f] = v[:, k].copy()
+            outs.append(self.pipeline.process(self.store.apply(ColumnBatch("Candle", cols))))
+            seg.clear()
+
+        for _id, fields in entries:
+            try:
+                sym, full, t, v = decode_entry(fields)
+            except (KeyError, ValueError) as exc:
+                self._limiter.log("entry", logging.WARNING, "compute: bad entry skipped: %r", exc)
+                continue
+            if not len(t):
+                continue
+            syms.add(sym)
+            s = self.store.get(sym)
+            if full:
+                flush_seg()
+                bars = Bars(t.copy(), *(v[:, k].copy() for k in range(5)))
+                outs.append(self.pipeline.process(self.store.apply(snapshot_batch(sym, bars))))
+            elif s is None or not s.ready:  # no snapshot retained: the first bar starts it
+                flush_seg()
+                o, h, lo, c, vol = (float(x) for x in v[0])
+                outs.append(
+                    self.pipeline.process(self.store.apply_bar(sym, int(t[0]), o, h, lo, c, vol))
+                )
+                if len(t) > 1:
+                    seg.append((sym, t[1:], v[1:]))
+            else:
+                seg.append((sym, t, v))
+        flush_seg()
+        return outs
+
+    # -- writing outputs ----------------------------------------------------------------------
+    def _commands(self, outs: list[PipelineOutput]) -> list[tuple[Any, ...]]:
+        from ttfast.edge.history import HISTORY_KEY_PREFIX, history_ops
+
+        snaps: dict[bytes, bytes] = {}
+        cmds: list[tuple[Any, ...]] = []
+        for out in outs:
+            if out.n == 0:
+                continue
+            for ch, payload in out.publishes:
+                cmds.append(("SPUBLISH", ch, payload))
+            snaps.update(out.snapshots)
+            if self.history_cap > 0:
+                for op in history_ops(out, self.history_cap):
+                    key = HISTORY_KEY_PREFIX + op.name
+                    hi = "+inf" if op.hi is None else op.hi
+                    cmds.append(("ZREMRANGEBYSCORE", key, op.lo, hi))
+                    args: list[Any] = ["ZADD", key]
+                    for t, bar in op.bars:
+                        args += [t, bar]
+                    cmds.append(tuple(args))
+                    cmds.append(("ZREMRANGEBYRANK", key, 0, -(self.history_cap + 1)))
+        cmds.extend(("SET", k, v) for k, v in snaps.items())
+        return cmds
+
+    async def write(self, outs: list[PipelineOutput]) -> None:
+        """Write the outputs; returns once Redis acknowledged every command (retries
+        connection trouble with backoff; a command Redis answers with an error is counted)."""
+        cmds = self._commands(outs)
+        delay = 0.05
+        for i in range(0, len(cmds), 2000):
+            chunk = cmds[i : i + 2000]
+            while True:
+                pipe = self.client.pipeline(transaction=False)
+                for c in chunk:
+                    pipe.execute_command(*c)
+                try:
+                    res = await pipe.execute(raise_on_error=False)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self.stats.write_failures += 1
+                    self._limiter.log(
+                        "write", logging.WARNING, "compute: output round failed (%r); retrying", exc
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(2.0, delay * 2)
+                    continue
+                bad = [r for r in res if isinstance(r, Exception)]
+                if bad:
+                    from redis.exceptions import ResponseError
+
+                    if any(not isinstance(r, ResponseError) for r in bad):
+                        self.stats.write_failures += 1
+                        await asyncio.sleep(delay)
+                        delay = min(2.0, delay * 2)
+                        continue
+                    self.stats.rejected += len(bad)
+                    self._limiter.log(
+                        "rejected", logging.ERROR, "compute: Redis rejected %r", bad[0]
+                    )
+                self.stats.commands += len(chunk) - len(bad)
+                break
+
+    # -- a partition --------------------------------------------------------------------------
+    async def _partition(self, p: int) -> None:
+        from redis.exceptions import ResponseError
+
+        c = self.client
+        key = stream_key(p)
+        with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
+            await c.xgroup_create(key, GROUP, id="0", mkstream=True)
+        # take over: claim every pending entry, replay up to the last delivered one
+        last = b"0-0"
+        for g in await c.xinfo_groups(key):
+            name = g.get("name")
+            if name in (GROUP, GROUP.encode()):
+                last = g.get("last-delivered-id") or b"0-0"
+        claimed: list[Any] = []
+        cursor: Any = "0-0"
+        while True:
+            res = await c.xautoclaim(key, GROUP, self.id, 0, start_id=cursor, count=1000)
+            cursor, entries = res[0], res[1]
+            claimed += [e[0] for e in entries]
+            if len(res) > 2:
+                claimed += list(res[2])  # deleted by MAXLEN: nothing to replay, ack
+            if _sid(cursor) == (0, 0):
+                break
+        first_pending = min((_sid(i) for i in claimed), default=None)
+        self.stats.claimed += len(claimed)
+        start: Any = "-"
+        while _sid(last) != (0, 0):
+            chunk = await c.xrange(key, min=start, max=last, count=1000)
+            if not chunk:
+                break
+            self.stats.replayed += len(chunk)
+            if first_pending is None:
+                self.apply(p, chunk)
+            else:
+                k = next((j for j, e in enumerate(chunk) if _sid(e[0]) >= first_pending), None)
+                if k is None:
+                    self.apply(p, chunk)
+                else:
+                    self.apply(p, chunk[:k])
+                    await self.write(self.apply(p, chunk[k:]))
+            start = b"(" + (
+                chunk[-1][0] if isinstance(chunk[-1][0], bytes) else chunk[-1][0].encode()
+            )
+            if len(chunk) < 1000:
+                break
+        if claimed:
+            for i in range(0, len(claimed), 1000):
+                await c.xack(key, GROUP, *claimed[i : i + 1000])
+            log.info(
+                "compute %s: partition %d: %d pending entries claimed", self.id, p, len(claimed)
+            )
+        while True:
+            got = await c.xreadgroup(GROUP, self.id, {key: ">"}, count=500, block=200)
+            if not got:
+                continue
+            entries = got[0][1] if isinstance(got, list) else next(iter(got.values()))[0]
+            if not entries:
+                continue
+            await self.write(self.apply(p, entries))
+            await c.xack(key, GROUP, *[e[0] for e in entries])
+            self.stats.entries += len(entries)
+
+    async def _run_partition(self, p: int) -> None:
+        try:
+            await self._partition(p)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("compute %s: partition %d failed: %r", self.id, p, exc)
+            raise
+
+    def _drop(self, p: int) -> None:
+        task = self.owned.pop(p, None)
+        if task is not None:
+            task.cancel()
+        for sym in self.symbols.pop(p, set()):
+            self.pipeline.discard(sym)
+            self.store.discard(sym)
+
+    # -- leases -------------------------------------------------------------------------------
+    async def _leases(self) -> None:
+        c = self.client
+        every = self.ttl_ms / 4000
+        me = self.id
+        offset = zlib.crc32(me.encode()) % self.partitions
+        while True:
+            now = int(time.time() * 1000)
+            try:
+                await c.zadd(MEMBERS_KEY, {me: now + self.ttl_ms})
+                await c.zremrangebyscore(MEMBERS_KEY, "-inf", now)
+                alive = max(1, int(await c.zcard(MEMBERS_KEY)))
+                for p in list(self.owned):
+                    task = self.owned[p]
+                    if task.done() and not task.cancelled() and task.exception() is not None:
+                        await c.eval(_RELEASE, 1, lease_key(p), me)
+                        self._drop(p)  # failed: give it up, it is retried by whoever takes it
+                        continue
+                    if not await c.eval(_RENEW, 1, lease_key(p), me, self.ttl_ms):
+                        self.stats.lost += 1
+                        log.warning("compute %s: lease of partition %d lost", me, p)
+                        self._drop(p)
+                target = math.ceil(self.partitions / alive)
+                while len(self.owned) > target:
+                    p = max(self.owned)
+                    task = self.owned[p]
+                    self._drop(p)
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+                    await c.eval(_RELEASE, 1, lease_key(p), me)
+                    self.stats.released += 1
+                for i in range(self.partitions):
+                    if len(self.owned) >= target:
+                        break
+                    p = (offset + i) % self.partitions
+                    if p in self.owned:
+                        continue
+                    if await c.set(lease_key(p), me, nx=True, px=self.ttl_ms):
+                        self.stats.takeovers += 1
+                        log.info("compute %s: partition %d acquired", me, p)
+                        self.owned[p] = asyncio.create_task(
+                            self._run_partition(p), name=f"ttfast-partition-{p}"
+                        )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._limiter.log("lease", logging.WARNING, "compute: lease round failed: %r", exc)
+            await asyncio.sleep(every)
+
+    def status_line(self) -> str:
+        st = self.stats
+        return (
+            f"compute {self.id} | partitions {sorted(self.owned)} | symbols {len(self.store)} | "
+            f"acked {st.entries} replayed {st.replayed} claimed {st.claimed} | "
+            f"commands {st.commands} rejected {st.rejected} write failures {st.write_failures} | "
+            f"takeovers {st.takeovers} released {st.released} lost {st.lost}"
+        )
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        self.client = connect(self.url)
+        log.info(
+            "compute %s: %d partitions on %s (lease %d ms)",
+            self.id,
+            self.partitions,
+            redact(self.url),
+            self.ttl_ms,
+        )
+        leases = asyncio.create_task(self._leases(), name="ttfast-leases")
+        status = asyncio.create_task(self._status(), name="ttfast-status")
+        timer = asyncio.create_task(asyncio.sleep(self.cfg.duration)) if self.cfg.duration else None
+        try:
+            waits: set[asyncio.Future[Any]] = {asyncio.create_task(self._stop.wait()), leases}
+            if timer is not None:
+                waits.add(timer)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (leases, status, timer):
+                if t is not None:
+                    t.cancel()
+            for p in list(self.owned):
+                task = self.owned[p]
+                self._drop(p)
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+                with contextlib.suppress(Exception):
+                    await self.client.eval(_RELEASE, 1, lease_key(p), self.id)
+            with contextlib.suppress(Exception):
+                await self.client.zrem(MEMBERS_KEY, self.id)
+            with contextlib.suppress(Exception):
+                await self.client.aclose()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+            if not self.cfg.quiet:
+                print(self.status_line(), file=sys.stderr, flush=True)
+        return 0
+
+    async def _status(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.status_interval)
+            if not self.cfg.quiet:
+                print(self.status_line(), file=sys.stderr, flush=True)
+
+
+async def run_role(cfg: WorkerConfig) -> int:
+    """``--role ingest`` or ``--role compute``."""
+    if cfg.role == "ingest":
+        return await IngestWorker(cfg).run()
+    return await ComputeWorker(cfg).run()

@@ -1,0 +1,248 @@
+"""Scale-out over a real 6-node Redis Cluster (issue 18): 1 ingest + 3 compute workers.
+
+`kill -9` of a compute worker mid-stream: its partitions are taken over by the others, and
+every closed bar of every symbol lands in ``history:<sym>`` with the bytes the single-process
+pipeline computes from the same seeded market bars.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from redis.cluster import ClusterNode, RedisCluster
+from tests.servers import RedisCluster as ClusterFixture
+from tests.servers import redis_cluster
+
+from ttfast.edge.history import history_ops
+from ttfast.sim import market
+from ttfast.warm import Bars, snapshot_batch
+from ttfast.worker import Worker, WorkerConfig
+from ttfast.worker.scaleout import GROUP, lease_key, partition_of, stream_key
+
+P = 16
+SEED = 11
+PERIOD_MS = 300_000
+SYMS = [f"S{i:02d}" for i in range(20)]
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture
+def cluster() -> Iterator[ClusterFixture]:
+    with redis_cluster() as c:
+        yield c
+
+
+def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(log, "wb") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "ttfast.worker", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+def _wait(cond, timeout: float, what: str, logs: list[Path]) -> float:  # type: ignore[no-untyped-def]
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            tails = "\n".join(
+                f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in logs
+            )
+            raise AssertionError(f"timed out ({timeout}s) waiting for {what}\n{tails}")
+        time.sleep(0.1)
+    return time.monotonic() - t0
+
+
+def _reference(sym: str, first: int, last: int) -> dict[int, bytes]:
+    """The single-process worker's closed bars (history JSON) over the seeded market's bars
+    [first, last] of `sym` (one more bar forming, so that `last` is closed)."""
+    starts = np.arange(first, last + 2 * PERIOD_MS, PERIOD_MS, dtype=np.int64)
+    b = market.candle_bars(market.symbol_key(SEED, sym), PERIOD_MS, starts, last + 3 * PERIOD_MS)
+    bars = Bars(b.time, b.open, b.high, b.low, b.close, b.volume)
+    w = Worker(WorkerConfig(symbols=[sym], source="sim", quiet=True))
+    out = w.on_changes(w.store.apply(snapshot_batch(f"{sym}{{=5m}}", bars)))
+    (op,) = history_ops(out, 100_000)
+    return dict(op.bars)
+
+
+def test_kill9_compute_worker_loses_no_final_bar(cluster: ClusterFixture, tmp_path: Path) -> None:
+    r = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in cluster.startup_nodes])
+    common = ["--redis", cluster.url, "--partitions", str(P), "--status-interval", "1"]
+    logs = [tmp_path / "ingest.log"] + [tmp_path / f"compute{i}.log" for i in range(3)]
+    computes = [_spawn(["--role", "compute", *common], logs[1 + i]) for i in range(3)]
+    ingest = _spawn(
+        [
+            "--role", "ingest", *common, "--symbols", ",".join(SYMS), "--sim-seed", str(SEED),
+            "--sim-speed", "1200", "--history-days", "1", "--no-serve", "--no-print",
+        ],
+        logs[0],
+    )  # fmt: skip
+    procs = [ingest, *computes]
+    try:
+
+        def owners() -> dict[int, str | None]:
+            return {
+                p: (v.decode() if (v := r.get(lease_key(p))) is not None else None)
+                for p in range(P)
+            }
+
+        def pid_of(owner: str) -> int:
+            return int(owner.split(":")[1])
+
+        def balanced() -> bool:
+            o = owners()
+            held = {pid_of(v) for v in o.values() if v is not None}
+            return None not in o.values() and held == {c.pid for c in computes}
+
+        _wait(balanced, 90, "all partitions leased, every compute worker holding some", logs)
+        _wait(
+            lambda: all(r.zcard(f"history:{s}") > 250 for s in SYMS),
+            90,
+            "the history of every symbol",
+            logs,
+        )
+        time.sleep(3.0)  # mid-stream
+        before = owners()
+        used = {partition_of(f"{s}{{=5m}}", P) for s in SYMS}
+
+        def share(c: subprocess.Popen[bytes]) -> list[int]:
+            return sorted(p for p, v in before.items() if v is not None and pid_of(v) == c.pid)
+
+        victim = max(computes, key=lambda c: len(set(share(c)) & used))
+        theirs = share(victim)
+        assert set(theirs) & used
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        took = _wait(
+            lambda: all((v := owners()[p]) is not None and pid_of(v) != victim.pid for p in theirs),
+            30,
+            "the dead worker's partitions taken over",
+            logs,
+        )
+        assert took < 5.0, f"takeover took {took:.1f}s"
+        time.sleep(4.0)  # the survivors carry the whole stream for a while
+        ingest.send_signal(signal.SIGTERM)
+        assert ingest.wait(60) == 0
+
+        def drained() -> bool:
+            for p in range(P):
+                if not r.exists(stream_key(p)):
+                    continue
+                info = r.xinfo_stream(stream_key(p))
+                for g in r.xinfo_groups(stream_key(p)):
+                    if g["name"] in (GROUP, GROUP.encode()) and (
+                        g["pending"] or g["last-delivered-id"] != info["last-generated-id"]
+                    ):
+                        return False
+            return True
+
+        _wait(drained, 90, "every entry processed and acknowledged", logs)
+        for c in computes:
+            if c is not victim:
+                c.send_signal(signal.SIGTERM)
+                assert c.wait(60) == 0
+        for sym in SYMS:
+            got = {int(t): m for m, t in r.zrange(f"history:{sym}", 0, -1, withscores=True)}
+            first, last = min(got), max(got)
+            snap = json.loads(r.get(f"snapshot:{sym}"))
+            assert snap["last_candle"]["time"] == last + PERIOD_MS, sym  # nothing after `last`
+            ref = _reference(sym, first, last)
+            assert sorted(got) == sorted(ref), f"{sym}: bars missing or extra"
+            bad = [t for t in ref if got[t] != ref[t]]
+            assert not bad, (
+                f"{sym}: {len(bad)} bars differ, e.g. {got[bad[0]]!r} != {ref[bad[0]]!r}"
+            )
+            assert last - first > 300 * PERIOD_MS  # the snapshot plus live bars
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        r.close()
+
+
+async def test_pending_entries_of_a_dead_consumer_are_claimed(cluster: ClusterFixture) -> None:
+    """A consumer read entries and died before writing anything: a compute worker claims them
+    (XAUTOCLAIM), writes their outputs, then reads on; every closed bar is the reference's."""
+    import asyncio
+
+    from redis.asyncio.cluster import ClusterNode as AsyncNode
+    from redis.asyncio.cluster import RedisCluster as AsyncCluster
+
+    from ttfast import CandleStore
+    from ttfast.worker.scaleout import ComputeWorker, encode_entry
+
+    parts = 4
+    r = AsyncCluster(startup_nodes=[AsyncNode(h, p) for h, p in cluster.startup_nodes])
+    syms = ["AAA", "BBB", "CCC"]
+    t0 = 1_767_225_600_000
+    n = 120
+    store = CandleStore(4096)
+    sent = 0
+    for sym in syms:
+        cs = f"{sym}{{=5m}}"
+        starts = np.arange(t0, t0 + n * PERIOD_MS, PERIOD_MS, dtype=np.int64)
+        b = market.candle_bars(market.symbol_key(SEED, sym), PERIOD_MS, starts, t0 + n * PERIOD_MS)
+        k = 60  # a snapshot of the first k bars, then bar by bar (a partial state first)
+        head = Bars(b.time[:k], b.open[:k], b.high[:k], b.low[:k], b.close[:k], b.volume[:k])
+        changes = [store.apply(snapshot_batch(cs, head))]
+        for i in range(k, n):
+            t = int(b.time[i])
+            changes.append(store.apply_bar(cs, t, b.open[i], b.open[i], b.open[i], b.open[i], 1.0))
+            changes.append(
+                store.apply_bar(cs, t, b.open[i], b.high[i], b.low[i], b.close[i], b.volume[i])
+            )
+        for ch in changes:
+            for c in ch:
+                await r.xadd(stream_key(partition_of(cs, parts)), encode_entry(c))
+                sent += 1
+    dead_read = 0
+    for p in range(parts):
+        if not await r.exists(stream_key(p)):
+            continue
+        await r.xgroup_create(stream_key(p), GROUP, id="0")
+        got = await r.xreadgroup(GROUP, "dead", {stream_key(p): ">"}, count=100)
+        dead_read += sum(len(e) for _, e in (got.items() if isinstance(got, dict) else got))
+    assert 0 < dead_read < sent
+    cfg = WorkerConfig(
+        redis_url=cluster.url, partitions=parts, lease_ms=1000, history_bars=1000, quiet=True
+    )
+    w = ComputeWorker(cfg)
+    task = asyncio.create_task(w.run())
+
+    async def drained() -> bool:
+        for p in range(parts):
+            if not await r.exists(stream_key(p)):
+                continue
+            info = await r.xinfo_stream(stream_key(p))
+            for g in await r.xinfo_groups(stream_key(p)):
+                if g["pending"] or g["last-delivered-id"] != info["last-generated-id"]:
+                    return False
+        return True
+
+    deadline = time.monotonic() + 60
+    while not await drained():
+        assert time.monotonic() < deadline, w.status_line()
+        await asyncio.sleep(0.1)
+    w.stop()
+    assert await asyncio.wait_for(task, 30) == 0
+    assert w.stats.claimed == dead_read
+    for sym in syms:
+        got = {int(t): m for m, t in await r.zrange(f"history:{sym}", 0, -1, withscores=True)}
+        ref = _reference(sym, t0, t0 + (n - 2) * PERIOD_MS)
+        assert got == ref, sym
+        snap = json.loads(await r.get(f"snapshot:{sym}"))
+        assert snap["last_candle"]["time"] == t0 + (n - 1) * PERIOD_MS
+    await r.aclose()
