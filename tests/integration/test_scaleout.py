@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,8 +78,65 @@ def _reference(sym: str, first: int, last: int) -> dict[int, bytes]:
     return dict(op.bars)
 
 
+def _reference_finals(sym: str, first: int, last: int, live: int) -> dict[int, bytes]:
+    """The single-process worker's `"final": true` deltas of the bars [live, last]: the
+    seeded bars [first, live] as a snapshot, then bar by bar."""
+    starts = np.arange(first, last + 2 * PERIOD_MS, PERIOD_MS, dtype=np.int64)
+    b = market.candle_bars(market.symbol_key(SEED, sym), PERIOD_MS, starts, last + 3 * PERIOD_MS)
+    k = int(np.searchsorted(b.time, live)) + 1
+    head = Bars(b.time[:k], b.open[:k], b.high[:k], b.low[:k], b.close[:k], b.volume[:k])
+    w = Worker(WorkerConfig(symbols=[sym], source="sim", quiet=True))
+    cs = f"{sym}{{=5m}}"
+    w.on_changes(w.store.apply(snapshot_batch(cs, head)))
+    finals: dict[int, bytes] = {}
+    for i in range(k, len(b.time)):
+        bar = (b.open[i], b.high[i], b.low[i], b.close[i], b.volume[i])
+        out = w.on_changes(w.store.apply_bar(cs, int(b.time[i]), *bar))
+        for _ch, payload in out.publishes:
+            d = json.loads(payload)
+            if d.get("type") == "delta" and d["final"]:
+                finals[d["candle"]["time"]] = payload
+    return finals
+
+
+class _Deltas:
+    """Every sharded delta of `channels` (SSUBSCRIBE on each shard), from a thread."""
+
+    def __init__(self, cluster: ClusterFixture, channels: list[str]) -> None:
+        self.r = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in cluster.startup_nodes])
+        self.ps = self.r.pubsub()
+        self.ps.ssubscribe(*channels)
+        self.got: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            m = self.ps.get_sharded_message(ignore_subscribe_messages=True, timeout=0.0)
+            if m is None:
+                time.sleep(0.002)
+            elif m["type"] in ("smessage", b"smessage"):
+                self.got.append(m["data"])
+
+    def drain(self, quiet: float = 1.0, timeout: float = 60.0) -> None:
+        """Wait until nothing arrived for `quiet` seconds (read what Redis already sent)."""
+        deadline = time.monotonic() + timeout
+        n = -1
+        while n != len(self.got) and time.monotonic() < deadline:
+            n = len(self.got)
+            time.sleep(quiet)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.ps.close()
+        self.r.close()
+
+
 def test_kill9_compute_worker_loses_no_final_bar(cluster: ClusterFixture, tmp_path: Path) -> None:
     r = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in cluster.startup_nodes])
+    deltas = _Deltas(cluster, [f"analytics:delta:{s}" for s in SYMS])
     common = ["--redis", cluster.url, "--partitions", str(P), "--status-interval", "1"]
     logs = [tmp_path / "ingest.log"] + [tmp_path / f"compute{i}.log" for i in range(3)]
     computes = [_spawn(["--role", "compute", *common], logs[1 + i]) for i in range(3)]
@@ -165,7 +223,26 @@ def test_kill9_compute_worker_loses_no_final_bar(cluster: ClusterFixture, tmp_pa
                 f"{sym}: {len(bad)} bars differ, e.g. {got[bad[0]]!r} != {ref[bad[0]]!r}"
             )
             assert last - first > 300 * PERIOD_MS  # the snapshot plus live bars
+        # every bar that closed live has its "final": true delta, each copy with the bytes of
+        # the single-process worker's (duplicates allowed, loss not)
+        deltas.drain()
+        deltas.close()
+        finals: dict[str, dict[int, list[bytes]]] = {s: {} for s in SYMS}
+        for payload in deltas.got:
+            d = json.loads(payload)
+            if d["final"]:
+                finals[d["symbol"]].setdefault(d["candle"]["time"], []).append(payload)
+        for sym in SYMS:
+            got_f = finals[sym]
+            assert len(got_f) > 20, sym
+            last = max(int(t) for t in r.zrange(f"history:{sym}", -1, -1, withscores=True)[0][1:])
+            first = int(r.zrange(f"history:{sym}", 0, 0, withscores=True)[0][1])
+            ref_f = _reference_finals(sym, first, last, min(got_f))
+            assert sorted(got_f) == sorted(ref_f), f"{sym}: final deltas missing"
+            for t, copies in got_f.items():
+                assert all(c == ref_f[t] for c in copies), f"{sym} {t}: {copies[0]!r}"
     finally:
+        deltas.close()
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()

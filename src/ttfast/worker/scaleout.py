@@ -315,7 +315,9 @@ class ComputeWorker:
         )
         self.history_cap = cfg.history_bars
         self.stats = ComputeStats()
-        self.owned: dict[int, asyncio.Task[None]] = {}
+        self.owned: dict[int, asyncio.Task[None]] = {}  # partitions we hold the lease of
+        self._live: dict[int, asyncio.Task[None]] = {}  # their tasks, until they ended
+        self._releasing: dict[int, asyncio.Task[None]] = {}  # given up: lease kept until it ends
         self.symbols: dict[int, set[str]] = {}
         self._stop = asyncio.Event()
         self._limiter = LogLimiter(log)
@@ -468,7 +470,7 @@ class ComputeWorker:
         first_pending = min((_sid(i) for i in claimed), default=None)
         self.stats.claimed += len(claimed)
         start: Any = "-"
-        while _sid(last) != (0, 0):
+        while _sid(last) != (0, 0) and self._holds(p):
             chunk = await c.xrange(key, min=start, max=last, count=1000)
             if not chunk:
                 break
@@ -493,7 +495,7 @@ class ComputeWorker:
             log.info(
                 "compute %s: partition %d: %d pending entries claimed", self.id, p, len(claimed)
             )
-        while True:
+        while self._holds(p):
             got = await c.xreadgroup(GROUP, self.id, {key: ">"}, count=500, block=200)
             if not got:
                 continue
@@ -504,6 +506,10 @@ class ComputeWorker:
             await c.xack(key, GROUP, *[e[0] for e in entries])
             self.stats.entries += len(entries)
 
+    def _holds(self, p: int) -> bool:
+        """Is the calling partition task still the one of a partition we hold?"""
+        return self.owned.get(p) is asyncio.current_task() and not self._stop.is_set()
+
     async def _run_partition(self, p: int) -> None:
         try:
             await self._partition(p)
@@ -512,14 +518,27 @@ class ComputeWorker:
         except Exception as exc:
             log.error("compute %s: partition %d failed: %r", self.id, p, exc)
             raise
+        finally:  # the state of its symbols goes with the task
+            for sym in self.symbols.pop(p, set()):
+                self.pipeline.discard(sym)
+                self.store.discard(sym)
+            if self._live.get(p) is asyncio.current_task():
+                del self._live[p]
 
     def _drop(self, p: int) -> None:
-        task = self.owned.pop(p, None)
-        if task is not None:
-            task.cancel()
-        for sym in self.symbols.pop(p, set()):
-            self.pipeline.discard(sym)
-            self.store.discard(sym)
+        """Stop working on `p`: its task ends after its current round (between two reads;
+        never cancelled mid-command, which could leave a connection mid-reply)."""
+        self.owned.pop(p, None)
+
+    async def _ended(self, tasks: list[asyncio.Task[None]], timeout: float = 10.0) -> None:
+        """Wait for dropped partition tasks to end; cancel what is still running then."""
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=timeout)
+        for t in pending:
+            t.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=2.0)
 
     # -- leases -------------------------------------------------------------------------------
     async def _leases(self) -> None:
@@ -527,48 +546,55 @@ class ComputeWorker:
         every = self.ttl_ms / 4000
         me = self.id
         offset = zlib.crc32(me.encode()) % self.partitions
-        while True:
+        while not self._stop.is_set():
             now = int(time.time() * 1000)
             try:
                 await c.zadd(MEMBERS_KEY, {me: now + self.ttl_ms})
                 await c.zremrangebyscore(MEMBERS_KEY, "-inf", now)
                 alive = max(1, int(await c.zcard(MEMBERS_KEY)))
+                for p, task in list(self._releasing.items()):
+                    if task.done():  # its last round is acknowledged: nothing pending
+                        del self._releasing[p]
+                        await c.eval(_RELEASE, 1, lease_key(p), me)
+                        self.stats.released += 1
+                    else:
+                        await c.eval(_RENEW, 1, lease_key(p), me, self.ttl_ms)
                 for p in list(self.owned):
                     task = self.owned[p]
-                    if task.done() and not task.cancelled() and task.exception() is not None:
+                    if task.done():  # failed: give it up, it is retried by whoever takes it
+                        self._drop(p)
+                        if not task.cancelled():
+                            task.exception()  # (logged by the task)
                         await c.eval(_RELEASE, 1, lease_key(p), me)
-                        self._drop(p)  # failed: give it up, it is retried by whoever takes it
                         continue
                     if not await c.eval(_RENEW, 1, lease_key(p), me, self.ttl_ms):
                         self.stats.lost += 1
                         log.warning("compute %s: lease of partition %d lost", me, p)
                         self._drop(p)
                 target = math.ceil(self.partitions / alive)
-                while len(self.owned) > target:
+                while len(self.owned) > target and not self._stop.is_set():
                     p = max(self.owned)
-                    task = self.owned[p]
-                    self._drop(p)
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
-                    await c.eval(_RELEASE, 1, lease_key(p), me)
-                    self.stats.released += 1
+                    self._releasing[p] = self.owned[p]
+                    self._drop(p)  # its task ends after its round; released once it did
                 for i in range(self.partitions):
                     if len(self.owned) >= target:
                         break
                     p = (offset + i) % self.partitions
-                    if p in self.owned:
-                        continue
+                    if p in self.owned or p in self._live or self._stop.is_set():
+                        continue  # (in _live: its previous task has not ended yet)
                     if await c.set(lease_key(p), me, nx=True, px=self.ttl_ms):
                         self.stats.takeovers += 1
                         log.info("compute %s: partition %d acquired", me, p)
-                        self.owned[p] = asyncio.create_task(
+                        task = asyncio.create_task(
                             self._run_partition(p), name=f"ttfast-partition-{p}"
                         )
+                        self.owned[p] = self._live[p] = task
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self._limiter.log("lease", logging.WARNING, "compute: lease round failed: %r", exc)
-            await asyncio.sleep(every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), every)
 
     def status_line(self) -> str:
         st = self.stats
@@ -601,20 +627,24 @@ class ComputeWorker:
                 waits.add(timer)
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for t in (leases, status, timer):
+            # by flags, not cancellation: a command cancelled mid-reply could leave its
+            # connection unusable for the releases below
+            self._stop.set()
+            for t in (status, timer):
                 if t is not None:
                     t.cancel()
-            for p in list(self.owned):
-                task = self.owned[p]
+            await self._ended([leases], timeout=5.0)
+            held = list(self.owned) + list(self._releasing)
+            for p in held:
                 self._drop(p)
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await self._ended(list(self._live.values()))
+            for p in held:  # let the others take over at once rather than after the TTL
                 with contextlib.suppress(Exception):
-                    await self.client.eval(_RELEASE, 1, lease_key(p), self.id)
+                    await asyncio.wait_for(self.client.eval(_RELEASE, 1, lease_key(p), self.id), 2)
             with contextlib.suppress(Exception):
-                await self.client.zrem(MEMBERS_KEY, self.id)
+                await asyncio.wait_for(self.client.zrem(MEMBERS_KEY, self.id), 2)
             with contextlib.suppress(Exception):
-                await self.client.aclose()
+                await asyncio.wait_for(self.client.aclose(), 5)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
