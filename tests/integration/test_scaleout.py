@@ -323,3 +323,35 @@ async def test_pending_entries_of_a_dead_consumer_are_claimed(cluster: ClusterFi
         snap = json.loads(await r.get(f"snapshot:{sym}"))
         assert snap["last_candle"]["time"] == t0 + (n - 1) * PERIOD_MS
     await r.aclose()
+
+
+def test_role_flags() -> None:
+    from ttfast.worker import parse_args
+
+    cfg = parse_args(["--role", "compute", "--redis", "redis+cluster://127.0.0.1:7000,h:7001"])
+    assert (cfg.role, cfg.partitions, cfg.lease_ms) == ("compute", 16, 2000)
+    assert parse_args([]).role == "single"  # today's worker stays the default
+    for bad in (
+        ["--role", "ingest"],  # no --redis
+        ["--role", "compute", "--redis", "redis://x:1", "--partitions", "0"],
+        [
+            "--redis",
+            "redis+cluster://127.0.0.1:7000",
+        ],  # the single worker's sink is not a cluster client
+    ):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
+
+
+def test_partitions_are_stable() -> None:
+    import zlib
+
+    from redis.cluster import key_slot
+
+    from ttfast.worker.scaleout import redact
+
+    for sym in ("SPY{=5m}", "QQQ{=1h}", "AAPL{=5m}"):
+        assert partition_of(sym, 16) == zlib.crc32(sym.encode()) % 16  # not hash(): stable
+    assert stream_key(3) == "{p3}:candles" and lease_key(3) == "{p3}:lease"
+    assert key_slot(stream_key(3).encode()) == key_slot(lease_key(3).encode())  # one slot
+    assert redact("redis+cluster://u:secret@h:1,h:2") == "redis+cluster://***@h:1,h:2"
