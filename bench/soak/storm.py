@@ -17,53 +17,22 @@ import math
 import time
 from typing import Any
 
+from tests.protocol.test_dxlink_client_storm import (
+    OPTS,
+    START,
+    T0,
+    ManualClock,
+    storm_fault_plan,
+)
+
 from bench.soak.common import Row, log
 
-T0 = 1_767_000_000_000 - 1_767_000_000_000 % 60_000 + 25_000
-START = T0 - 25_000 - 60 * 60_000
 SYMBOLS = ["SPY", "QQQ", "AAPL"]
 COLS = ("time", "open", "high", "low", "close", "volume", "count")
 
-OPTS: dict[str, Any] = dict(
-    aggregation_period=0.05,
-    keepalive_interval=0.05,
-    receive_timeout=0.15,
-    handshake_timeout=1.0,
-    backoff_base=0.002,
-    backoff_max=0.02,
-    candle_pace=0.001,
-    connect_timeout=5.0,
-)
-
-
-class ManualClock:
-    def __init__(self, t: int) -> None:
-        self.t = t
-
-    def now_ms(self) -> int:
-        return self.t
-
 
 def _faults(storm: int) -> Any:
-    from ttfast.sim.dxlink_server import Faults
-
-    def f(n: int) -> Faults:
-        if n > storm:
-            return Faults()
-        k = n % 6
-        if k == 0:
-            return Faults(close_after_frames=2 + n % 5)
-        if k == 1:
-            return Faults(close_after_s=0.1 + (n % 3) * 0.02)
-        if k == 2:
-            return Faults(close_after_s=0.1, close_code=None)  # TCP drop, no close frame
-        if k == 3:
-            return Faults(restart_after_s=0.1)  # 1012
-        if k == 4:
-            return Faults(silent_after_s=0.1)  # the client's watchdog must notice
-        return Faults()  # ERROR TIMEOUT injected by the driver loop
-
-    return f
+    return storm_fault_plan(storm)
 
 
 def _rows(series: Any) -> dict[int, tuple[float, ...]]:

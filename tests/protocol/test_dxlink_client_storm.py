@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,24 +44,32 @@ class ManualClock:
         return self.t
 
 
-def storm_faults(n: int) -> Faults:
-    """Connection n (1-based) of the stormy server; the 101st is calm."""
-    if n > STORM:
-        return Faults()
-    k = n % 6
-    if k == 0:
-        return Faults(close_after_frames=2 + n % 5)
-    # timed faults fire 0.1 s after connect: well after the handshake (a few ms here), so
-    # they hit a streaming connection even on a starved CI machine
-    if k == 1:
-        return Faults(close_after_s=0.1 + (n % 3) * 0.02)
-    if k == 2:
-        return Faults(close_after_s=0.1, close_code=None)  # TCP drop, no close frame
-    if k == 3:
-        return Faults(restart_after_s=0.1)  # 1012
-    if k == 4:
-        return Faults(silent_after_s=0.1)  # watchdog must notice
-    return Faults()  # ERROR TIMEOUT injected by the test below
+def storm_fault_plan(storm: int) -> Callable[[int], Faults]:
+    """Faults of connection n (1-based) of the stormy server: a mixed fault for n <= storm,
+    calm after (also used by the soak run, bench/soak/storm.py)."""
+
+    def faults(n: int) -> Faults:
+        if n > storm:
+            return Faults()
+        k = n % 6
+        if k == 0:
+            return Faults(close_after_frames=2 + n % 5)
+        # timed faults fire 0.1 s after connect: well after the handshake (a few ms here), so
+        # they hit a streaming connection even on a starved CI machine
+        if k == 1:
+            return Faults(close_after_s=0.1 + (n % 3) * 0.02)
+        if k == 2:
+            return Faults(close_after_s=0.1, close_code=None)  # TCP drop, no close frame
+        if k == 3:
+            return Faults(restart_after_s=0.1)  # 1012
+        if k == 4:
+            return Faults(silent_after_s=0.1)  # watchdog must notice
+        return Faults()  # ERROR TIMEOUT injected by the driver loop
+
+    return faults
+
+
+storm_faults = storm_fault_plan(STORM)
 
 
 async def until(cond: Any, timeout: float, what: str) -> None:
