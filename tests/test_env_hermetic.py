@@ -19,13 +19,18 @@ def _check(venv: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _make(venv: Path, *flags: str) -> None:
+def _make(venv: Path) -> None:
     base = getattr(sys, "_base_executable", sys.executable)
-    subprocess.run(
-        [base, "-m", "venv", "--without-pip", *flags, str(venv)],
-        check=True,
-        timeout=120,
-    )
+    subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+
+
+def _make_leaky(venv: Path) -> None:
+    """A venv that sees the base interpreter's packages: what pyvenv.cfg says decides it."""
+    _make(venv)
+    cfg = venv / "pyvenv.cfg"
+    text = cfg.read_text(encoding="utf-8")
+    assert "include-system-site-packages = false" in text
+    cfg.write_text(text.replace("= false", "= true"), encoding="utf-8")
 
 
 def test_hermetic_venv_passes(tmp_path: Path) -> None:
@@ -37,7 +42,7 @@ def test_hermetic_venv_passes(tmp_path: Path) -> None:
 
 def test_system_site_packages_venv_is_refused(tmp_path: Path) -> None:
     venv = tmp_path / "leaky"
-    _make(venv, "--system-site-packages")
+    _make_leaky(venv)
     r = _check(venv)
     assert r.returncode != 0
     assert "include-system-site-packages = true" in r.stderr
@@ -49,12 +54,33 @@ def test_non_venv_is_refused(tmp_path: Path) -> None:
     assert "not a virtual environment" in r.stderr
 
 
+def test_leaky_venv_is_made_anew(tmp_path: Path) -> None:
+    venv = tmp_path / "old"
+    _make_leaky(venv)
+    base = getattr(sys, "_base_executable", sys.executable)
+    r = subprocess.run(
+        ["bash", "-c", f'. "{VENV_SH}" && make_venv "$1"', "make", str(venv)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "PY": base},
+    )
+    assert r.returncode == 0, r.stderr
+    assert "making it anew" in r.stderr
+    assert "include-system-site-packages = false" in (venv / "pyvenv.cfg").read_text()
+    assert _check(venv).returncode == 0
+
+
 def test_no_script_makes_a_leaky_venv() -> None:
-    for script in [ROOT / "tests" / "run.sh", *sorted((ROOT / "tests").rglob("*.sh"))]:
+    """Every venv of the test command is made by make_venv (tests/env/venv.sh), with no
+    options: no other script creates one."""
+    makers: list[str] = []
+    for script in sorted((ROOT / "tests").rglob("*.sh")):
         text = script.read_text(encoding="utf-8")
-        code = "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("#"))
-        assert "-m venv --system-site-packages" not in code, script
-        assert "virtualenv --system-site-packages" not in code, script
+        code = [ln.strip() for ln in text.splitlines() if not ln.lstrip().startswith("#")]
+        assert not any("virtualenv" in ln for ln in code), script
+        makers += [f"{script.name}: {ln}" for ln in code if " -m venv" in ln]
+    assert makers == ['venv.sh: "${PY:-python3}" -m venv "$dir"'], makers
 
 
 def test_reqs_come_from_pyproject() -> None:

@@ -1,6 +1,7 @@
 # Sourced by tests/run.sh and tests/fuzz/run_fuzz.sh: hermetic venvs and the checks on them.
 #
-#   make_venv DIR        create DIR as a venv of $PY unless it exists, then check_venv DIR
+#   make_venv DIR        create DIR as a venv of $PY unless a hermetic one exists (one that
+#                        sees the base interpreter's packages is made anew), then check_venv DIR
 #   check_venv DIR       fail unless DIR is a venv that cannot see the base interpreter's
 #                        site-packages (include-system-site-packages = false) and whose python
 #                        reports DIR as its prefix
@@ -12,7 +13,7 @@ check_venv() {
     echo "hermetic check: $dir is not a virtual environment (no pyvenv.cfg / bin/python)" >&2
     return 1
   fi
-  if grep -Eiq '^[[:space:]]*include-system-site-packages[[:space:]]*=[[:space:]]*true' "$cfg"; then
+  if _venv_leaks "$dir"; then
     echo "hermetic check: $dir has include-system-site-packages = true; the test command's" \
       "venvs must not see the base interpreter's packages. Delete $dir and run again." >&2
     return 1
@@ -29,8 +30,16 @@ if leaked:
 PY
 }
 
+_venv_leaks() {
+  grep -Eiq '^[[:space:]]*include-system-site-packages[[:space:]]*=[[:space:]]*true' "$1/pyvenv.cfg"
+}
+
 make_venv() {
   local dir="$1"
+  if [ -f "$dir/pyvenv.cfg" ] && _venv_leaks "$dir"; then
+    echo "make_venv: $dir sees the base interpreter's packages; making it anew" >&2
+    rm -rf "$dir"
+  fi
   if [ ! -x "$dir/bin/python" ]; then
     "${PY:-python3}" -m venv "$dir"
   fi

@@ -16,12 +16,8 @@ cd "$ROOT"
 
 # shellcheck source=tests/env/venv.sh
 . "$ROOT/tests/env/venv.sh"
-# A hermetic venv (never --system-site-packages): everything the sanitized build and the decoder
-# tests import is installed here, from pyproject.toml's own lists, pinned like the main test venv.
-if [ -f "$VENV/pyvenv.cfg" ] && grep -Eiq 'include-system-site-packages *= *true' "$VENV/pyvenv.cfg"; then
-  echo "run_fuzz.sh: $VENV was made with --system-site-packages (old layout); recreating it" >&2
-  rm -rf "$VENV"
-fi
+# A hermetic venv (make_venv): everything the sanitized build and the decoder tests import is
+# installed here, from pyproject.toml's own lists, pinned like the main test venv.
 make_venv "$VENV"
 export PIP_CONSTRAINT="${PIP_CONSTRAINT:-$ROOT/tests/constraints.txt}"
 mapfile -t BUILD_REQS < <("$VENV/bin/python" tests/env/reqs.py build)
