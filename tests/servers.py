@@ -8,6 +8,7 @@ with the server's own output attached.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import os
@@ -75,13 +76,14 @@ def _tail(path: Path, n: int = 3000) -> str:
         return ""
 
 
-class _ChildProcess:
+class _ChildProcess(abc.ABC):
     """kill/restart/stop of a server child process (`proc`), shared by the servers below."""
 
     proc: subprocess.Popen[bytes] | None
 
+    @abc.abstractmethod
     def start(self, timeout: float = 10.0) -> None:
-        raise NotImplementedError
+        """Start the server and wait until it answers."""
 
     def kill(self) -> None:
         """Hard kill (SIGKILL): what a crash looks like to clients."""

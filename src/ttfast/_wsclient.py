@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import math
 import time
+from abc import ABC, abstractmethod
 from enum import Enum
 from typing import Any, Generic, Literal, Protocol, Self, TypeVar, cast
 
@@ -60,7 +61,7 @@ async def sleep_until_woken(wake: asyncio.Event, timeout: float) -> None:
             await wake.wait()
 
 
-class ReconnectingClient(Generic[S, C]):
+class ReconnectingClient(ABC, Generic[S, C]):
     """Runner, reconnect loop, open/close and watchdog of a self-healing WebSocket client.
 
     ``S``: the subclass's state enum, whose values are ``idle``, ``connecting``, ``connected``,
@@ -109,45 +110,48 @@ class ReconnectingClient(Generic[S, C]):
 
     # ---- what the subclass provides ------------------------------------------------------------
 
+    @abstractmethod
     def _event(
         self, kind: LoopEventKind, detail: str = "", error: BaseException | None = None
     ) -> None:
         """Report an event (not a state change)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _set_state(self, state: S, kind: StateEventKind, detail: str = "", **kw: Any) -> None:
         """Change the state and report it (``kw``: ``error``, ``close_code``)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def open(self) -> None:
-        raise NotImplementedError
+        """Connect and wait until ready (the subclass wraps ``_open()``)."""
 
+    @abstractmethod
     async def close(self) -> None:
-        raise NotImplementedError
+        """Close the socket and stop every task (the subclass wraps ``_shutdown()``)."""
 
     async def _before_open(self) -> None:
         """What ``open()`` does before the runner starts."""
 
+    @abstractmethod
     async def _begin_connection(self) -> tuple[str, str]:
         """(URL, token) of the next connection; raising is a ``token_error``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _new_conn(self) -> C:
-        raise NotImplementedError
+        """A new picows listener for the next connection."""
 
     def _prepare_connection(self) -> None:
         """Per-connection state, before the socket is opened."""
 
+    @abstractmethod
     def _connection_made(self, conn: C, token: str) -> list[asyncio.Task[None]]:
         """The socket is open: send the first messages, start the connection's tasks."""
-        raise NotImplementedError
 
     def _connection_closing(self) -> None:
         """The connection ended (its tasks are cancelled): stop what else belongs to it."""
 
+    @abstractmethod
     def _connection_lost(self) -> None:
         """The connection ended, its socket is closed: tell the protocol."""
-        raise NotImplementedError
 
     async def _stop_tasks(self) -> None:
         """``close()``: stop the runner (and whatever else the subclass runs)."""
