@@ -228,11 +228,17 @@ class InfluxServer(_ChildProcess):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
+    _conf = _INFLUX_CONF  # the configuration template (see InfluxAuthServer)
+
+    def _on_ready(self) -> None:
+        """First thing once /ping answers."""
+        self.create_database("udp")
+
     def start(self, timeout: float = 20.0) -> None:
         self.http_port, rpc, self.udp_port = free_port(), free_port(), free_udp_port()
         conf = self.dir / "influxdb.conf"
         conf.write_text(
-            _INFLUX_CONF.format(dir=self.dir, rpc=rpc, http=self.http_port, udp=self.udp_port)
+            self._conf.format(dir=self.dir, rpc=rpc, http=self.http_port, udp=self.udp_port)
         )
         log = self.dir / "influxd.log"
         with open(log, "wb") as out:
@@ -246,7 +252,7 @@ class InfluxServer(_ChildProcess):
             try:
                 with urllib.request.urlopen(self.url + "/ping", timeout=0.5) as r:
                     if r.status == 204:
-                        self.create_database("udp")
+                        self._on_ready()
                         return
             except OSError:
                 pass
@@ -307,36 +313,15 @@ class InfluxAuthServer(InfluxServer):
     admin: str = "admin"
     admin_password: str = "admin-pw-0"
 
-    def start(self, timeout: float = 20.0) -> None:
-        self.http_port, rpc, self.udp_port = free_port(), free_port(), free_udp_port()
-        conf = self.dir / "influxdb.conf"
-        conf.write_text(
-            _INFLUX_AUTH_CONF.format(dir=self.dir, rpc=rpc, http=self.http_port, udp=self.udp_port)
+    _conf = _INFLUX_AUTH_CONF
+
+    def _on_ready(self) -> None:
+        # with no user yet, influxd accepts exactly this one unauthenticated query
+        self._raw_query(
+            f"CREATE USER \"{self.admin}\" WITH PASSWORD '{self.admin_password}' "
+            "WITH ALL PRIVILEGES",
+            {},
         )
-        log = self.dir / "influxd.log"
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [self.binary, "run", "-config", str(conf)], stdout=out, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"influxd exited with {self.proc.returncode}:\n" + _tail(log))
-            try:
-                with urllib.request.urlopen(self.url + "/ping", timeout=0.5) as r:
-                    if r.status == 204:
-                        # with no user yet, influxd accepts exactly this one unauthenticated query
-                        self._raw_query(
-                            f"CREATE USER \"{self.admin}\" WITH PASSWORD '{self.admin_password}' "
-                            "WITH ALL PRIVILEGES",
-                            {},
-                        )
-                        return
-            except OSError:
-                pass
-            time.sleep(0.02)
-        _stop(self.proc)
-        raise RuntimeError(f"influxd not ready on port {self.http_port}:\n" + _tail(log))
 
     def _raw_query(self, q: str, extra: dict[str, str]) -> dict[str, Any]:
         # influxd reads u/p from the URL's query string only, never from a form body
