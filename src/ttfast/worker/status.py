@@ -90,20 +90,14 @@ def status_line(w: Worker) -> str:
             f"backlog {w.redis.backlog}{_in_flight(w.redis.in_flight)} dropped {r.dropped} "
             f"reconnects {r.reconnects}"
         )
-    if w.telegraf is not None:
-        t = w.telegraf.stats
-        parts.append(
-            f"telegraf sent {t.lines_sent} backlog {w.telegraf.backlog_lines}"
-            f"{_in_flight(w.telegraf.inflight_lines)} "
-            f"dropped {t.lines_dropped} rejected {t.lines_rejected}"
-        )
-    if w.influx is not None:
-        i = w.influx.stats
-        parts.append(
-            f"influx sent {i.lines_sent} backlog {w.influx.backlog_lines}"
-            f"{_in_flight(w.influx.inflight_lines)} "
-            f"dropped {i.lines_dropped} rejected {i.lines_rejected}"
-        )
+    for name, sink in (("telegraf", w.telegraf), ("influx", w.influx)):  # the same counters
+        if sink is not None:
+            t = sink.stats
+            parts.append(
+                f"{name} sent {t.lines_sent} backlog {sink.backlog_lines}"
+                f"{_in_flight(sink.inflight_lines)} "
+                f"dropped {t.lines_dropped} rejected {t.lines_rejected}"
+            )
     edge = w.edge.status()
     if edge:
         parts.append(edge)
