@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from ttfast._core import REMOVE_EVENT, SNAPSHOT_BEGIN, SNAPSHOT_END, SNAPSHOT_SNIP, TX_PENDING
 from ttfast.dxlink.fields import EVENT_FIELDS as DXLINK_EVENT_FIELDS
 from ttfast.sim import market
 from ttfast.sim.javafmt import json_double
@@ -46,22 +47,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVENT_FIELDS",
-    "REMOVE_EVENT",
-    "SNAPSHOT_BEGIN",
-    "SNAPSHOT_END",
-    "SNAPSHOT_SNIP",
-    "TX_PENDING",
     "FeedChannel",
     "FeedConnection",
     "FeedGenerator",
     "corrected_bar",
 ]
-
-TX_PENDING = 0x01
-REMOVE_EVENT = 0x02
-SNAPSHOT_BEGIN = 0x04
-SNAPSHOT_END = 0x08
-SNAPSHOT_SNIP = 0x10
 
 #: Known dxLink field names per event type (the one catalogue, shared with the client), plus
 #: dxFeed's ``Underlying.optionVolume`` (call + put volume), which the tastytrade SDK requests:
