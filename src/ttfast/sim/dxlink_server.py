@@ -43,12 +43,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import picows
 
 from ttfast.sim import market
 from ttfast.sim.dxlink_feed import EVENT_FIELDS, FeedChannel, FeedGenerator, corrected_bar
+from ttfast.sim.pricing import Clock
 
 __all__ = [
     "EVENT_FIELDS",
@@ -70,12 +71,6 @@ MSG_RATE = "Your subscription rate is too high"
 
 Contract = Literal["AUTO", "TICKER", "STREAM", "HISTORY"]
 FieldsMode = Literal["lazy", "eager", "late", "absent", "reordered"]
-
-
-class Clock(Protocol):
-    """Source of simulated market time (epoch ms)."""
-
-    def now_ms(self) -> int: ...
 
 
 class SimClock:

@@ -147,6 +147,8 @@ def parse_option_symbol(symbol: str, future_streamer: dict[str, str] | None = No
 
 
 class Clock(Protocol):
+    """Source of simulated market time (epoch ms)."""
+
     def now_ms(self) -> int: ...
 
 
