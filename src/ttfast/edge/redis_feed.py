@@ -39,6 +39,7 @@ from ttfast._util import redact_url
 from ttfast.edge.history import HISTORY_KEY_PREFIX, snapshot_meta
 from ttfast.edge.hub import Hub
 from ttfast.sinks import LogLimiter
+from ttfast.sinks.redis import _pack
 from ttfast.symbols import validate_symbol
 
 __all__ = ["FeedUnavailable", "RedisFeed", "RedisFeedStats"]
@@ -61,10 +62,6 @@ class RedisFeedStats:
     read_errors: int = 0  # snapshot/history/scan reads that failed
     publish_errors: int = 0  # batches the hub failed on (a bug guard; logged)
     cache_hits_down: int = 0  # snapshots answered from the cache (Redis down or failing)
-
-
-def _pack(*args: bytes) -> bytes:
-    return b"".join([b"*%d\r\n" % len(args), *(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)])
 
 
 class _PubSub(asyncio.Protocol):
