@@ -45,7 +45,6 @@ macd = {"value","signal","hist","color"}, hma = {"value","direction","color"}.
 """
 
 import json
-import re
 
 import numpy as np
 
@@ -68,6 +67,7 @@ from ttfast._core.textbuf cimport TextBuf, textbuf_reserve, fmt_double, fmt_int6
 cnp.import_array()
 
 from ttfast._core.indicators import (HIST_COLORS, HMA_UP_COLOR, HMA_DOWN_COLOR)
+from ttfast.symbols import normalize_period as _normalize_period
 
 # KIND_* (row kinds) and COLUMN_* (rows of PipelineOutput.columns) are cpdef enums in
 # pipeline.pxd: module attributes too.
@@ -79,39 +79,28 @@ SNAPSHOT_KEY_PREFIX = "snapshot:"
 DELTA_CHANNEL_PREFIX = "analytics:delta:"
 RAW_CHANNEL_PREFIX = "market:CandleEvent:"
 
-_PERIOD_RE = re.compile(r"(\d+(?:\.\d+)?)?(mo|pm|pr|t|s|m|h|d|w|o|y|v|p)", re.I)
 
-
-def normalize_period(str period):
-    """dxFeed's normalized form of a candle period (``1h`` -> ``h``, ``05m`` -> ``5m``, ``M`` ->
-    ``m``), or None if it is not one."""
-    m = _PERIOD_RE.fullmatch(period)
-    if m is None:
+cdef str _normalized(str period):
+    """dxFeed's normalized form of a candle period (``ttfast.symbols.normalize_period``: ``1h`` ->
+    ``h``, ``05m`` -> ``5m``), or None if it is not one."""
+    try:
+        return _normalize_period(period)
+    except ValueError:
         return None
-    num, unit = m.group(1), m.group(2).lower()
-    if num is None:
-        return unit
-    value = float(num)
-    if not value > 0:
-        return None
-    if value == 1.0:
-        return unit
-    return (str(int(value)) if value.is_integer() else repr(value)) + unit
 
 
-def display_period(str period):
-    """The period as shown in payloads and Influx tags: always with its count (``h`` -> ``1h``);
-    a value that is not a dxFeed period is returned as is."""
-    norm = normalize_period(period)
+cdef str _display(str period, str norm):
+    """`period` as shown in payloads and Influx tags, given its normalized form `norm`: always
+    with its count (``h`` -> ``1h``); `period` as is when it is not a dxFeed period (norm None)."""
     if norm is None:
         return period
     return norm if norm[0].isdigit() else "1" + norm
 
 
-def split_candle_symbol(str symbol):
-    """``(tag symbol, period attribute or None)`` of a dxFeed candle symbol:
-    ``"SPY{=1h,tho=true}"`` -> ``("SPY{tho=true}", "1h")``; ``"SPY"`` -> ``("SPY", None)``."""
-    return _split(symbol)
+def display_period(str period):
+    """The period as shown in payloads and Influx tags: always with its count (``h`` -> ``1h``);
+    a value that is not a dxFeed period is returned as is."""
+    return _display(period, _normalized(period))
 
 
 cdef tuple _split(str symbol):
@@ -236,10 +225,10 @@ cdef class IndicatorPipeline:
         self._primary = None
         self._primary_display = None
         if period is not None:
-            self._primary = normalize_period(period)
+            self._primary = _normalized(period)
             if self._primary is None:
                 raise ValueError(f"bad candle period {period!r}")
-            self._primary_display = display_period(period)
+            self._primary_display = _display(period, self._primary)
         self._period_info = {}
         self._states = {}
         self._by_name = {}
@@ -283,8 +272,9 @@ cdef class IndicatorPipeline:
                 disp = self._primary_display or ""
                 primary = True
             else:
-                disp = display_period(attr)
-                primary = self._primary is not None and normalize_period(attr) == self._primary
+                norm = _normalized(attr)
+                disp = _display(attr, norm)
+                primary = self._primary is not None and norm == self._primary
             if len(self._period_info) >= 1024:
                 self._period_info.clear()
             info = self._period_info[attr] = (disp, json.dumps(disp or None).encode(), primary)

@@ -31,9 +31,7 @@ HIST_COLORS: tuple[str, str, str, str]
 HMA_UP_COLOR: str
 HMA_DOWN_COLOR: str
 
-def normalize_period(period: str) -> str | None: ...
 def display_period(period: str) -> str: ...
-def split_candle_symbol(symbol: str) -> tuple[str, str | None]: ...
 
 @disjoint_base
 class PipelineOutput:
