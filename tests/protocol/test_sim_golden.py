@@ -34,7 +34,7 @@ import picows
 import pytest
 
 from ttfast.sim import DxLinkServer, Faults, RestSimServer
-from ttfast.sim.pricing import StandaloneMarket
+from ttfast.sim.pricing import ManualClock, StandaloneMarket
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "sim_golden"
 RECORD = os.environ.get("TTFAST_SIM_GOLDEN") == "record"
@@ -48,14 +48,6 @@ H = 3_600_000
 SETUP = {"type": "SETUP", "channel": 0, "version": "golden/1", "keepaliveTimeout": 60,
          "acceptKeepaliveTimeout": 60}  # fmt: skip
 AUTH = {"type": "AUTH", "channel": 0, "token": "tok"}
-
-
-class ManualClock:
-    def __init__(self, t_ms: int) -> None:
-        self.t = t_ms
-
-    def now_ms(self) -> int:
-        return self.t
 
 
 def _req(ch: int, contract: str = "AUTO", **params: Any) -> dict[str, Any]:
