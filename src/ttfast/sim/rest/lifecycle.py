@@ -46,12 +46,14 @@ from ttfast.sim.rest.fixtures import CRYPTOS, FUTURES
 from ttfast.sim.rest.state import SimState
 
 __all__ = [
+    "BUYS",
     "LIFECYCLE_KEY",
     "SESSION_CLOSE_UTC_MS",
     "TERMINAL",
     "OrderLifecycle",
     "future_streamer_map",
     "lifecycle_of",
+    "members",
     "money",
     "multiplier",
     "streamer_symbol",
@@ -62,7 +64,8 @@ log = logging.getLogger("ttfast.sim.rest.lifecycle")
 #: the regular session closes at 21:00 UTC (16:00 New York in winter)
 SESSION_CLOSE_UTC_MS = 21 * 3_600_000
 TERMINAL = frozenset({"Filled", "Cancelled", "Rejected", "Expired", "Removed", "Partially Removed"})
-_BUYS = frozenset({"Buy to Open", "Buy to Close", "Buy"})
+#: leg actions that buy (at the ask); the others sell
+BUYS = frozenset({"Buy to Open", "Buy to Close", "Buy"})
 _D0 = Decimal(0)
 
 
@@ -99,6 +102,12 @@ def future_streamer_map() -> dict[str, str]:
     return {k: str(v["streamer-symbol"]) for k, v in FUTURES.items()}
 
 
+def members(cx: dict[str, Any]) -> list[dict[str, Any]]:
+    """A complex order's orders: the trigger order (if any) first."""
+    trig = cx.get("trigger-order")
+    return ([trig] if trig is not None else []) + list(cx["orders"])
+
+
 def _copy(x: Any) -> Any:
     return json.loads(json.dumps(x))
 
@@ -131,7 +140,7 @@ class OrderLifecycle:
         """What one unit of the leg trades at now (buy: ask, sell: bid)."""
         sym = str(leg.get("symbol"))
         bid, ask = self.market.bid_ask(sym, streamer_symbol(sym, leg.get("instrument-type")))
-        return Decimal(str(ask if leg.get("action") in _BUYS else bid))
+        return Decimal(str(ask if leg.get("action") in BUYS else bid))
 
     def mark(self, symbol: str, instrument_type: str | None) -> Decimal:
         return Decimal(str(self.market.mark(symbol, streamer_symbol(symbol, instrument_type))))
@@ -153,12 +162,12 @@ class OrderLifecycle:
         prices = [self.leg_price(leg) for leg in o["legs"]]
         net = _D0
         for leg, r, p in zip(o["legs"], ratios, prices, strict=True):
-            net += r * p if leg.get("action") in _BUYS else -r * p
+            net += r * p if leg.get("action") in BUYS else -r * p
         return net, prices
 
     def _marketable(self, o: dict[str, Any], net: Decimal) -> bool:
         ot = o.get("order-type")
-        buying = o["legs"][0].get("action") in _BUYS
+        buying = o["legs"][0].get("action") in BUYS
         if ot in ("Stop", "Stop Limit") and o["id"] not in self.triggered:
             stop = wire.dec(o.get("stop-trigger"))
             px = abs(net)
@@ -195,9 +204,8 @@ class OrderLifecycle:
             await self._push(cx["account-number"], [("ComplexOrder", cx)])
 
     async def complex_placed(self, cx: dict[str, Any]) -> None:
-        members = self._members(cx)
         await self._push(cx["account-number"], [("ComplexOrder", cx)])
-        await self.placed(members)
+        await self.placed(members(cx))
 
     async def tick(self) -> None:
         """Evaluate every working order once at the market's current time."""
@@ -330,14 +338,9 @@ class OrderLifecycle:
                 m["cancelled-at"] = m["terminal-at"]
             if cancelled:
                 await self._push(acct, [("Order", m) for m in cancelled])
-        if all(m["status"] in TERMINAL for m in self._members(cx)):
+        if all(m["status"] in TERMINAL for m in members(cx)):
             cx["terminal-at"] = wire.iso(datetime.fromtimestamp(now / 1000, UTC))
         await self._push(acct, [("ComplexOrder", cx)])
-
-    @staticmethod
-    def _members(cx: dict[str, Any]) -> list[dict[str, Any]]:
-        trig = cx.get("trigger-order")
-        return ([trig] if trig is not None else []) + list(cx["orders"])
 
     def _move_position(
         self, acct: str, leg: dict[str, Any], q: Decimal, p: Decimal, t: datetime,
@@ -374,7 +377,7 @@ class OrderLifecycle:
         if pos.get("quantity-direction") == "Short":
             old = -old
         avg = wire.dec(pos.get("average-open-price")) or _D0
-        delta = q if leg.get("action") in _BUYS else -q
+        delta = q if leg.get("action") in BUYS else -q
         new = old + delta
         realized = wire.dec(pos.get("realized-today")) or _D0
         if pos.get("realized-today-effect") == "Debit":
@@ -409,7 +412,7 @@ class OrderLifecycle:
         sym = str(leg["symbol"])
         it = leg.get("instrument-type") or "Equity"
         value = q * p * multiplier(sym, it)
-        eff = "Debit" if leg.get("action") in _BUYS else "Credit"
+        eff = "Debit" if leg.get("action") in BUYS else "Credit"
         action = str(leg.get("action"))
         self.state.transactions[acct].insert(0, {
             "id": 252_650_000 + self.fills,  # after the seeded ones; order ids stay untouched

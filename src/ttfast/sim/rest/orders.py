@@ -18,7 +18,7 @@ from aiohttp import web
 
 from ttfast.sim.rest import wire
 from ttfast.sim.rest.accounts import account_of
-from ttfast.sim.rest.lifecycle import TERMINAL, lifecycle_of
+from ttfast.sim.rest.lifecycle import BUYS, TERMINAL, lifecycle_of, members
 from ttfast.sim.rest.state import SimState, state_of
 
 __all__ = [
@@ -37,8 +37,6 @@ __all__ = [
 
 log = logging.getLogger("ttfast.sim.rest")
 
-_TERMINAL = TERMINAL
-_BUYS = {"Buy to Open", "Buy to Close", "Buy"}
 _SELLS = {"Sell to Open", "Sell to Close", "Sell"}
 
 
@@ -55,7 +53,7 @@ def _preflight(o: Any) -> list[dict[str, str]]:
         errs.append({"code": "invalid_order", "message": "order-type and time-in-force required"})
     actions = {x.get("action") for x in legs}
     effect = o.get("price-effect") or o.get("value-effect")
-    if effect == "Credit" and actions <= _BUYS:
+    if effect == "Credit" and actions <= BUYS:
         errs.append({"code": "cant_buy_for_credit", "message": "You cannot buy for a credit."})
     if effect == "Debit" and actions <= _SELLS:
         errs.append({"code": "cant_sell_for_debit", "message": "You cannot sell for a debit."})
@@ -214,15 +212,22 @@ async def place(request: web.Request) -> web.Response:
     return wire.ok(request, data, status=200 if dry else 201)
 
 
-def _find(request: web.Request, n: str) -> dict[str, Any]:
+def _lookup(
+    request: web.Request, n: str, table: dict[int, dict[str, Any]], what: str
+) -> dict[str, Any]:
+    """The ``{order_id}`` of the path in ``table`` if it belongs to account ``n``; else 404."""
     try:
         oid = int(request.match_info["order_id"])
     except ValueError:
         oid = -1
-    o = state_of(request).orders.get(oid)
+    o = table.get(oid)
     if o is None or o["account-number"] != n:
-        wire.not_found("Order not found")
+        wire.not_found(f"{what} not found")
     return o
+
+
+def _find(request: web.Request, n: str) -> dict[str, Any]:
+    return _lookup(request, n, state_of(request).orders, "Order")
 
 
 def _cancel(o: dict[str, Any]) -> None:
@@ -246,8 +251,8 @@ async def get_order(request: web.Request) -> web.Response:
 async def delete_order(request: web.Request) -> web.Response:
     n = account_of(request)
     o = _find(request, n)
-    if o["status"] in _TERMINAL or o.get("complex-order-id"):
-        code = "order_not_cancellable" if o["status"] in _TERMINAL else "cancel_complex_order"
+    if o["status"] in TERMINAL or o.get("complex-order-id"):
+        code = "order_not_cancellable" if o["status"] in TERMINAL else "cancel_complex_order"
         return wire.error(422, code, f"order {o['id']} cannot be cancelled here ({o['status']})")
     _cancel(o)
     await lifecycle_of(request).changed([o])
@@ -258,7 +263,7 @@ async def replace_order(request: web.Request) -> web.Response:
     st = state_of(request)
     n = account_of(request)
     old = _find(request, n)
-    if old["status"] in _TERMINAL:
+    if old["status"] in TERMINAL:
         return wire.error(422, "order_not_editable", f"order {old['id']} is {old['status']}")
     body = await wire.json_body(request)
     if not isinstance(body, dict):
@@ -336,7 +341,7 @@ async def place_complex(request: web.Request) -> web.Response:
         cx["trigger-order"] = made_trig
     if cid is not None:
         cx["id"] = cid
-        for o in ([made_trig] if made_trig else []) + made:
+        for o in members(cx):
             o["complex-order-id"] = cid
             st.orders[o["id"]] = o
             st.orders_accepted += 1
@@ -352,14 +357,7 @@ async def place_complex(request: web.Request) -> web.Response:
 
 
 def _find_complex(request: web.Request, n: str) -> dict[str, Any]:
-    try:
-        cid = int(request.match_info["order_id"])
-    except ValueError:
-        cid = -1
-    cx = state_of(request).complex_orders.get(cid)
-    if cx is None or cx["account-number"] != n:
-        wire.not_found("Complex order not found")
-    return cx
+    return _lookup(request, n, state_of(request).complex_orders, "Complex order")
 
 
 async def get_complex(request: web.Request) -> web.Response:
@@ -375,8 +373,7 @@ async def live_complex(request: web.Request) -> web.Response:
 
 async def delete_complex(request: web.Request) -> web.Response:
     cx = _find_complex(request, account_of(request))
-    members = ([cx["trigger-order"]] if cx.get("trigger-order") else []) + cx["orders"]
-    changed = [o for o in members if o["status"] not in _TERMINAL]
+    changed = [o for o in members(cx) if o["status"] not in TERMINAL]
     for o in changed:
         _cancel(o)
     cx["terminal-at"] = wire.iso(wire.now())
