@@ -37,7 +37,7 @@ import msgspec
 import picows
 
 from ttfast._retry import Backoff
-from ttfast._wsclient import ReconnectingClient, sleep_until_woken
+from ttfast._wsclient import MessageListener, ReconnectingClient, sleep_until_woken
 from ttfast.account.protocol import (
     AccountProtocol,
     Ack,
@@ -187,54 +187,14 @@ def _balance_key(b: Balance) -> tuple[Any, ...]:
     return tuple(getattr(b, f) for f in _BALANCE_FIELDS)
 
 
-class _Conn(picows.WSListener):
+class _Conn(MessageListener):
     """picows listener of one connection; forwards to the streamer synchronously."""
 
+    s: AccountStreamer
+
     def __init__(self, streamer: AccountStreamer) -> None:
-        self.s = streamer
-        self.transport: picows.WSTransport | None = None
-        self.close_code: int | None = None
-        self.frag: list[bytes] | None = None
-        self.dead = False
+        super().__init__(streamer)
         self.wake = asyncio.Event()  # the ticker re-reads its deadlines (connect ack)
-
-    def on_ws_connected(self, transport: picows.WSTransport) -> None:
-        self.transport = transport
-
-    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
-        try:
-            self._frame(transport, frame)
-        except Exception as exc:  # nothing escapes to picows; a bug made visible
-            log.exception("account stream: unexpected error while handling a frame")
-            self.s.stats.protocol.decode_errors += 1
-            self.s._emit("decode_error", f"error while handling a frame: {exc!r}", error=exc)
-
-    def _frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
-        mt = frame.msg_type
-        if mt is picows.WSMsgType.TEXT or mt is picows.WSMsgType.BINARY:
-            if frame.fin:
-                self.s._on_message(self, frame.get_payload_as_bytes())
-            else:
-                self.frag = [frame.get_payload_as_bytes()]
-        elif mt is picows.WSMsgType.CONTINUATION:
-            if self.frag is None:
-                self.s.stats.protocol.decode_errors += 1
-                self.s._emit("decode_error", "CONTINUATION frame without a start")
-                return
-            self.frag.append(frame.get_payload_as_bytes())
-            if frame.fin:
-                payload = b"".join(self.frag)
-                self.frag = None
-                self.s._on_message(self, payload)
-        elif mt is picows.WSMsgType.CLOSE:
-            code = frame.get_close_code()
-            self.close_code = int(code.value) if isinstance(code, picows.WSCloseCode) else None
-            with contextlib.suppress(Exception):
-                transport.send_close(code)
-            transport.disconnect()
-
-    def on_ws_disconnected(self, transport: picows.WSTransport) -> None:
-        self.s._on_disconnected(self)
 
 
 _END: Final = object()
@@ -546,6 +506,17 @@ class AccountStreamer(ReconnectingClient[AccountStreamState, _Conn]):
             self._wake_reader()
 
     # ---- frames (synchronous, inside picows' data_received) ----------------------------------
+
+    def _protocol_error(
+        self, conn: _Conn | None, detail: str, error: BaseException | None = None
+    ) -> None:
+        """A frame from the server could not be used: count it, tell."""
+        self.stats.protocol.decode_errors += 1
+        self._emit("decode_error", detail, error=error)
+
+    def _frame_failed(self, conn: _Conn, exc: Exception) -> None:
+        log.exception("account stream: unexpected error while handling a frame")
+        self._protocol_error(conn, f"error while handling a frame: {exc!r}", exc)
 
     def _on_message(self, conn: _Conn, payload: bytes) -> None:
         if conn is not self._conn or conn.dead:

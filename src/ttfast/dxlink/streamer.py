@@ -35,7 +35,7 @@ import numpy as np
 import picows
 
 from ttfast._core import CandleStore, Changes, FeedDecoder, message_type
-from ttfast._wsclient import ReconnectingClient, sleep_until_woken
+from ttfast._wsclient import MessageListener, ReconnectingClient, sleep_until_woken
 from ttfast.batch import Batch, ColumnBatch
 from ttfast.dxlink.protocol import (
     TICKER_TYPES,
@@ -260,59 +260,15 @@ class Listener:
         self._streamer._listeners_remove(self)
 
 
-class _Conn(picows.WSListener):
+class _Conn(MessageListener):
     """picows listener of one connection; forwards to the streamer synchronously."""
 
+    s: DxLinkStreamer
+
     def __init__(self, streamer: DxLinkStreamer) -> None:
-        self.s = streamer
-        self.transport: picows.WSTransport | None = None
-        self.close_code: int | None = None
-        self.frag: list[bytes] | None = None
-        self.dead = False
+        super().__init__(streamer)
         #: set when the timers' inputs change (the server's SETUP): wakes the ticker up
         self.timers_changed = asyncio.Event()
-
-    def on_ws_connected(self, transport: picows.WSTransport) -> None:
-        self.transport = transport
-
-    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
-        try:
-            self._frame(transport, frame)
-        except Exception as exc:
-            # Last line of defence: whatever a frame contains, nothing escapes to picows
-            # (which would only log it). Known bad input is handled where it is detected;
-            # reaching this is a bug, made visible as a counted decode_error.
-            log.exception("dxlink: unexpected error while handling a frame")
-            self.s._protocol_error(self, f"error while handling a frame: {exc!r}", exc)
-            with contextlib.suppress(Exception):
-                self.s._flush()
-
-    def _frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
-        mt = frame.msg_type
-        if mt is picows.WSMsgType.TEXT or mt is picows.WSMsgType.BINARY:
-            if frame.fin:
-                self.s._on_message(self, frame.get_payload_as_bytes())
-            else:
-                self.frag = [frame.get_payload_as_bytes()]
-        elif mt is picows.WSMsgType.CONTINUATION:
-            if self.frag is None:
-                self.s._protocol_error(self, "CONTINUATION frame without a start")
-                return
-            self.frag.append(frame.get_payload_as_bytes())
-            if frame.fin:
-                payload = b"".join(self.frag)
-                self.frag = None
-                self.s._on_message(self, payload)
-        elif mt is picows.WSMsgType.CLOSE:
-            code = frame.get_close_code()
-            self.close_code = int(code.value) if isinstance(code, picows.WSCloseCode) else None
-            with contextlib.suppress(Exception):
-                transport.send_close(code)
-            transport.disconnect()
-        # PING is answered by picows (enable_auto_pong); PONG needs nothing
-
-    def on_ws_disconnected(self, transport: picows.WSTransport) -> None:
-        self.s._on_disconnected(self)
 
 
 class DxLinkStreamer(ReconnectingClient[StreamState, _Conn]):
@@ -696,6 +652,12 @@ class DxLinkStreamer(ReconnectingClient[StreamState, _Conn]):
         """A frame (or part of one) from the server could not be used: count it, tell."""
         self.stats.decode_errors += 1
         self._emit(ConnectionEvent("decode_error", self.state, detail, error=error))
+
+    def _frame_failed(self, conn: _Conn, exc: Exception) -> None:
+        log.exception("dxlink: unexpected error while handling a frame")
+        self._protocol_error(conn, f"error while handling a frame: {exc!r}", exc)
+        with contextlib.suppress(Exception):
+            self._flush()
 
     def _on_message(self, conn: _Conn, payload: bytes) -> None:
         if conn is not self._conn or conn.dead:
