@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from ttfast._util import redact_url
 from ttfast.edge.history import HISTORY_KEY_PREFIX, snapshot_meta
 from ttfast.edge.hub import Hub
 from ttfast.sinks import LogLimiter
-from ttfast.sinks.redis import _pack
+from ttfast.sinks.redis import _auth_command, _connect, _pack
 from ttfast.symbols import validate_symbol
 
 __all__ = ["FeedUnavailable", "RedisFeed", "RedisFeedStats"]
@@ -258,32 +257,14 @@ class RedisFeed:
                 self.stats.disconnects += 1
             await asyncio.sleep(self.backoff.next_delay())
 
-    async def _open(self, proto: _PubSub) -> None:
-        loop = asyncio.get_running_loop()
-        u = urllib.parse.urlsplit(self.url)
-        if u.scheme == "unix":
-            await loop.create_unix_connection(lambda: proto, u.path)
-        else:
-            ctx = ssl.create_default_context() if u.scheme == "rediss" else None
-            await loop.create_connection(
-                lambda: proto, u.hostname or "127.0.0.1", u.port or 6379, ssl=ctx
-            )
-
     def _hello(self) -> bytes:
-        u = urllib.parse.urlsplit(self.url)
-        parts = []
-        if u.password:
-            pw = urllib.parse.unquote(u.password).encode()
-            user = urllib.parse.unquote(u.username or "").encode()
-            parts.append(_pack(b"AUTH", user, pw) if user else _pack(b"AUTH", pw))
-        parts.append(_pack(b"PSUBSCRIBE", self.delta_prefix + b"*"))
-        return b"".join(parts)
+        return _auth_command(self.url) + _pack(b"PSUBSCRIBE", self.delta_prefix + b"*")
 
     async def _session(self) -> None:
         """One subscription, from connect to loss."""
         proto = _PubSub(self, self._hello())
         try:
-            await asyncio.wait_for(self._open(proto), self.connect_timeout)
+            await asyncio.wait_for(_connect(self.url, lambda: proto), self.connect_timeout)
             await asyncio.wait_for(asyncio.shield(proto.subscribed), self.connect_timeout)
         except BaseException:
             if proto.transport is not None:

@@ -35,6 +35,7 @@ import ssl
 import time
 import urllib.parse
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -353,37 +354,21 @@ class _RespConnection(asyncio.Protocol):
     @classmethod
     async def open(cls, url: str, timeout: float) -> _RespConnection:
         u = urllib.parse.urlsplit(url)
-        if u.scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(f"unsupported redis url scheme {u.scheme!r}")
-        loop = asyncio.get_running_loop()
         conn = cls(timeout)
+        transport = await asyncio.wait_for(_connect(url, lambda: conn), timeout)
         if u.scheme == "unix":
-            transport, _ = await asyncio.wait_for(
-                loop.create_unix_connection(lambda: conn, u.path), timeout
-            )
             db = urllib.parse.parse_qs(u.query).get("db", ["0"])[0]
         else:
-            ctx = ssl.create_default_context() if u.scheme == "rediss" else None
-            transport, _ = await asyncio.wait_for(
-                loop.create_connection(
-                    lambda: conn, u.hostname or "127.0.0.1", u.port or 6379, ssl=ctx
-                ),
-                timeout,
-            )
             db = (u.path or "/0").lstrip("/") or "0"
             sock = transport.get_extra_info("socket")
             if sock is not None:
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # uvloop may call connection_made after create_connection has returned
-        conn.transport = transport
+        conn.transport = cast(asyncio.Transport, transport)
         setup: list[bytes] = []
         if u.password:
-            user = urllib.parse.unquote(u.username or "")
-            pw = urllib.parse.unquote(u.password)
-            setup.append(
-                _pack(b"AUTH", user.encode(), pw.encode()) if user else _pack(b"AUTH", pw.encode())
-            )
+            setup.append(_auth_command(url))
         if db != "0":
             setup.append(_pack(b"SELECT", db.encode()))
         if setup:
@@ -495,6 +480,33 @@ def _raise_in(exc: BaseException, *futures: asyncio.Future[None] | None) -> None
         if f is not None and not f.done():
             f.set_exception(exc)
             f.exception()
+
+
+async def _connect(url: str, factory: Callable[[], asyncio.Protocol]) -> asyncio.BaseTransport:
+    """Open a connection to the server of a ``redis://``, ``rediss://`` (TLS) or ``unix://``
+    url, with `factory`'s protocol; ValueError for any other scheme."""
+    u = urllib.parse.urlsplit(url)
+    loop = asyncio.get_running_loop()
+    if u.scheme == "unix":
+        transport, _ = await loop.create_unix_connection(factory, u.path)
+    elif u.scheme in ("redis", "rediss"):
+        ctx = ssl.create_default_context() if u.scheme == "rediss" else None
+        transport, _ = await loop.create_connection(
+            factory, u.hostname or "127.0.0.1", u.port or 6379, ssl=ctx
+        )
+    else:
+        raise ValueError(f"unsupported redis url scheme {u.scheme!r}")
+    return transport
+
+
+def _auth_command(url: str) -> bytes:
+    """``AUTH [user] password`` for the credentials in `url`, b"" when it has no password."""
+    u = urllib.parse.urlsplit(url)
+    if not u.password:
+        return b""
+    pw = urllib.parse.unquote(u.password).encode()
+    user = urllib.parse.unquote(u.username or "").encode()
+    return _pack(b"AUTH", user, pw) if user else _pack(b"AUTH", pw)
 
 
 def _pack(*args: bytes) -> bytes:
