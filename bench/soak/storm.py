@@ -22,6 +22,7 @@ from tests.protocol.test_dxlink_client_storm import (
     START,
     T0,
     ManualClock,
+    drive_storm,
     storm_fault_plan,
 )
 
@@ -29,10 +30,6 @@ from bench.soak.common import Row, log
 
 SYMBOLS = ["SPY", "QQQ", "AAPL"]
 COLS = ("time", "open", "high", "low", "close", "volume", "count")
-
-
-def _faults(storm: int) -> Any:
-    return storm_fault_plan(storm)
 
 
 def _rows(series: Any) -> dict[int, tuple[float, ...]]:
@@ -71,7 +68,7 @@ async def _storm(storm: int, hang_s: float) -> dict[str, Any]:
     kw: dict[str, Any] = dict(
         seed=11, clock=clock, default_aggregation=0.05, keepalive_interval=0.05, poll_interval=0.01
     )
-    stormy = DxLinkServer(faults=_faults(storm), **kw)
+    stormy = DxLinkServer(faults=storm_fault_plan(storm), **kw)
     calm = DxLinkServer(**kw)
     await stormy.start()
     await calm.start()
@@ -93,37 +90,13 @@ async def _storm(storm: int, hang_s: float) -> dict[str, Any]:
                 s.subscribe("Quote", SYMBOLS)
                 s.subscribe("Trade", ["SPY"])
                 cs = s.subscribe_candles(SYMBOLS, "1m", start=START)
-            t_start = time.monotonic()
-            injected: set[int] = set()
-            loop = asyncio.get_running_loop()
-            last_tick = 0
-            last_report = t_start
-            while stormy.connection_count <= storm:
-                conns = stormy.connections
-                c = conns[-1] if conns else None
-                if (
-                    c is not None
-                    and c.number % 6 == 5
-                    and c.number not in injected
-                    and c.authorized
-                    and loop.time() - c.t_connect > 0.03
-                ):
-                    injected.add(c.number)
-                    c.error(0, "TIMEOUT", "The timeout has been reached.")  # and stays open
-                n = stormy.connection_count
-                if n // 4 > last_tick:
-                    last_tick = n // 4
-                    clock.t += 60_000  # market time moves on during the storm
-                else:
-                    clock.t += 100  # a frozen market sends nothing: keep ticking
-                await asyncio.sleep(0.005)
-                if time.monotonic() - last_report > 10:
-                    last_report = time.monotonic()
-                    log(f"storm: {n - 1}/{storm} disconnects so far")
-                if time.monotonic() - t_start > hang_s:
-                    res["hung"] = True
-                    break
-            res["storm_s"] = time.monotonic() - t_start
+            injected, res["storm_s"], res["hung"] = await drive_storm(
+                stormy,
+                clock,
+                storm,
+                hang_s,
+                progress=lambda n: log(f"storm: {n}/{storm} disconnects so far"),
+            )
             res["injected"] = len(injected)
             want = {(1, "Quote", s) for s in SYMBOLS} | {(1, "Trade", "SPY")}
             want |= {(3, "Candle", c) for c in cs}

@@ -72,6 +72,55 @@ def storm_fault_plan(storm: int) -> Callable[[int], Faults]:
 storm_faults = storm_fault_plan(STORM)
 
 
+async def drive_storm(
+    stormy: DxLinkServer,
+    clock: ManualClock,
+    storm: int,
+    hang_s: float,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[set[int], float, bool]:
+    """Run the storm until the stormy server has seen its first calm connection (storm + 1):
+    inject ERROR TIMEOUT on every connection n % 6 == 5 and move the market clock on.
+
+    Returns (connections that got ERROR TIMEOUT, seconds taken, hung: gave up after hang_s).
+    `progress(disconnects so far)` is called every 10 s (used by the soak run).
+    """
+    t_start = last_report = time.monotonic()
+    injected: set[int] = set()
+    loop = asyncio.get_running_loop()
+    last_tick = 0
+    while stormy.connection_count <= storm:
+        conns = stormy.connections
+        c = conns[-1] if conns else None
+        if (
+            c is not None
+            and c.number % 6 == 5
+            and c.number not in injected
+            and c.authorized
+            and loop.time() - c.t_connect > 0.03
+        ):
+            injected.add(c.number)
+            c.error(0, "TIMEOUT", "The timeout has been reached.")  # and stays open
+        n = stormy.connection_count
+        if n // 4 > last_tick:
+            last_tick = n // 4
+            clock.t += 60_000  # market time moves on during the storm
+        else:
+            # ... and keeps ticking in between (100 ms market ticks). A frozen market
+            # sends no data frames, so a "close after N data frames" connection that
+            # already had its snapshots would stay healthy forever and the storm would
+            # stall: this was the intermittent hang seen before.
+            clock.t += 100
+        await asyncio.sleep(0.005)
+        now = time.monotonic()
+        if progress is not None and now - last_report > 10:
+            last_report = now
+            progress(n - 1)
+        if now - t_start > hang_s:
+            return injected, now - t_start, True
+    return injected, time.monotonic() - t_start, False
+
+
 async def until(cond: Any, timeout: float, what: str) -> None:
     t0 = time.monotonic()
     while not cond():
@@ -108,37 +157,8 @@ async def test_reconnect_storm_100() -> None:
                 s.subscribe("Quote", symbols)
                 s.subscribe("Trade", ["SPY"])
                 cs = s.subscribe_candles(symbols, "1m", start=START)
-            t_start = time.monotonic()
-            injected: set[int] = set()
-            loop = asyncio.get_running_loop()
-            last_tick = 0
-            while stormy.connection_count <= STORM:
-                conns = stormy.connections
-                c = conns[-1] if conns else None
-                if (
-                    c is not None
-                    and c.number % 6 == 5
-                    and c.number not in injected
-                    and c.authorized
-                    and loop.time() - c.t_connect > 0.03
-                ):
-                    injected.add(c.number)
-                    c.error(0, "TIMEOUT", "The timeout has been reached.")  # and stays open
-                n = stormy.connection_count
-                if n // 4 > last_tick:
-                    last_tick = n // 4
-                    clock.t += 60_000  # market time moves on during the storm
-                else:
-                    # ... and keeps ticking in between (100 ms market ticks). A frozen market
-                    # sends no data frames, so a "close after N data frames" connection that
-                    # already had its snapshots would stay healthy forever and the storm would
-                    # stall: this was the intermittent hang seen before.
-                    clock.t += 100
-                await asyncio.sleep(0.005)
-                assert time.monotonic() - t_start < 300, (
-                    "storm hung"
-                )  # a hang guard, not a timing claim
-            storm_s = time.monotonic() - t_start
+            injected, storm_s, hung = await drive_storm(stormy, clock, STORM, hang_s=300)
+            assert not hung, "storm hung"  # a hang guard, not a timing claim
             # the 101st connection is calm: everything must come back
             await until(lambda: a.connected, 10, "final connect")
             want = {(1, "Quote", s) for s in symbols} | {(1, "Trade", "SPY")}
