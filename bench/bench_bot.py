@@ -176,10 +176,11 @@ class TtfastBot:
         self.answered: asyncio.Event = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def on_candle_changes(self, changes: Any) -> None:
+    def signal_order(self, changes: Any) -> Any:
+        """The MACD's signal as a limit order (None if no signal); stamps t_decide."""
         sig = self.cross.on_changes(changes)
         if sig is None:
-            return
+            return None
         self.t_decide = time.perf_counter_ns()
         from ttfast.rest import new_external_identifier
         from ttfast.rest import orders as ob
@@ -192,6 +193,12 @@ class TtfastBot:
             external_identifier=new_external_identifier(),
         )
         self.signals += 1
+        return order
+
+    def on_candle_changes(self, changes: Any) -> None:
+        order = self.signal_order(changes)
+        if order is None:
+            return
         self.t_signal = time.perf_counter_ns()
         task = asyncio.get_running_loop().create_task(self._place(order))
         self._tasks.add(task)
@@ -298,21 +305,9 @@ class RawPostBot(TtfastBot):
     poster: RawOrderPoster
 
     def on_candle_changes(self, changes: Any) -> None:
-        sig = self.cross.on_changes(changes)
-        if sig is None:
+        order = self.signal_order(changes)
+        if order is None:
             return
-        self.t_decide = time.perf_counter_ns()
-        from ttfast.rest import new_external_identifier
-        from ttfast.rest import orders as ob
-
-        buy = sig == "buy"
-        action = ob.OrderAction.BUY_TO_OPEN if buy else ob.OrderAction.SELL_TO_OPEN
-        order = ob.limit_order(
-            ob.leg(SYMBOL, 1, action),
-            "-1.00" if buy else "10000",
-            external_identifier=new_external_identifier(),
-        )
-        self.signals += 1
         self.t_signal = self.t_client = time.perf_counter_ns()
         fut = self.poster.post(order.to_json())
         fut.add_done_callback(lambda f: self.answered.set())
