@@ -55,20 +55,25 @@ def dec(x: Any) -> Decimal | None:
         return None
 
 
-def error(
-    status: int, code: str | int, message: str, errors: list[dict[str, str]] | None = None
-) -> web.Response:
+def _error_body(
+    code: str | int, message: str, errors: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
     e: dict[str, Any] = {"code": code, "message": message}
     if errors:
         e["errors"] = errors
-    return web.json_response({"error": e}, status=status)
+    return {"error": e}
+
+
+def error(
+    status: int, code: str | int, message: str, errors: list[dict[str, str]] | None = None
+) -> web.Response:
+    return web.json_response(_error_body(code, message, errors), status=status)
 
 
 def not_found(message: str) -> NoReturn:
     """Raise the API's 404 ``record_not_found`` (from helpers deep inside a handler)."""
     raise web.HTTPNotFound(
-        text=json.dumps({"error": {"code": "record_not_found", "message": message}}),
-        content_type="application/json",
+        text=json.dumps(_error_body("record_not_found", message)), content_type="application/json"
     )
 
 
@@ -116,6 +121,6 @@ async def json_body(request: web.Request) -> Any:
         return await request.json()
     except (ValueError, UnicodeDecodeError):
         raise web.HTTPBadRequest(
-            text=json.dumps({"error": {"code": "invalid_json", "message": "Malformed JSON"}}),
+            text=json.dumps(_error_body("invalid_json", "Malformed JSON")),
             content_type="application/json",
         ) from None
