@@ -126,15 +126,9 @@ def _generator(port_q: Any, rate: int, seconds: float, delay: float) -> None:
                 return
             m = json.loads(frame.get_payload_as_bytes())
             ty, ch = m["type"], m.get("channel", 0)
-            if ty == "SETUP":
-                self.send({"type": "SETUP", "channel": 0, "keepaliveTimeout": 60,
-                           "acceptKeepaliveTimeout": 60, "version": "bench"})  # fmt: skip
-                self.send({"type": "AUTH_STATE", "channel": 0, "state": "UNAUTHORIZED"})
-            elif ty == "AUTH":
-                self.send({"type": "AUTH_STATE", "channel": 0, "state": "AUTHORIZED"})
-            elif ty == "CHANNEL_REQUEST":
-                self.send({"type": "CHANNEL_OPENED", "channel": ch, "service": "FEED",
-                           "parameters": m.get("parameters", {})})  # fmt: skip
+            if ty in datagen.DXLINK_HANDSHAKE:
+                for reply in datagen.dxlink_handshake_replies(m):
+                    self.send(reply)
             elif ty == "FEED_SETUP":
                 ef = {"Candle": fields}
                 self.send({"type": "FEED_CONFIG", "channel": ch, "dataFormat": "COMPACT",

@@ -6,6 +6,8 @@ on every machine, so all contestants of a benchmark get byte-identical input.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 DEFAULT_SEED = 20261121
@@ -553,3 +555,23 @@ def candle_feed_frames(
         "eventFields": {"Candle": list(CANDLE_FIELDS)},
     }
     return config, frames
+
+
+DXLINK_HANDSHAKE = ("SETUP", "AUTH", "CHANNEL_REQUEST")
+
+
+def dxlink_handshake_replies(m: dict[str, Any]) -> list[dict[str, Any]]:
+    """A loopback dxLink server's answers to a SETUP, AUTH or CHANNEL_REQUEST message (the
+    generators of bench_dxlink and bench_latency): any token is accepted, every channel FEED."""
+    ty = m["type"]
+    if ty == "SETUP":
+        return [
+            {"type": "SETUP", "channel": 0, "keepaliveTimeout": 60,
+             "acceptKeepaliveTimeout": 60, "version": "bench"},
+            {"type": "AUTH_STATE", "channel": 0, "state": "UNAUTHORIZED"},
+        ]  # fmt: skip
+    if ty == "AUTH":
+        return [{"type": "AUTH_STATE", "channel": 0, "state": "AUTHORIZED"}]
+    assert ty == "CHANNEL_REQUEST", ty
+    return [{"type": "CHANNEL_OPENED", "channel": m.get("channel", 0), "service": "FEED",
+             "parameters": m.get("parameters", {})}]  # fmt: skip
