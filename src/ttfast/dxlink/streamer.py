@@ -371,7 +371,6 @@ class DxLinkStreamer(ReconnectingClient[StreamState, _Conn]):
         self._decoder: FeedDecoder | None = None
         self._dec_bad = 0
         self._pace_wakeup = asyncio.Event()
-        self._connect_count = 0
         # candles: user-requested start per candle symbol (resume state lives in the store)
         self._candle_start: dict[str, int] = {}
         self._candles_sent_unseen: set[str] = set()
