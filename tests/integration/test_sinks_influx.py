@@ -145,6 +145,20 @@ async def test_bounded_buffer_drops_oldest_and_counts() -> None:
     _check_invariant(sink)
 
 
+async def test_shared_buffer_logs_name_the_influx_sink(caplog: pytest.LogCaptureFixture) -> None:
+    # the buffer and close paths are TelegrafSink's: their logs must still say "influx"
+    caplog.set_level(logging.INFO)
+    sink = _sink("http://127.0.0.1:9", max_buffer_bytes=100)
+    for i in range(20):
+        sink.write_lines(b"m x=%d.0 %d\n" % (i, i), 1)
+    await sink.close()
+    msgs = [(r.name, r.getMessage()) for r in caplog.records]
+    assert any(m.startswith("influx ") and "buffer full" in m for _, m in msgs), msgs
+    assert any(m.startswith("influx ") and "closing with" in m for _, m in msgs), msgs
+    assert all(n == "ttfast.sinks.influx" for n, _ in msgs), msgs
+    assert not any("telegraf" in m for _, m in msgs), msgs
+
+
 def test_configuration_errors() -> None:
     with pytest.raises(ValueError, match="http"):
         InfluxV2Sink("udp://127.0.0.1:1", org="o", bucket="b")

@@ -243,8 +243,9 @@ class TelegrafSink(BatchingSink):
             self._limiter.log(
                 "dropped",
                 logging.WARNING,
-                "telegraf %s: buffer full (max_buffer_bytes=%d), oldest lines dropped "
+                "%s %s: buffer full (max_buffer_bytes=%d), oldest lines dropped "
                 "(%d dropped in all)",
+                self.kind,
                 redact_url(self.url),
                 self.max_buffer_bytes,
                 self.stats.lines_dropped,
@@ -277,8 +278,11 @@ class TelegrafSink(BatchingSink):
         return self.backlog_lines
 
     def _recovered(self, failed: int) -> None:
-        log.info(
-            "telegraf %s: batch delivered after %d failed attempts", redact_url(self.url), failed
+        self._log.info(
+            "%s %s: batch delivered after %d failed attempts",
+            self.kind,
+            redact_url(self.url),
+            failed,
         )
         self._limiter.reset("retry")
 
@@ -286,7 +290,9 @@ class TelegrafSink(BatchingSink):
         n = self.backlog_lines
         if n:
             self.stats.lines_dropped += n
-            log.warning("telegraf %s: closing with %d lines unsent", redact_url(self.url), n)
+            self._log.warning(
+                "%s %s: closing with %d lines unsent", self.kind, redact_url(self.url), n
+            )
         self._chunks.clear()
         self._inflight = None
         self._queued_bytes = self._queued_lines = 0
