@@ -20,6 +20,7 @@ It never parses client messages, keeps no timers and owns no socket: the connect
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 from collections.abc import Iterable
@@ -96,6 +97,13 @@ def _jd_list(a: Iterable[float]) -> list[str]:
 
 
 _NAN = '"NaN"'
+
+
+@functools.lru_cache(maxsize=100_000)
+def _option(symbol: str) -> OptionSymbol | None:
+    """The option a streamer symbol names (``None`` if it is none), parsed once per symbol: the
+    Quote and Greeks rows ask on every flush."""
+    return parse_option_symbol(symbol)
 
 
 def _frame_overhead(channel: int, etype: str, fmt: str) -> int:
@@ -322,7 +330,7 @@ class FeedGenerator:
             qts = str(qt)
             bidl, askl = bid.tolist(), ask.tolist()
             for i, s in enumerate(symbols):  # options quote around their theo price
-                opt = parse_option_symbol(s)
+                opt = _option(s)
                 if opt is not None:
                     bidl[i], askl[i] = self.pricing.option_quote(opt, now)
             bids, asks = _jd_list(bidl), _jd_list(askl)
@@ -380,7 +388,7 @@ class FeedGenerator:
             # is not an option is priced as an at-the-money 30-day call on itself
             out: list[tuple[str, ...]] = []
             for i, s in enumerate(symbols):
-                opt = parse_option_symbol(s)
+                opt = _option(s)
                 if opt is None:
                     k = round(self.pricing.underlying_mid(s, now), 2)
                     exp = datetime.fromtimestamp(tt / 1000 + 30 * 86_400, UTC).date()
