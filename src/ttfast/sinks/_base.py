@@ -3,8 +3,9 @@
 The producer side of a sink only queues (never blocks, never raises) and sets `_wake`. One
 sender task takes a batch, sends it and keeps it until the server has answered; a failed
 attempt (server unreachable, throttled) is retried after an exponential backoff
-(`backoff_initial` doubling up to `backoff_max`, no jitter). The task sets `_idle` once
-nothing is queued or in flight, which is what `flush()` waits for.
+(`backoff_initial` doubling up to `backoff_max`, no jitter), or after `_retry_after` seconds
+if the failed `_send` set that and it is longer (a server's ``Retry-After``). The task sets
+`_idle` once nothing is queued or in flight, which is what `flush()` waits for.
 
 A subclass owns its queue, its wire format, its counters and its connection; it fills in the
 hooks (`_has_work`, `_send`, `_shutdown`, `_unsent`, and optionally `_due`, `_open`,
@@ -45,6 +46,7 @@ class BatchingSink(ABC):
         self._task: asyncio.Task[None] | None = None
         self._flush_all = False  # flush() asked: send without waiting for `_due()`
         self._failing = 0  # consecutive failed attempts at the batch in flight
+        self._retry_after = 0.0  # set by a failed `_send`: wait at least this long (Retry-After)
 
     # -- hooks ---------------------------------------------------------------------------------
     @abstractmethod
@@ -151,4 +153,6 @@ class BatchingSink(ABC):
                 backoff.reset()
             else:
                 self._failing += 1
-                await asyncio.sleep(backoff.next_delay())
+                delay = max(backoff.next_delay(), self._retry_after)
+                self._retry_after = 0.0
+                await asyncio.sleep(delay)

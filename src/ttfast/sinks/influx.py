@@ -30,7 +30,6 @@ and never part of a ``repr``.
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import gzip as gzip_mod
 import logging
@@ -194,7 +193,7 @@ class InfluxV2Sink(TelegrafSink):
                 await self._write(self.bucket, self.org, record=data, write_precision="ns")
             return "ok", ""
         except ApiException as exc:
-            return await self._answer(exc.status or 0, exc)
+            return self._answer(exc.status or 0, exc)
         except InfluxDBError as exc:  # no HTTP answer (should not happen with a body of bytes)
             self._limiter.log(
                 "rejected",
@@ -214,7 +213,7 @@ class InfluxV2Sink(TelegrafSink):
             )
             return "retry", ""
 
-    async def _answer(self, status: int, exc: Any) -> tuple[_Outcome, str]:
+    def _answer(self, status: int, exc: Any) -> tuple[_Outcome, str]:
         url = redact_url(self.url)
         headers = exc.headers or {}
         inflight = self._inflight[1] if self._inflight else 0
@@ -242,15 +241,8 @@ class InfluxV2Sink(TelegrafSink):
                 message,
                 "" if wait is None else f" after {min(wait, self.retry_after_max):g}s",
             )
-            if wait:
-                # the base sleeps min(backoff_max, backoff_initial * 2**failed) after this
-                # attempt: wait the rest of what the server asked for here
-                backoff = min(
-                    self.backoff_max, self.backoff_initial * 2.0 ** min(self._failing, 62)
-                )
-                extra = min(wait, self.retry_after_max) - backoff
-                if extra > 0:
-                    await asyncio.sleep(extra)
+            if wait:  # the base waits this long, or its backoff if that is longer
+                self._retry_after = min(wait, self.retry_after_max)
             return "retry", ""
         self._limiter.log(
             "rejected",
