@@ -43,6 +43,10 @@ class Fault:
     after_handler: bool = False
     body: Any = None
 
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}")
+
     def matches(self, request: web.Request) -> bool:
         if self.count == 0:
             return False
