@@ -107,17 +107,15 @@ async def market_data(request: web.Request) -> web.Response:
 
 
 async def by_type(request: web.Request) -> web.Response:
-    items = []
-    n = 0
-    for raw, it in _TYPES.items():
-        for arg in request.query.getall(raw, []) + request.query.getall(raw + "[]", []):
-            for sym in arg.split(","):
-                sym = sym.strip()
-                n += 1
-                if sym and _known(sym, it, request):
-                    items.append(_snapshot(request, sym, it))
-    if n > 100:
+    asked = [
+        (sym.strip(), it)
+        for raw, it in _TYPES.items()
+        for arg in request.query.getall(raw, []) + request.query.getall(raw + "[]", [])
+        for sym in arg.split(",")
+    ]
+    if len(asked) > 100:
         return wire.error(400, "too_many_symbols", "at most 100 symbols in total")
+    items = [_snapshot(request, sym, it) for sym, it in asked if sym and _known(sym, it, request)]
     return wire.items(request, items)
 
 
