@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ttfast._core import CandleStore, Changes, IndicatorPipeline, PipelineOutput
+from ttfast._retry import Backoff
 from ttfast._util import redact_url
 from ttfast.sinks import LogLimiter
 from ttfast.symbols import normalize_period
@@ -224,7 +225,7 @@ class IngestWorker(Worker):
         return None  # type: ignore[return-value]
 
     async def _flusher(self, client: Any) -> None:
-        delay = 0.05
+        backoff = Backoff(0.05, 2.0, jitter="none")
         while True:
             if not self._queue:
                 self._wake.clear()
@@ -243,10 +244,9 @@ class IngestWorker(Worker):
                 self._limiter.log(
                     "xadd", logging.WARNING, "ingest: XADD round failed (%r); retrying", exc
                 )
-                await asyncio.sleep(delay)
-                delay = min(2.0, delay * 2)
+                await asyncio.sleep(backoff.next_delay())
                 continue
-            delay = 0.05
+            backoff.reset()
             for _ in range(n):
                 self._queue.popleft()
             self.appended += n
@@ -408,7 +408,7 @@ class ComputeWorker:
         """Write the outputs; returns once Redis acknowledged every command (retries
         connection trouble with backoff; a command Redis answers with an error is counted)."""
         cmds = self._commands(outs)
-        delay = 0.05
+        backoff = Backoff(0.05, 2.0, jitter="none")
         for i in range(0, len(cmds), 2000):
             chunk = cmds[i : i + 2000]
             while True:
@@ -424,8 +424,7 @@ class ComputeWorker:
                     self._limiter.log(
                         "write", logging.WARNING, "compute: output round failed (%r); retrying", exc
                     )
-                    await asyncio.sleep(delay)
-                    delay = min(2.0, delay * 2)
+                    await asyncio.sleep(backoff.next_delay())
                     continue
                 bad = [r for r in res if isinstance(r, Exception)]
                 if bad:
@@ -433,8 +432,7 @@ class ComputeWorker:
 
                     if any(not isinstance(r, ResponseError) for r in bad):
                         self.stats.write_failures += 1
-                        await asyncio.sleep(delay)
-                        delay = min(2.0, delay * 2)
+                        await asyncio.sleep(backoff.next_delay())
                         continue
                     self.stats.rejected += len(bad)
                     self._limiter.log(
