@@ -247,12 +247,12 @@ class OrderLifecycle:
                 d = date.fromisoformat(str(o["gtc-date"]))
             except ValueError:
                 return False
-            close = int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp() * 1000)
+            close = wire.epoch_ms(datetime(d.year, d.month, d.day, tzinfo=UTC))
             return now >= close + SESSION_CLOSE_UTC_MS
         return False
 
     def _terminate(self, o: dict[str, Any], status: str, now: int) -> None:
-        t = datetime.fromtimestamp(now / 1000, UTC)
+        t = wire.at_ms(now)
         o.update({"status": status, "cancellable": False, "editable": False,
                   "terminal-at": wire.iso(t), "updated-at": now})  # fmt: skip
 
@@ -276,7 +276,7 @@ class OrderLifecycle:
         now: int,
     ) -> None:
         acct = o["account-number"]
-        t = datetime.fromtimestamp(now / 1000, UTC)
+        t = wire.at_ms(now)
         notes: list[tuple[str, dict[str, Any]]] = []
         for leg, r, p in zip(o["legs"], ratios, prices, strict=True):
             rem = wire.dec(leg.get("remaining-quantity"))
@@ -339,7 +339,7 @@ class OrderLifecycle:
             if cancelled:
                 await self._push(acct, [("Order", m) for m in cancelled])
         if all(m["status"] in TERMINAL for m in members(cx)):
-            cx["terminal-at"] = wire.iso(datetime.fromtimestamp(now / 1000, UTC))
+            cx["terminal-at"] = wire.iso(wire.at_ms(now))
         await self._push(acct, [("ComplexOrder", cx)])
 
     def _move_position(

@@ -55,7 +55,7 @@ def _snapshot(request: web.Request, symbol: str, it: str) -> dict[str, Any]:
     lc = lifecycle_of(request)
     sm = lc.market
     now = sm.now_ms()
-    t = datetime.fromtimestamp(now / 1000, UTC)
+    t = wire.at_ms(now)
     today = t.date()
     bid, ask = sm.bid_ask(symbol, streamer_symbol(symbol, it))
     out: dict[str, Any] = {

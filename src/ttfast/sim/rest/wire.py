@@ -18,6 +18,7 @@ from aiohttp import web
 
 __all__ = [
     "Handler",
+    "at_ms",
     "dec",
     "epoch_ms",
     "error",
@@ -43,6 +44,11 @@ def iso(t: datetime) -> str:
 
 def epoch_ms(t: datetime) -> int:
     return int(t.timestamp() * 1000)
+
+
+def at_ms(ms: int) -> datetime:
+    """The UTC datetime of epoch milliseconds ``ms`` (the inverse of :func:`epoch_ms`)."""
+    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def dec(x: Any) -> Decimal | None:
