@@ -36,6 +36,7 @@ __all__ = [
     "CLOSE_POLICY",
     "CLOSE_SLOW",
     "CLOSE_UNKNOWN_SYMBOL",
+    "FINAL_TAIL",
     "Client",
     "Hub",
     "HubLimits",
@@ -49,6 +50,8 @@ CLOSE_GOING_AWAY: Final = 1001  # server shutting down
 CLOSE_POLICY: Final = 1008  # too many bad messages
 CLOSE_SLOW: Final = 1013  # "try again later": the client fell too far behind
 CLOSE_UNKNOWN_SYMBOL: Final = 4404  # /ws/{symbol} of a symbol that has no snapshot
+
+FINAL_TAIL: Final = b'"final":true}'  # how a closed bar's delta payload ends (`publish`'s final)
 
 # kinds of queued messages
 _FORMING: Final = 0  # forming-bar delta: conflatable

@@ -10,15 +10,11 @@ path, it never waits.
 
 from __future__ import annotations
 
-from typing import Final
-
 from ttfast._core import DELTA_CHANNEL_PREFIX, SNAPSHOT_KEY_PREFIX, PipelineOutput
 from ttfast.edge.history import BarHistory, HistoryOp, snapshot_meta
-from ttfast.edge.hub import Hub
+from ttfast.edge.hub import FINAL_TAIL, Hub
 
 __all__ = ["LocalFeed"]
-
-_FINAL_TAIL: Final = b'"final":true}'
 
 
 class LocalFeed:
@@ -65,7 +61,7 @@ class LocalFeed:
         pre = self._delta_pre
         skip = len(pre)
         items = [
-            (names.get(ch) or self._name(ch, skip), payload, payload.endswith(_FINAL_TAIL))
+            (names.get(ch) or self._name(ch, skip), payload, payload.endswith(FINAL_TAIL))
             for ch, payload in out.publishes
             if ch.startswith(pre)
         ]

@@ -24,7 +24,7 @@ import logging
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, cast
 
 import hiredis
 import redis.asyncio as aioredis
@@ -36,7 +36,7 @@ from ttfast._core import DELTA_CHANNEL_PREFIX, SNAPSHOT_KEY_PREFIX
 from ttfast._retry import Backoff
 from ttfast._util import redact_url
 from ttfast.edge.history import HISTORY_KEY_PREFIX, snapshot_meta
-from ttfast.edge.hub import Hub
+from ttfast.edge.hub import FINAL_TAIL, Hub
 from ttfast.sinks import LogLimiter
 from ttfast.sinks.redis import _auth_command, _connect, _pack
 from ttfast.symbols import validate_symbol
@@ -44,8 +44,6 @@ from ttfast.symbols import validate_symbol
 __all__ = ["FeedUnavailable", "RedisFeed", "RedisFeedStats"]
 
 log = logging.getLogger("ttfast.edge.redis")
-
-_FINAL_TAIL: Final = b'"final":true}'
 
 
 class FeedUnavailable(Exception):
@@ -101,7 +99,7 @@ class _PubSub(asyncio.Protocol):
                     if name is None:
                         name = feed._resolve(ch)
                     if name:
-                        items.append((name, payload, payload.endswith(_FINAL_TAIL)))
+                        items.append((name, payload, payload.endswith(FINAL_TAIL)))
                 elif type(msg) is list and msg and msg[0] == b"psubscribe":
                     if not self.subscribed.done():
                         self.subscribed.set_result(None)
