@@ -54,8 +54,7 @@ from libc.stdint cimport int64_t, int32_t, int8_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from cpython.list cimport PyList_New, PyList_GET_ITEM, PyList_SET_ITEM
-from cpython.object cimport PyObject
+from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF
 
 from ttfast._core.candles cimport (CandleSeries, Changes, ChangeRec, CH_SNAPSHOT, CH_CORRECTED,
@@ -125,7 +124,7 @@ cdef struct Row:
     int8_t color          # HIST_* code, -1 none
     int8_t direction      # 1 up, -1 down, 0 none
     int8_t kind
-    int32_t sym           # index into IndicatorPipeline._names
+    int32_t sym           # index into IndicatorPipeline._by_index
     int64_t bars
 
 
@@ -156,10 +155,7 @@ cdef class IndicatorPipeline:
     """
     cdef dict _states               # store symbol -> _SymbolState (insertion order)
     cdef dict _by_name              # key name -> _SymbolState
-    cdef list _names                # key names by index (None: free slot)
-    cdef list _tags                 # tag symbols by index
-    cdef list _periods              # display periods by index
-    cdef list _by_index             # _SymbolState by index (Row.sym)
+    cdef list _by_index             # _SymbolState by index (Row.sym; None: free slot)
     cdef list _free                 # free indices (discarded symbols)
     cdef str _primary               # normalized primary period, None if none
     cdef str _primary_display
@@ -232,9 +228,6 @@ cdef class IndicatorPipeline:
         self._period_info = {}
         self._states = {}
         self._by_name = {}
-        self._names = []
-        self._tags = []
-        self._periods = []
         self._by_index = []
         self._free = []
         self._color_json = [b'"' + c.encode() + b'"' for c in HIST_COLORS]
@@ -307,15 +300,9 @@ cdef class IndicatorPipeline:
         st.period = period
         if self._free:
             idx = self._free.pop()
-            self._names[idx] = name
-            self._tags[idx] = tag
-            self._periods[idx] = period
             self._by_index[idx] = st
         else:
-            idx = len(self._names)
-            self._names.append(name)
-            self._tags.append(tag)
-            self._periods.append(period)
+            idx = len(self._by_index)
             self._by_index.append(st)
         st.sym = <int32_t>idx
         jtag = json.dumps(tag).encode()
@@ -338,9 +325,6 @@ cdef class IndicatorPipeline:
         if st is None:
             return False
         del self._by_name[st.name]
-        self._names[st.sym] = None
-        self._tags[st.sym] = None
-        self._periods[st.sym] = None
         self._by_index[st.sym] = None
         self._free.append(st.sym)
         return True
@@ -570,13 +554,10 @@ cdef class IndicatorPipeline:
         cdef int8_t[::1] dv = direction
         cdef const Row* r
         cdef _SymbolState st
-        cdef list names = self._names
-        cdef list tagnames = self._tags
-        cdef list pernames = self._periods
+        cdef list states = self._by_index
         cdef list syms = PyList_New(n)
         cdef list tags = PyList_New(n)
         cdef list pers = PyList_New(n)
-        cdef PyObject* o
         cdef list pubs = []
         cdef list snaps = []
         cdef dict by_sym = {}
@@ -596,16 +577,13 @@ cdef class IndicatorPipeline:
             colv[i] = r.color
             dv[i] = r.direction
             # PyList_SET_ITEM steals a reference: take one for each (the slots are NULL)
-            o = PyList_GET_ITEM(names, r.sym)
-            Py_INCREF(<object>o)
-            PyList_SET_ITEM(syms, i, <object>o)
-            o = PyList_GET_ITEM(tagnames, r.sym)
-            Py_INCREF(<object>o)
-            PyList_SET_ITEM(tags, i, <object>o)
-            o = PyList_GET_ITEM(pernames, r.sym)
-            Py_INCREF(<object>o)
-            PyList_SET_ITEM(pers, i, <object>o)
-        cdef list states = self._by_index
+            st = <_SymbolState>states[r.sym]
+            Py_INCREF(st.name)
+            PyList_SET_ITEM(syms, i, st.name)
+            Py_INCREF(st.tag)
+            PyList_SET_ITEM(tags, i, st.tag)
+            Py_INCREF(st.period)
+            PyList_SET_ITEM(pers, i, st.period)
         for i in range(n):
             r = &self._rows[i]
             st = <_SymbolState>states[r.sym]
