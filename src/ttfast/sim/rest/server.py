@@ -169,12 +169,14 @@ def create_rest_app(
     faults: list[Fault] | None = None,
     credentials: tuple[str, str] | None = None,
     market: MarketSource | None = None,
-    hub: AccountStreamHub | None = None,
     tick_interval: float | None = 0.1,
+    stream_faults: StreamFaults | None = None,
+    stream_idle_timeout: float = 60.0,
 ) -> web.Application:
     """The aiohttp application. ``state`` (or the other keywords to build one) holds the data;
     orders fill against ``market``; ``tick_interval`` (seconds, ``None`` = never: tests call
-    ``/_sim/tick`` or the lifecycle's ``tick()``) paces limit/stop/partial fills and expiry."""
+    ``/_sim/tick`` or the lifecycle's ``tick()``) paces limit/stop/partial fills and expiry;
+    ``stream_faults`` / ``stream_idle_timeout`` configure the account streamer."""
     st = state or SimState(
         token_ttl=token_ttl, credentials=credentials, dxlink_url=dxlink_url, latency=latency
     )
@@ -184,7 +186,12 @@ def create_rest_app(
         from ttfast.sim.dxlink_server import SimClock
 
         market = StandaloneMarket(seed=0, clock=SimClock())
-    hub = hub or AccountStreamHub(lambda tok: token_valid(st, tok), lambda: st.account_numbers)
+    hub = AccountStreamHub(
+        lambda tok: token_valid(st, tok),
+        lambda: st.account_numbers,
+        faults=stream_faults,
+        idle_timeout=stream_idle_timeout,
+    )
     lifecycle = OrderLifecycle(st, SimMarket(market, future_streamer_map()), hub,
                                interval=tick_interval or 0.1)  # fmt: skip
     app = web.Application(middlewares=[json_errors, fault_middleware, auth_middleware])
@@ -231,17 +238,16 @@ class RestSimServer:
             dxlink_url=dxlink_url,
             latency=latency,
         )
-        st = self.state
-        #: the account streamer (its connections, ``publish``, ``set_faults``, ``batch``)
-        self.hub = AccountStreamHub(
-            lambda tok: token_valid(st, tok),
-            lambda: st.account_numbers,
-            faults=stream_faults,
-            idle_timeout=stream_idle_timeout,
-        )
         self.app = create_rest_app(
-            dxlink_url, state=st, market=market, hub=self.hub, tick_interval=tick_interval
+            dxlink_url,
+            state=self.state,
+            market=market,
+            tick_interval=tick_interval,
+            stream_faults=stream_faults,
+            stream_idle_timeout=stream_idle_timeout,
         )
+        #: the account streamer (its connections, ``publish``, ``set_faults``, ``batch``)
+        self.hub = self.app[HUB_KEY]
         #: fills, triggers and expiry (``await lifecycle.tick()`` with a manual clock)
         self.lifecycle = self.app[LIFECYCLE_KEY]
         self._runner: web.AppRunner | None = None
