@@ -93,7 +93,7 @@ async def positions(request: web.Request) -> web.Response:
     for p in pos:
         p = {k: v for k, v in p.items() if k not in ("mark", "mark-price")}
         if marks:  # marked now, from the simulated market
-            p["mark"] = p["mark-price"] = money(lc.mark(p["symbol"], p.get("instrument-type")))
+            p["mark"] = p["mark-price"] = money(lc.mark(p["symbol"]))
         out.append(p)
     return wire.items(request, out)
 
@@ -203,7 +203,7 @@ async def margin_requirements(request: web.Request) -> web.Response:
         qty = Decimal(str(p["quantity"]))
         if qty == 0:
             continue
-        v = qty * lc.mark(p["symbol"], p.get("instrument-type")) * Decimal(p["multiplier"])
+        v = qty * lc.mark(p["symbol"]) * Decimal(p["multiplier"])
         rate = Decimal("0.25") if p.get("quantity-direction") == "Long" else Decimal("0.30")
         groups[p["underlying-symbol"]] = groups.get(p["underlying-symbol"], Decimal(0)) + v * rate
     excess = bal.get("maintenance-excess", "0.0")

@@ -79,7 +79,7 @@ def _qty(d: Decimal) -> int | str:
     return int(d) if d == d.to_integral_value() else format(d.normalize(), "f")
 
 
-def streamer_symbol(symbol: str, instrument_type: str | None = None) -> str:
+def streamer_symbol(symbol: str) -> str:
     """The dxLink symbol whose path prices a REST symbol (futures and crypto are mapped)."""
     if symbol in FUTURES:
         return str(FUTURES[symbol]["streamer-symbol"])
@@ -139,11 +139,11 @@ class OrderLifecycle:
     def leg_price(self, leg: dict[str, Any]) -> Decimal:
         """What one unit of the leg trades at now (buy: ask, sell: bid)."""
         sym = str(leg.get("symbol"))
-        bid, ask = self.market.bid_ask(sym, streamer_symbol(sym, leg.get("instrument-type")))
+        bid, ask = self.market.bid_ask(sym, streamer_symbol(sym))
         return Decimal(str(ask if leg.get("action") in BUYS else bid))
 
-    def mark(self, symbol: str, instrument_type: str | None) -> Decimal:
-        return Decimal(str(self.market.mark(symbol, streamer_symbol(symbol, instrument_type))))
+    def mark(self, symbol: str) -> Decimal:
+        return Decimal(str(self.market.mark(symbol, streamer_symbol(symbol))))
 
     def _units(self, o: dict[str, Any]) -> tuple[Decimal, list[Decimal]]:
         """``(remaining units, leg ratios)``: a leg's quantity is its ratio times the units."""
@@ -400,7 +400,7 @@ class OrderLifecycle:
         for k in ("realized-today", "realized-day-gain"):
             pos[k] = money(abs(realized))
             pos[k + "-effect"] = r_eff
-        m = self.mark(sym, it)
+        m = self.mark(sym)
         pos["mark"] = pos["mark-price"] = money(m)
         pos["updated-at"] = wire.iso(t)
         return pos
@@ -463,7 +463,7 @@ class OrderLifecycle:
             it = pos.get("instrument-type")
             kind = {"Equity": "equity", "Cryptocurrency": "cryptocurrency", "Future": "futures"}
             k = kind.get(str(it), "derivative")
-            v = q * self.mark(pos["symbol"], it) * Decimal(pos.get("multiplier") or 1)
+            v = q * self.mark(pos["symbol"]) * Decimal(pos.get("multiplier") or 1)
             (short if pos.get("quantity-direction") == "Short" else vals)[k] += v
         long_total = sum(vals.values(), _D0)
         short_total = sum(short.values(), _D0)

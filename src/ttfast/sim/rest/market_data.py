@@ -57,7 +57,7 @@ def _snapshot(request: web.Request, symbol: str, it: str) -> dict[str, Any]:
     now = sm.now_ms()
     t = wire.at_ms(now)
     today = t.date()
-    bid, ask = sm.bid_ask(symbol, streamer_symbol(symbol, it))
+    bid, ask = sm.bid_ask(symbol, streamer_symbol(symbol))
     out: dict[str, Any] = {
         "symbol": symbol,
         "instrument-type": it,
@@ -74,7 +74,7 @@ def _snapshot(request: web.Request, symbol: str, it: str) -> dict[str, Any]:
         "halt-end-time": -1,
     }
     if parse_option_symbol(symbol) is None:
-        key = sm.key(streamer_symbol(symbol, it))
+        key = sm.key(streamer_symbol(symbol))
         keys = np.array([key], dtype=np.uint64)
         tick = sm.source.tick_ms
         _, _, bs, as_, *_ = market.quote_values(keys, now, tick)
