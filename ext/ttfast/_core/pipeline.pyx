@@ -244,10 +244,6 @@ cdef class IndicatorPipeline:
         """Number of symbols with state (<= max_symbols when that is set)."""
         return len(self._states)
 
-    def names(self):
-        """{store symbol: key name} of the symbols with state."""
-        return {k: (<_SymbolState>st).name for k, st in self._states.items()}
-
     def name_for(self, str symbol):
         """(key name, tag symbol, display period or "") a store symbol gets (or has)."""
         cdef _SymbolState st = self._states.get(symbol)
