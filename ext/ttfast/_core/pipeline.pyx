@@ -52,7 +52,6 @@ cimport numpy as cnp
 from libc.math cimport NAN, isfinite
 from libc.stdint cimport int64_t, int32_t, int8_t
 from libc.stdlib cimport free, realloc
-from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF
@@ -61,7 +60,8 @@ from ttfast._core.candles cimport (CandleSeries, Changes, ChangeRec, CH_SNAPSHOT
                                    CH_REMOVED, CF_OPEN, CF_HIGH, CF_LOW, CF_CLOSE, CF_VOLUME,
                                    series_len, series_column, series_time)
 from ttfast._core.indicators cimport Macd, Hma, MacdOut
-from ttfast._core.textbuf cimport TextBuf, textbuf_reserve, fmt_double, fmt_int64
+from ttfast._core.textbuf cimport (TextBuf, textbuf_reserve, textbuf_put, fmt_double,
+                                    fmt_int64)
 
 cnp.import_array()
 
@@ -468,8 +468,7 @@ cdef class IndicatorPipeline:
     # -- JSON ------------------------------------------------------------------------------
     cdef inline int _lit(self, const char* s, Py_ssize_t n) except -1:
         textbuf_reserve(&self._buf, n)
-        memcpy(self._buf.data + self._buf.len, s, n)
-        self._buf.len += n
+        textbuf_put(&self._buf, s, n)
         return 0
 
     cdef inline int _bytes(self, bytes b) except -1:
@@ -480,8 +479,7 @@ cdef class IndicatorPipeline:
         if isfinite(x):
             self._buf.len += fmt_double(self._buf.data + self._buf.len, x)
         else:
-            memcpy(self._buf.data + self._buf.len, b"null", 4)
-            self._buf.len += 4
+            textbuf_put(&self._buf, b"null", 4)
         return 0
 
     cdef inline int _int(self, int64_t x) except -1:
