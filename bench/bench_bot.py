@@ -35,13 +35,9 @@ import contextlib
 import gc
 import json
 import math
-import os
 import re
-import signal
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -507,43 +503,13 @@ def summary(xs: list[int]) -> dict[str, float]:
     }
 
 
-@contextlib.contextmanager
-def sim_process() -> Iterator[str]:
-    exe = Path(sys.executable).parent / "ttfast"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "ttfast.cli"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASTYTRADE_", "TTFAST_"))}
-    proc = subprocess.Popen(
-        [*cmd, "sim", "--dxlink-port", "0", "--rest-port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    reader = threading.Thread(
-        target=lambda: lines.extend(proc.stdout.readline() for _ in range(2)),  # type: ignore[union-attr]
-        daemon=True,
-    )
-    reader.start()
-    reader.join(60)
-    try:
-        m = re.search(r"ttfast sim: REST\s+(\S+)", "".join(lines))
-        assert m, f"`ttfast sim` printed {lines!r}"
-        yield m[1]
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        proc.stdout.close()
-
-
 async def run(
     signals: int, block: int, with_sdk: bool = True, prototype: bool = False
 ) -> dict[str, dict[str, float]]:
-    with sim_process() as rest_url, WriteProbe().installed() as probe:
+    from tests.test_docs_examples import ttfast_sim
+
+    with ttfast_sim() as sim, WriteProbe().installed() as probe:
+        rest_url = sim.rest_url
         tt = await ttfast_contestant(rest_url)
         contestants: dict[str, tuple[Callable[[int], None], Any, Any]] = {"ttfast": tt}
         if with_sdk:

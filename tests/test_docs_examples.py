@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import re
 import shlex
@@ -130,9 +131,10 @@ class Sim:
     rest_url: str
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Sim]:
-    """``ttfast sim`` on free ports, as a user runs it in a second terminal."""
+@contextlib.contextmanager
+def ttfast_sim() -> Iterator[Sim]:
+    """``ttfast sim`` on free ports, as a user runs it in a second terminal (also used by
+    bench/bench_bot.py)."""
     cmd = [*_script("ttfast", "ttfast.cli"), "sim", "--dxlink-port", "0", "--rest-port", "0"]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_clean_env()
@@ -152,6 +154,12 @@ def sim() -> Iterator[Sim]:
     finally:
         _stop(proc)
         proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Sim]:
+    with ttfast_sim() as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
