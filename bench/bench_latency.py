@@ -626,12 +626,6 @@ _PUBS = [(b"analytics:delta:S%03d" % i, b"d" * 400) for i in range(50)] + [
 ]
 
 
-def _pack_now() -> object:
-    from ttfast.sinks.redis import RedisSink
-
-    return RedisSink("redis://127.0.0.1:1/0")._packer.pack(_SNAPS, _PUBS)
-
-
 def _pack_before() -> object:
     parts = []
     for key, payload in _SNAPS:

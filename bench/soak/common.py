@@ -148,10 +148,6 @@ def trimmed_rss_kib() -> int:
     return rss_kib()
 
 
-def hwm_kib() -> int:
-    return _status_kib("VmHWM")
-
-
 def _status_kib(key: str) -> int:
     try:
         with open("/proc/self/status") as f:
