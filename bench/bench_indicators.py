@@ -192,8 +192,11 @@ GATE_RATIOS = [
               lambda: talib_macd(BATCH_GATE), floor=0.42, target=1 / 1.5, units=NG),
     RatioCase("indicators.batch.hma.vs_talib", lambda: batch_hma(BATCH_GATE),
               lambda: talib_hma(BATCH_GATE), floor=0.55, target=1 / 1.5, units=NG),
+    # 0.75-0.8 measured (load 3.3 on 2 cores), but 0.56 in a gate run at the same load: both
+    # sides are memory-bound, so the ratio sinks when other jobs share the caches; a 2x slower
+    # wma (0.38) still fails
     RatioCase("indicators.batch.wma.vs_talib", lambda: wma(BATCH_GATE, 20),
-              lambda: talib.WMA(BATCH_GATE, 20), floor=0.55, target=1 / 1.5, units=NG),
+              lambda: talib.WMA(BATCH_GATE, 20), floor=0.4, target=1 / 1.5, units=NG),
     # complexity: cost(n=400) / cost(n=20) must stay flat (O(1) per bar)
     RatioCase("indicators.batch.wma.n400_over_n20", lambda: wma(BATCH_GATE, 20),
               lambda: wma(BATCH_GATE, 400), ceiling=1.5, target=1.2, units=NG),
