@@ -31,6 +31,7 @@ Semantics (identical to tests/oracles/candles.py, which is §6.6 written literal
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.dict cimport PyDict_GetItem
+from cpython.list cimport PyList_New, PyList_SET_ITEM
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memmove, memcpy, memset
@@ -859,12 +860,10 @@ cdef class Changes:
                 k += 1
             else:
                 Py_DECREF(s)                           # the reference _add took
-        self._tn = k
-        series = [None] * k
+        self._tn = k                                   # (owned until `series` takes them)
+        series = PyList_New(k)
         for i in range(k):
-            series[i] = <CandleSeries>self._touched[i]
-        for i in range(k):
-            Py_DECREF(<object>self._touched[i])        # now held by `series`
+            PyList_SET_ITEM(series, i, <object>self._touched[i])   # takes the reference _add took
         self._tn = 0
         self.series = series
         self.n = k
