@@ -13,6 +13,9 @@ from typing import Any
 
 import picows
 
+# re-exported: the server tests import the clock from here
+from ttfast.sim.pricing import ManualClock as ManualClock
+
 SETUP = {
     "type": "SETUP",
     "channel": 0,
@@ -41,16 +44,6 @@ CANDLE_FIELDS = [
     "impVolatility",
     "openInterest",
 ]
-
-
-class ManualClock:
-    """Market clock that only moves when told to."""
-
-    def __init__(self, t_ms: int) -> None:
-        self.t = t_ms
-
-    def now_ms(self) -> int:
-        return self.t
 
 
 class Closed(Exception):

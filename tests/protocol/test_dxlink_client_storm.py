@@ -19,6 +19,7 @@ import pytest
 
 from ttfast.dxlink.streamer import ConnectionEvent, DxLinkStreamer
 from ttfast.sim.dxlink_server import DxLinkServer, Faults
+from ttfast.sim.pricing import ManualClock
 
 T0 = 1_767_000_000_000 - 1_767_000_000_000 % 60_000 + 25_000
 START = T0 - 25_000 - 60 * 60_000
@@ -34,14 +35,6 @@ OPTS: dict[str, Any] = dict(
     candle_pace=0.001,
     connect_timeout=5.0,
 )
-
-
-class ManualClock:
-    def __init__(self, t: int) -> None:
-        self.t = t
-
-    def now_ms(self) -> int:
-        return self.t
 
 
 def storm_fault_plan(storm: int) -> Callable[[int], Faults]:
