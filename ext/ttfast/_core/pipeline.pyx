@@ -554,7 +554,6 @@ cdef class IndicatorPipeline:
         cdef list pers = PyList_New(n)
         cdef list pubs = []
         cdef list snaps = []
-        cdef dict by_sym = {}
         for i in range(n):
             r = &self._rows[i]
             kv[i] = r.kind
@@ -570,17 +569,14 @@ cdef class IndicatorPipeline:
             cv[COLUMN_HMA, i] = r.hma
             colv[i] = r.color
             dv[i] = r.direction
-            # PyList_SET_ITEM steals a reference: take one for each (the slots are NULL)
             st = <_SymbolState>states[r.sym]
+            # PyList_SET_ITEM steals a reference: take one for each (the slots are NULL)
             Py_INCREF(st.name)
             PyList_SET_ITEM(syms, i, st.name)
             Py_INCREF(st.tag)
             PyList_SET_ITEM(tags, i, st.tag)
             Py_INCREF(st.period)
             PyList_SET_ITEM(pers, i, st.period)
-        for i in range(n):
-            r = &self._rows[i]
-            st = <_SymbolState>states[r.sym]
             if r.kind == KIND_HISTORY:
                 continue
             if self.publish_raw:
@@ -596,10 +592,10 @@ cdef class IndicatorPipeline:
             else:
                 self._bytes(b',"final":false}')
             pubs.append((st.delta_channel, self._take()))
-            by_sym[r.sym] = i
-        for sym, i in by_sym.items():
-            r = &self._rows[<Py_ssize_t>i]
-            st = <_SymbolState>states[sym]
+            if r.kind != KIND_FORMING:
+                continue
+            # process() emits each symbol's rows together (a Changes has one record per symbol),
+            # its one FORMING row last: that row is the symbol's snapshot
             self._bytes(st.snapshot_head)
             self._candle_json(r)
             self._ind_json(r)
