@@ -932,14 +932,6 @@ cdef void _wma_pass(WmaState* s, const double* x, Py_ssize_t n, double* out) noe
     s[0] = st
 
 
-cdef void _ema_pass(EmaState* s, const double* x, Py_ssize_t n, double* out) noexcept nogil:
-    cdef EmaState st = s[0]
-    cdef Py_ssize_t i
-    for i in range(n):
-        out[i] = ema_push(&st, x[i])
-    s[0] = st
-
-
 cdef Py_ssize_t _macd_fill(MacdState* s, const double* x, Py_ssize_t N, double* mo, double* so,
                            double* ho) noexcept nogil:
     # Generic bars (warm-up, non-finite inputs) go through macd_push. Once all three EMAs are
