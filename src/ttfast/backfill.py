@@ -417,9 +417,10 @@ def run_backfill(args: argparse.Namespace) -> int:
         server: Any = None
         session: Any = None
         try:
+            now = lambda: int(time.time() * 1000)  # noqa: E731
+            provider: Callable[[], Awaitable[tuple[str, str]]]
             if args.dxlink_url or source == "sim":
                 url = args.dxlink_url
-                now = lambda: int(time.time() * 1000)  # noqa: E731
                 if url is None:
                     from ttfast.sim import DxLinkServer
 
@@ -429,26 +430,17 @@ def run_backfill(args: argparse.Namespace) -> int:
                     now = lambda: int(server.clock.now_ms())  # noqa: E731
                 sim_url: str = url
 
-                async def provider() -> tuple[str, str]:
+                async def sim_provider() -> tuple[str, str]:
                     return sim_url, "sim-token"
 
-                return await backfill(
-                    symbols,
-                    args.period,
-                    start,
-                    stop,
-                    sink=sink,
-                    reader=None if args.no_resume else reader,
-                    dxlink_url=sim_url,
-                    token_provider=provider,
-                    now_ms=now,
-                    batch_rows=args.batch_rows,
-                    progress=progress,
-                )
-            from ttfast.rest import OAuthSession, TastytradeClient
+                dxlink_url: str | None = sim_url
+                provider = sim_provider
+            else:
+                from ttfast.rest import OAuthSession, TastytradeClient
 
-            session = OAuthSession.from_env()
-            client = TastytradeClient(session)
+                session = OAuthSession.from_env()
+                dxlink_url = None
+                provider = TastytradeClient(session).quote_token_provider()
             return await backfill(
                 symbols,
                 args.period,
@@ -456,8 +448,9 @@ def run_backfill(args: argparse.Namespace) -> int:
                 stop,
                 sink=sink,
                 reader=None if args.no_resume else reader,
-                dxlink_url=None,
-                token_provider=client.quote_token_provider(),
+                dxlink_url=dxlink_url,
+                token_provider=provider,
+                now_ms=now,
                 batch_rows=args.batch_rows,
                 progress=progress,
             )
