@@ -255,12 +255,7 @@ class Subscriber:
                 self.sentinels += 1
                 return
             self.arrived[hash((ch, payload))] += 1
-            kind = "delta" if ch.startswith(b"analytics:delta:") else "raw"
-            self.by_kind[kind] += 1
-            if kind == "delta" and b'"final":true' in payload:
-                fk = _final_key(payload)
-                if fk is not None:
-                    self.finals.add(fk)
+            _count_kind(ch, payload, self.by_kind, self.finals)
 
     def wait_disconnected(self, timeout: float = 5.0) -> None:
         if self._thread is not None:
@@ -271,6 +266,18 @@ class Subscriber:
             with contextlib.suppress(OSError):
                 self._sock.close()
         self.wait_disconnected(2.0)
+
+
+def _count_kind(
+    ch: bytes, payload: bytes, by_kind: Counter[str], finals: set[tuple[str, int]]
+) -> None:
+    """Count a PUBLISH as "delta" or "raw"; a closed bar's delta adds its (symbol, time)."""
+    kind = "delta" if ch.startswith(b"analytics:delta:") else "raw"
+    by_kind[kind] += 1
+    if kind == "delta" and b'"final":true' in payload:
+        fk = _final_key(payload)
+        if fk is not None:
+            finals.add(fk)
 
 
 def _final_key(payload: bytes) -> tuple[str, int] | None:
@@ -387,12 +394,7 @@ class Tap:
     def pub(self, ch: bytes, payload: bytes) -> None:
         self.pubs[hash((ch, payload))] += 1
         self.pubs_n += 1
-        kind = "delta" if ch.startswith(b"analytics:delta:") else "raw"
-        self.by_kind[kind] += 1
-        if kind == "delta" and b'"final":true' in payload:
-            fk = _final_key(payload)
-            if fk is not None:
-                self.finals.add(fk)
+        _count_kind(ch, payload, self.by_kind, self.finals)
 
     def lines(self, body: bytes, n: int) -> None:
         self.lines_n += n
