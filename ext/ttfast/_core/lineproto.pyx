@@ -26,15 +26,8 @@ from libc.math cimport isfinite
 
 import numpy as np
 
-from ttfast._core.textbuf cimport (TextBuf, textbuf_reserve, textbuf_put, fmt_double,
-                                    fmt_int64)
-
-
-cdef inline int _put_bytes(TextBuf* b, bytes s) except -1:
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(s)
-    textbuf_reserve(b, n)
-    textbuf_put(b, PyBytes_AS_STRING(s), n)
-    return 0
+from ttfast._core.textbuf cimport (TextBuf, textbuf_reserve, textbuf_put, textbuf_add,
+                                    fmt_double, fmt_int64)
 
 
 def format_float(double x) -> str:
@@ -199,15 +192,15 @@ cdef class LineEncoder:
                 ip[k] = <const int64_t*><size_t>iviews[k].ctypes.data
             for i in range(n):
                 line_start = b.len
-                _put_bytes(b, self._meas)
+                textbuf_add(b, self._meas)
                 for j in range(nt):
                     val = const_tags[j]
                     if val is None:
                         val = self._escape_tag_value(tag_cols[j][i])
                     if PyBytes_GET_SIZE(val) == 0:
                         continue
-                    _put_bytes(b, <bytes>self._tag_prefix[j])
-                    _put_bytes(b, val)
+                    textbuf_add(b, <bytes>self._tag_prefix[j])
+                    textbuf_add(b, val)
                 first = True
                 for k in range(nf):
                     x = fp[k][i]
@@ -237,8 +230,8 @@ cdef class LineEncoder:
                     b.data[b.len] = c' ' if first else c','
                     b.len += 1
                     first = False
-                    _put_bytes(b, pre)
-                    _put_bytes(b, escape_string_field(strs[k][i]))
+                    textbuf_add(b, pre)
+                    textbuf_add(b, escape_string_field(strs[k][i]))
                 if first:  # every field omitted: no line
                     b.len = line_start
                     self.rows_skipped += 1

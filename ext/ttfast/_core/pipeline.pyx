@@ -60,8 +60,8 @@ from ttfast._core.candles cimport (CandleSeries, Changes, ChangeRec, CH_SNAPSHOT
                                    CH_REMOVED, CF_OPEN, CF_HIGH, CF_LOW, CF_CLOSE, CF_VOLUME,
                                    series_len, series_column, series_time)
 from ttfast._core.indicators cimport Macd, Hma, MacdOut
-from ttfast._core.textbuf cimport (TextBuf, textbuf_reserve, textbuf_put, fmt_double,
-                                    fmt_int64)
+from ttfast._core.textbuf cimport (TextBuf, textbuf_reserve, textbuf_put, textbuf_add,
+                                    fmt_double, fmt_int64)
 
 cnp.import_array()
 
@@ -466,13 +466,8 @@ cdef class IndicatorPipeline:
         return self._output()
 
     # -- JSON ------------------------------------------------------------------------------
-    cdef inline int _lit(self, const char* s, Py_ssize_t n) except -1:
-        textbuf_reserve(&self._buf, n)
-        textbuf_put(&self._buf, s, n)
-        return 0
-
     cdef inline int _bytes(self, bytes b) except -1:
-        return self._lit(b, len(b))
+        return textbuf_add(&self._buf, b)
 
     cdef inline int _num(self, double x) except -1:
         textbuf_reserve(&self._buf, 40)

@@ -3,7 +3,8 @@
 # from the other; both cimport this.
 #
 # Declarations and inline definitions only (no module of its own): every module that cimports it
-# gets its own copy, which the C compiler inlines. No Python objects, except MemoryError.
+# gets its own copy, which the C compiler inlines. No Python objects, except MemoryError and the
+# bytes objects textbuf_add appends.
 #
 # fmt_double prints exactly Python's repr(x) for a finite x (floats round-trip: the stored value is
 # the same double); the general case is shortest.h (Schubfach shortest digits, tables in
@@ -12,6 +13,7 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport realloc
 from libc.string cimport memcpy
 from libc.math cimport fabs, signbit
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 from ttfast._core.numparse cimport ttfast_pow10
 
@@ -48,6 +50,14 @@ cdef inline void textbuf_put(TextBuf* b, const char* s, Py_ssize_t n) noexcept n
     """Append n bytes (room reserved by the caller)."""
     memcpy(b.data + b.len, s, n)
     b.len += n
+
+
+cdef inline int textbuf_add(TextBuf* b, bytes s) except -1:
+    """Append a bytes object (not None), reserving room for it."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(s)
+    textbuf_reserve(b, n)
+    textbuf_put(b, PyBytes_AS_STRING(s), n)
+    return 0
 
 
 cdef inline int fmt_int64(char* out, int64_t v) noexcept nogil:
