@@ -228,6 +228,35 @@ async def test_reject_auth_fetches_fresh_token() -> None:
         assert auths == ["token-1", "token-2", "token-3"]
 
 
+async def test_reject_auth_drops_the_rest_clients_cached_quote_token() -> None:
+    """Regression: the REST client's quote_token_provider() caches its token for ~24 h, so a
+    token dxLink rejected was handed out again on every reconnect; the streamer now drops it
+    from the provider's cache (``invalidate``) and the next connection gets a new one."""
+    from ttfast.rest import OAuthSession, TastytradeClient
+    from ttfast.rest.models import QuoteToken
+
+    faults = lambda n: Faults(reject_auth=True) if n == 1 else Faults()  # noqa: E731
+    srv = DxLinkServer(faults=faults, seed=3, default_aggregation=0.02, keepalive_interval=0.05)
+    await srv.start()
+    client = TastytradeClient(OAuthSession("secret", "refresh", base_url="http://127.0.0.1:9"))
+    fetched: list[str] = []
+
+    async def get_quote_token() -> QuoteToken:  # what GET /api-quote-tokens would answer
+        fetched.append(f"qt-{len(fetched) + 1}")
+        return QuoteToken(token=fetched[-1], dxlink_url=srv.url)
+
+    client.get_quote_token = get_quote_token  # type: ignore[method-assign]
+    try:
+        provider = client.quote_token_provider()
+        async with DxLinkStreamer(None, provider, **FAST) as s:
+            await until(lambda: s.connected, what="connected with a new token")
+    finally:
+        await srv.stop()
+        await client.session.close()
+    assert fetched == ["qt-1", "qt-2"]
+    assert [m["token"] for _, m in srv.received if m["type"] == "AUTH"] == ["qt-1", "qt-2"]
+
+
 async def test_reject_auth_with_close() -> None:
     faults = lambda n: Faults(reject_auth=True, reject_auth_close=True) if n == 1 else Faults()  # noqa: E731
     async with pair(faults) as (_srv, s, events, tokens):

@@ -275,7 +275,8 @@ class DxLinkStreamer(ReconnectingClient[StreamState, _Conn]):
     """A self-healing dxLink client for tastytrade market data.
 
     ``token_provider`` is an async callable returning ``(dxlink_url, token)`` (the REST
-    session's ``/api-quote-tokens``; tests pass the local server's). Use as::
+    session's ``/api-quote-tokens``; tests pass the local server's); if it has an
+    ``invalidate(token)`` method, that is called with a token the server rejected. Use as::
 
         async with DxLinkStreamer(url, provider) as s:
             s.subscribe("Quote", ["SPY"])
@@ -542,6 +543,15 @@ class DxLinkStreamer(ReconnectingClient[StreamState, _Conn]):
             self._need_fresh_token = False
         return self._token
 
+    def _token_rejected(self) -> None:
+        """The server refused the token: the next connection asks the provider for a new one,
+        and a provider that caches (``invalidate(token)``, as the REST client's
+        ``quote_token_provider()``) first drops the refused token."""
+        self._need_fresh_token = True
+        invalidate = getattr(self._token_provider, "invalidate", None)
+        if invalidate is not None and self._token is not None:
+            invalidate(self._token[1])
+
     async def _begin_connection(self) -> tuple[str, str]:
         url, token = await self._get_token()
         if self._url_override:
@@ -687,7 +697,7 @@ class DxLinkStreamer(ReconnectingClient[StreamState, _Conn]):
                 self._connected_at = time.monotonic()
                 self._set_state(StreamState.CONNECTED, "connected", ev.user_id or "")
             elif isinstance(ev, AuthRejected):
-                self._need_fresh_token = True
+                self._token_rejected()
                 self._emit(ConnectionEvent("auth_rejected", self.state, "token rejected"))
             elif isinstance(ev, ServerError):
                 st.server_errors += 1
@@ -701,7 +711,7 @@ class DxLinkStreamer(ReconnectingClient[StreamState, _Conn]):
                     )
             elif isinstance(ev, ConnectionFatal):
                 if ev.refresh_token:
-                    self._need_fresh_token = True
+                    self._token_rejected()
                 self._end_connection(conn, ev.reason)
                 return
             elif isinstance(ev, ServerSetup):

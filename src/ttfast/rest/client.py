@@ -712,29 +712,53 @@ class TastytradeClient:
 
         The token is cached until ``refresh_margin`` seconds before it expires (``expires-at``
         if the server sends one, else 24 h after it was fetched); concurrent calls share one
-        fetch.
+        fetch. Its ``invalidate(token)`` drops the cached token if it is ``token`` (the
+        :class:`~ttfast.dxlink.DxLinkStreamer` calls it when dxLink rejects the token), so the
+        next call fetches a new one.
         """
+        return _QuoteTokens(self, refresh_margin)
 
-        async def provider() -> tuple[str, str]:
-            tok = self._quote_token
-            if tok is None or time.time() >= self._quote_token_expiry - refresh_margin:
-                async with self._quote_lock:
-                    tok = self._quote_token
-                    if tok is None or time.time() >= self._quote_token_expiry - refresh_margin:
-                        tok = await self.get_quote_token()
-                        if not tok.token or not tok.dxlink_url:
-                            raise ResponseDecodeError(
-                                200,
-                                "missing_fields",
-                                "api-quote-tokens lacks token/dxlink-url",
-                                path="/api-quote-tokens",
-                            )
-                        self._quote_token = tok
-                        self._quote_token_expiry = _expiry(tok.expires_at)
-            assert tok.dxlink_url is not None and tok.token is not None
-            return tok.dxlink_url, tok.token
+    def _invalidate_quote_token(self, token: str) -> None:
+        tok = self._quote_token
+        if tok is not None and tok.token == token:
+            self._quote_token = None
 
-        return provider
+
+class _QuoteTokens:
+    """What :meth:`TastytradeClient.quote_token_provider` returns (the client holds the cache)."""
+
+    __slots__ = ("client", "refresh_margin")
+
+    def __init__(self, client: TastytradeClient, refresh_margin: float) -> None:
+        self.client = client
+        self.refresh_margin = refresh_margin
+
+    def _expiring(self) -> bool:
+        return time.time() >= self.client._quote_token_expiry - self.refresh_margin
+
+    async def __call__(self) -> tuple[str, str]:
+        c = self.client
+        tok = c._quote_token
+        if tok is None or self._expiring():
+            async with c._quote_lock:
+                tok = c._quote_token
+                if tok is None or self._expiring():
+                    tok = await c.get_quote_token()
+                    if not tok.token or not tok.dxlink_url:
+                        raise ResponseDecodeError(
+                            200,
+                            "missing_fields",
+                            "api-quote-tokens lacks token/dxlink-url",
+                            path="/api-quote-tokens",
+                        )
+                    c._quote_token = tok
+                    c._quote_token_expiry = _expiry(tok.expires_at)
+        assert tok.dxlink_url is not None and tok.token is not None
+        return tok.dxlink_url, tok.token
+
+    def invalidate(self, token: str) -> None:
+        """Forget the cached token if it is ``token``: the next call fetches a new one."""
+        self.client._invalidate_quote_token(token)
 
 
 # --- helpers --------------------------------------------------------------------------------------
