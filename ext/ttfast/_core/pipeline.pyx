@@ -134,7 +134,6 @@ cdef class _SymbolState:
     cdef bint has_committed
     cdef int64_t last_committed     # time of the last bar committed to the indicators
     cdef int32_t sym
-    cdef str symbol                 # store symbol (full candle symbol)
     cdef str name                   # key name: tag symbol (primary period) or store symbol
     cdef str tag                    # store symbol without its period attribute
     cdef str period                 # display period ("5m", "1h"), "" if unknown
@@ -290,7 +289,6 @@ cdef class IndicatorPipeline:
         st.hma = Hma(self.hma_period, self.hma_lookback)
         st.has_committed = False
         st.last_committed = 0
-        st.symbol = symbol
         st.name = name
         st.tag = tag
         st.period = period
