@@ -482,11 +482,24 @@ def _run_loop(coro: Any, variant: str) -> Any:
 # --------------------------------------------------------------------------- in-process
 
 
+def _offline_conn(**callbacks: Any) -> tuple[Any, Any]:
+    """A DxLinkStreamer and its _Conn without a socket: frames are handed to on_ws_frame."""
+    from ttfast.dxlink.streamer import DxLinkStreamer, _Conn
+
+    async def tp() -> tuple[str, str]:
+        return "ws://127.0.0.1:9/", "t"
+
+    s = DxLinkStreamer(None, tp, **callbacks)
+    s._prepare_connection()
+    conn = _Conn(s)
+    s._conn = conn
+    return s, conn
+
+
 def _quote_handler(rows: int) -> tuple[Callable[[], None], list[int]]:
     """on_ws_frame of a 1/10-Quote frame -> on_batch; returns (run one frame, latencies)."""
     from bench.bench_dxlink import quote_frames
     from ttfast.dxlink.protocol import DEFAULT_EVENT_FIELDS
-    from ttfast.dxlink.streamer import DxLinkStreamer, _Conn
 
     fields = tuple(DEFAULT_EVENT_FIELDS["Quote"])
     frame = quote_frames(fields, 1)[0]
@@ -500,13 +513,7 @@ def _quote_handler(rows: int) -> tuple[Callable[[], None], list[int]]:
     def on_batch(b: Any) -> None:
         lat.append(time.perf_counter_ns() - t_in[0])
 
-    async def tp() -> tuple[str, str]:
-        return "ws://127.0.0.1:9/", "t"
-
-    s = DxLinkStreamer(None, tp, on_batch=on_batch)
-    s._prepare_connection()
-    conn = _Conn(s)
-    s._conn = conn
+    s, conn = _offline_conn(on_batch=on_batch)
     s._on_message(
         conn,
         json.dumps(
@@ -530,21 +537,13 @@ def _quote_handler(rows: int) -> tuple[Callable[[], None], list[int]]:
 
 def _candle_handler(rows: int) -> tuple[Callable[[], None], list[int]]:
     """on_ws_frame of a 1/10-row live Candle frame -> on_candle_changes."""
-    from ttfast.dxlink.streamer import DxLinkStreamer, _Conn
-
     lat: list[int] = []
     t_in = [0]
 
     def on_changes(ch: Any) -> None:
         lat.append(time.perf_counter_ns() - t_in[0])
 
-    async def tp() -> tuple[str, str]:
-        return "ws://127.0.0.1:9/", "t"
-
-    s = DxLinkStreamer(None, tp, on_candle_changes=on_changes)
-    s._prepare_connection()
-    conn = _Conn(s)
-    s._conn = conn
+    s, conn = _offline_conn(on_candle_changes=on_changes)
     ch = s.protocol.channel_for("Candle")
     cfg, frames = datagen.candle_feed_frames(10, 400, 10, rows_per_frame=rows, channel=ch)
     s._on_message(conn, json.dumps(cfg).encode())
