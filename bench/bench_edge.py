@@ -268,12 +268,6 @@ def _client_main(conn: Any) -> None:
 # -- the servers -------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait_http(port: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -293,7 +287,7 @@ class Rig:
     """Two redis-servers, ttfast-edge and the reference, and the client process."""
 
     def __init__(self, clients: int, symbols: int) -> None:
-        from tests.servers import RedisServer, require_binary
+        from tests.servers import RedisServer, free_port, require_binary
 
         self.clients, self.symbols = clients, symbols
         self.tmp = tempfile.TemporaryDirectory(prefix="ttfast-bench-edge-")
@@ -317,7 +311,7 @@ class Rig:
             for s in range(symbols):
                 pub.command(b"SET", b"snapshot:S%03d" % s, snapshot(s))
             self.pub[name] = pub
-            port = _free_port()
+            port = free_port()
             proc = subprocess.Popen(
                 [*cmd, "--redis", srv.url, "--port", str(port)],
                 env=env,
