@@ -506,7 +506,7 @@ def summary(xs: list[int]) -> dict[str, float]:
 async def run(
     signals: int, block: int, with_sdk: bool = True, prototype: bool = False
 ) -> dict[str, dict[str, float]]:
-    from tests.test_docs_examples import ttfast_sim
+    from tests.servers import ttfast_sim
 
     with ttfast_sim() as sim, WriteProbe().installed() as probe:
         rest_url = sim.rest_url

@@ -12,11 +12,14 @@ import abc
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -595,3 +598,60 @@ def redis_cluster(
             yield cluster
         finally:
             cluster.stop()
+
+
+# -- the project's own commands, started as a user runs them --------------------------------
+
+
+def clean_env() -> dict[str, str]:
+    """The caller's environment minus anything that could point an example elsewhere."""
+    drop = ("TASTYTRADE_", "TTFAST_", "PYTHONPATH")
+    return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+
+
+def ttfast_script(name: str, module: str) -> list[str]:
+    """How to run the console script `name` of the venv running the tests."""
+    exe = Path(sys.executable).parent / name
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", module]
+
+
+def stop_cli(proc: subprocess.Popen[str], timeout: float = 20.0) -> None:
+    """Ctrl-C a command started by a test, then kill it if it does not stop."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+
+
+@dataclass(frozen=True)
+class Sim:
+    dxlink_url: str
+    rest_url: str
+
+
+@contextlib.contextmanager
+def ttfast_sim() -> Iterator[Sim]:
+    """``ttfast sim`` on free ports, as a user runs it in a second terminal (the docs examples,
+    the MACD bot test, bench/bench_bot.py)."""
+    cmd = [*ttfast_script("ttfast", "ttfast.cli"), "sim", "--dxlink-port", "0", "--rest-port", "0"]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean_env()
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(
+        target=lambda: lines.extend(proc.stdout.readline() for _ in range(2)),  # type: ignore[union-attr]
+        daemon=True,
+    )
+    reader.start()
+    reader.join(60)
+    try:
+        found = dict(re.findall(r"ttfast sim: (dxLink|REST)\s+(\S+)", "".join(lines)))
+        assert set(found) == {"dxLink", "REST"}, f"`ttfast sim` printed {lines!r}"
+        yield Sim(found["dxLink"], found["REST"])
+    finally:
+        stop_cli(proc)
+        proc.stdout.close()

@@ -19,14 +19,10 @@
 from __future__ import annotations
 
 import ast
-import contextlib
-import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +30,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from tests.servers import Sim, clean_env, stop_cli, ttfast_script, ttfast_sim
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -104,58 +101,6 @@ SHELL = [b for b in BLOCKS if b.lang in ("sh", "")]
 # --------------------------------------------------------------------------- local servers
 
 
-def _clean_env() -> dict[str, str]:
-    """The caller's environment minus anything that could point an example elsewhere."""
-    drop = ("TASTYTRADE_", "TTFAST_", "PYTHONPATH")
-    return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-
-
-def _script(name: str, module: str) -> list[str]:
-    exe = BIN / name
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", module]
-
-
-def _stop(proc: subprocess.Popen[str], timeout: float = 20.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
-
-
-@dataclass(frozen=True)
-class Sim:
-    dxlink_url: str
-    rest_url: str
-
-
-@contextlib.contextmanager
-def ttfast_sim() -> Iterator[Sim]:
-    """``ttfast sim`` on free ports, as a user runs it in a second terminal (also used by
-    bench/bench_bot.py)."""
-    cmd = [*_script("ttfast", "ttfast.cli"), "sim", "--dxlink-port", "0", "--rest-port", "0"]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_clean_env()
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    reader = threading.Thread(
-        target=lambda: lines.extend(proc.stdout.readline() for _ in range(2)),  # type: ignore[union-attr]
-        daemon=True,
-    )
-    reader.start()
-    reader.join(60)
-    try:
-        found = dict(re.findall(r"ttfast sim: (dxLink|REST)\s+(\S+)", "".join(lines)))
-        assert set(found) == {"dxLink", "REST"}, f"`ttfast sim` printed {lines!r}"
-        yield Sim(found["dxLink"], found["REST"])
-    finally:
-        _stop(proc)
-        proc.stdout.close()
-
-
 @pytest.fixture(scope="module")
 def sim() -> Iterator[Sim]:
     with ttfast_sim() as s:
@@ -170,11 +115,11 @@ def worker_redis() -> Iterator[str]:
 
     with redis_server() as srv:
         cmd = [
-            *_script("ttfast-worker", "ttfast.worker"),
+            *ttfast_script("ttfast-worker", "ttfast.worker"),
             *("--source", "sim", "--redis", srv.url, "--quiet"),
         ]
         proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, env=_clean_env()
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, env=clean_env()
         )
         try:
             client = redis.Redis.from_url(srv.url)
@@ -186,7 +131,7 @@ def worker_redis() -> Iterator[str]:
             client.close()
             yield srv.url
         finally:
-            _stop(proc)
+            stop_cli(proc)
 
 
 # --------------------------------------------------------------------------- python blocks
@@ -199,7 +144,7 @@ def test_python_example_runs(block: Block, request: pytest.FixtureRequest, tmp_p
         compile(block.code, block.where, "exec")
         return
     s: Sim = request.getfixturevalue("sim")
-    env = _clean_env()
+    env = clean_env()
     env.update(
         TASTYTRADE_BASE_URL=s.rest_url,
         TASTYTRADE_CLIENT_SECRET="docs-example-secret",
@@ -264,7 +209,7 @@ def _program(tok: str) -> str:
 @cache
 def _help(cmd: tuple[str, ...]) -> str:
     proc = subprocess.run(
-        [*cmd, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120, env=_clean_env()
+        [*cmd, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120, env=clean_env()
     )
     assert proc.returncode == 0, f"`{' '.join(cmd)} --help` failed:\n{proc.stdout}{proc.stderr}"
     return proc.stdout
@@ -295,10 +240,10 @@ def _check_command(tokens: list[str]) -> list[str]:
     help_cmd: tuple[str, ...] | None = None
     if prog == "ttfast":
         sub = args[:1] if args and not args[0].startswith("-") else []
-        help_cmd = (*_script("ttfast", "ttfast.cli"), *sub)
+        help_cmd = (*ttfast_script("ttfast", "ttfast.cli"), *sub)
         args = args[len(sub) :]
     elif prog == "ttfast-worker":
-        help_cmd = tuple(_script("ttfast-worker", "ttfast.worker"))
+        help_cmd = tuple(ttfast_script("ttfast-worker", "ttfast.worker"))
     elif prog in ("pip", "pip3"):
         help_cmd = (sys.executable, "-m", "pip", *args[:1])
         args = args[1:]
