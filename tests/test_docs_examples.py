@@ -34,7 +34,6 @@ from tests.servers import Sim, clean_env, stop_cli, ttfast_script, ttfast_sim
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-BIN = Path(sys.executable).parent
 TIMEOUT = 180.0  # per example; generous for a loaded 2-core machine
 LANGUAGES = {"python", "sh", "text", ""}
 MAX_NO_RUN = 5

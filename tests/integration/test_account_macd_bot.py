@@ -17,7 +17,6 @@ from tests.servers import clean_env, ttfast_sim
 
 ROOT = Path(__file__).resolve().parents[2]
 BOT = ROOT / "examples" / "macd_bot.py"
-BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.timeout(300)
 
