@@ -1,11 +1,13 @@
 """Retry delays: the one exponential backoff behind every reconnect and retry loop in ttfast.
 
 Sans-IO, stdlib only: :class:`Backoff` says how long to wait, the caller sleeps. Used by the
-dxLink reconnect loop, REST GET and token-refresh retries, and the Redis and Telegraf sinks.
+reconnect loop of the dxLink and account streamers (``ttfast._wsclient``), REST GET and
+token-refresh retries, the sinks' sender loop (``ttfast.sinks._base``) and the scale-out roles.
 Its random source is injectable (``rng=random.Random(seed)``), so tests see a fixed schedule.
 
-No Retry-After handling: tastytrade's 429 carries no rate-limit headers (spec §6), and the sinks
-retry a throttled batch on this schedule.
+A server's ``Retry-After`` is not handled here: the sinks' sender loop waits the longer of the
+backoff and the delay the InfluxDB v2 sink read from it (tastytrade's 429 carries no rate-limit
+headers, spec §6, so REST retries follow this schedule alone).
 """
 
 from __future__ import annotations

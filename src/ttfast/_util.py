@@ -30,13 +30,17 @@ def redact_url(url: str, *, from_peer: bool = False) -> str:
     """
     try:
         u = urlsplit(url.strip())
-        host = u.hostname or ""
-        port = u.port
+        hosts = u.netloc.rpartition("@")[2]
+        if "," in hosts:  # several nodes (redis+cluster://h:p,h:p): hosts are not secrets
+            netloc = hosts
+        else:
+            host = u.hostname or ""
+            port = u.port
+            if ":" in host:
+                host = f"[{host}]"
+            netloc = host + (f":{port}" if port is not None else "")
     except ValueError:
         return _REDACTED if from_peer else "<unparseable url>"
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{port}" if port is not None else "")
     query = ""
     if from_peer:
         query = "?" + _REDACTED if u.query else ""

@@ -38,3 +38,12 @@ def test_redact_url(url: str, for_logs: str, from_peer: str) -> None:
     assert redact_url(url, from_peer=True) == from_peer
     for out in (redact_url(url), redact_url(url, from_peer=True)):
         assert "s3cret" not in out and "secret=1" not in out and ":p@" not in out
+
+
+def test_redact_url_keeps_the_nodes_of_a_cluster_url() -> None:
+    url = "redis+cluster://u:secret@10.0.0.1:7000,10.0.0.2:7001/0?password=x"
+    assert redact_url(url) == "redis+cluster://u:***@10.0.0.1:7000,10.0.0.2:7001/0"
+    assert (
+        redact_url(url, from_peer=True)
+        == "redis+cluster://10.0.0.1:7000,10.0.0.2:7001/0?<redacted>"
+    )

@@ -1,4 +1,5 @@
-"""`BatchingSink`: the sender task, `flush()` and `close()` shared by the Redis and Telegraf sinks.
+"""`BatchingSink`: the sender task, `flush()` and `close()` shared by the Redis, Telegraf and
+InfluxDB v2 sinks.
 
 The producer side of a sink only queues (never blocks, never raises) and sets `_wake`. One
 sender task takes a batch, sends it and keeps it until the server has answered; a failed
