@@ -1,29 +1,4 @@
-"""Scale-out over Redis (Cluster): ``ttfast-worker --role ingest`` and ``--role compute``.
-
-* **ingest**: the usual source (sim or dxLink) into the worker's `CandleStore`; every change
-  of the store becomes one stream entry (``XADD {p<n>}:candles MAXLEN ~ N``) in the stream of
-  the symbol's partition, ``crc32(candle symbol) % P``. An entry carries the bars that may
-  differ after the change, as full bars (upserts): ``k=s`` the whole series (a snapshot,
-  correction or removal: replace), ``k=u`` the bars from the first changed one on. So applying
-  an entry twice, or an older entry again before the newer ones, converges to the same series.
-* **compute**: N processes share the P partitions through leases (``SET {p<n>}:lease <id> NX
-  PX ttl``, renewed by a compare-and-PEXPIRE script, given up by a compare-and-DEL). Each owned
-  partition is read with the consumer group ``compute`` (``XREADGROUP``); its entries go
-  through a store + the compiled `IndicatorPipeline` (the single-process worker's code), the
-  outputs (``SET snapshot:<name>``, ``SPUBLISH analytics:delta:<name>``, ``history:<name>``)
-  are written with one pipeline, and only once Redis acknowledged all of them are the entries
-  acknowledged (``XACK``). On taking a partition over, the new owner claims the pending
-  entries of the previous owner (``XAUTOCLAIM``), rebuilds the state by replaying the
-  partition's retained stream up to the group's last delivered entry (writing the outputs
-  again from the first pending entry on) and continues with new entries.
-
-Outputs are at-least-once and idempotent: an entry whose outputs were written but not
-acknowledged is processed again by the next owner and yields the same bytes. docs/scale-out.md
-has the choices and the failure analysis.
-
-May touch: the Redis (Cluster) named by ``--redis`` (``redis://`` or
-``redis+cluster://host:port,host:port``, redis-py's asyncio ``RedisCluster``).
-"""
+"""``ttfast-worker --role compute``: N processes share the partitions (package docstring)."""
 
 from __future__ import annotations
 
@@ -39,250 +14,32 @@ import sys
 import time
 import uuid
 import zlib
-from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from ttfast._core import CandleStore, Changes, IndicatorPipeline, PipelineOutput
+from ttfast._core import CandleStore, IndicatorPipeline, PipelineOutput
 from ttfast._retry import Backoff
-from ttfast._util import redact_url
 from ttfast.sinks import LogLimiter
 from ttfast.symbols import normalize_period
-from ttfast.worker.app import Worker
 from ttfast.worker.config import WorkerConfig
+from ttfast.worker.scaleout.common import (
+    FIELDS,
+    GROUP,
+    MEMBERS_KEY,
+    RELEASE_SCRIPT,
+    RENEW_SCRIPT,
+    connect,
+    decode_entry,
+    lease_key,
+    redact,
+    stream_id,
+    stream_key,
+)
 
-if TYPE_CHECKING:
-    from redis.asyncio import Redis
-    from redis.asyncio.cluster import RedisCluster
-
-__all__ = [
-    "GROUP",
-    "ComputeWorker",
-    "IngestWorker",
-    "connect",
-    "lease_key",
-    "partition_of",
-    "run_role",
-    "stream_key",
-]
+__all__ = ["ComputeStats", "ComputeWorker"]
 
 log = logging.getLogger("ttfast.worker.scaleout")
-
-GROUP = "compute"
-MEMBERS_KEY = "{ttfast}:members"  # sorted set: compute worker id -> heartbeat expiry (ms)
-
-# KEYS[1] = lease, ARGV = (owner, ttl ms): extend the lease only if we still own it
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-# KEYS[1] = lease, ARGV[1] = owner: give the lease up only if we still own it
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-
-def partition_of(candle_symbol: str, partitions: int) -> int:
-    """The partition of a candle symbol (``SPY{=5m}``): crc32 mod P, stable across processes
-    and Python versions (not ``hash()``)."""
-    return zlib.crc32(candle_symbol.encode()) % partitions
-
-
-def stream_key(p: int) -> str:
-    """The partition's stream; the hash tag ``{p<n>}`` keeps all its keys on one slot."""
-    return f"{{p{p}}}:candles"
-
-
-def lease_key(p: int) -> str:
-    return f"{{p{p}}}:lease"
-
-
-CLUSTER_SCHEME = "redis+cluster://"
-
-
-def redact(url: str) -> str:
-    """`url` for logs: a ``redis+cluster://`` URL's user and password become ``***``."""
-    if url.startswith(CLUSTER_SCHEME):
-        rest = url[len(CLUSTER_SCHEME) :].split("?", 1)[0]
-        if "@" in rest:
-            rest = "***@" + rest.rpartition("@")[2]
-        return CLUSTER_SCHEME + rest
-    return redact_url(url)
-
-
-def connect(url: str) -> Redis | RedisCluster:
-    """redis-py's asyncio client for ``redis+cluster://[user:password@]h:p,h:p``
-    (`RedisCluster`, the nodes as startup nodes) or a plain ``redis://`` URL (one server)."""
-    if url.startswith(CLUSTER_SCHEME):
-        from urllib.parse import unquote
-
-        from redis.asyncio.cluster import ClusterNode, RedisCluster
-
-        rest = url[len(CLUSTER_SCHEME) :].split("?", 1)[0].split("/", 1)[0]
-        auth, _, hosts = rest.rpartition("@")
-        user, _, password = auth.partition(":")
-        nodes = []
-        for part in hosts.split(","):
-            host, _, port = part.strip().rpartition(":")
-            nodes.append(ClusterNode(host.strip("[]") or "127.0.0.1", int(port)))
-        return RedisCluster(
-            startup_nodes=nodes,
-            username=unquote(user) or None,
-            password=unquote(password) or None,
-            socket_timeout=5.0,
-            socket_connect_timeout=2.0,
-        )
-    import redis.asyncio as aioredis
-
-    return aioredis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=2.0)
-
-
-def _sid(entry_id: bytes | str) -> tuple[int, int]:
-    s = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    ms, _, seq = s.partition("-")
-    return int(ms), int(seq or 0)
-
-
-# -- entries -------------------------------------------------------------------------------
-
-
-def encode_entry(ch: Any) -> dict[bytes, bytes]:
-    """One stream entry of one `SymbolChange`: the whole series (``k=s``) when its history
-    changed, else the bars from ``ch.first`` on (``k=u``); time as int64, the five fields as
-    float64 (bit-exact)."""
-    s = ch.series
-    n = len(s)
-    full = bool(ch.history_changed)
-    first = 0 if full else max(0, min(int(ch.first), n - 1))
-    if full or n - first > 8:
-        t = np.asarray(s.time, dtype=np.int64)[first:]
-        v = np.stack([np.asarray(getattr(s, f), dtype=np.float64)[first:] for f in _FIELDS], 1)
-    else:
-        bars = [s[i] for i in range(first, n)]
-        t = np.array([b.time for b in bars], dtype=np.int64)
-        v = np.array([[getattr(b, f) for f in _FIELDS] for b in bars], dtype=np.float64)
-    return {
-        b"s": ch.symbol.encode(),
-        b"k": b"s" if full else b"u",
-        b"t": t.tobytes(),
-        b"v": np.ascontiguousarray(v).tobytes(),
-    }
-
-
-_FIELDS = ("open", "high", "low", "close", "volume")
-
-
-def decode_entry(fields: dict[bytes, bytes]) -> tuple[str, bool, Any, Any]:
-    """(candle symbol, full series?, times int64[n], values float64[n, 5])."""
-    t = np.frombuffer(fields[b"t"], dtype=np.int64)
-    v = np.frombuffer(fields[b"v"], dtype=np.float64).reshape(len(t), 5)
-    return fields[b"s"].decode(), fields[b"k"] == b"s", t, v
-
-
-# -- ingest ----------------------------------------------------------------------------------
-
-
-class IngestWorker(Worker):
-    """The worker's source and store; every store change → its partition's stream."""
-
-    def __init__(self, cfg: WorkerConfig) -> None:
-        assert cfg.redis_url is not None
-        inner = dataclasses.replace(
-            cfg,
-            redis_url=None,
-            telegraf_url=None,
-            influx_url=None,
-            serve=None,
-            history_bars=0,
-            print_table=False,
-        )
-        super().__init__(inner)
-        self.url = cfg.redis_url
-        self.partitions = cfg.partitions
-        self.maxlen = cfg.stream_maxlen
-        self._queue: deque[tuple[int, dict[bytes, bytes]]] = deque()
-        self._wake = asyncio.Event()
-        self.appended = 0  # entries acknowledged by Redis
-        self.failures = 0
-        self._limiter = LogLimiter(log)
-
-    def on_changes(self, changes: Changes) -> PipelineOutput:
-        t0 = time.perf_counter_ns()
-        for ch in changes:
-            self._queue.append((partition_of(ch.symbol, self.partitions), encode_entry(ch)))
-        if len(changes):
-            self._wake.set()
-        self.stats.batches += 1
-        self.stats.rows += len(changes)
-        self.stats.process_ns += time.perf_counter_ns() - t0
-        self.stats.last_batch_at = time.monotonic()
-        return None  # type: ignore[return-value]
-
-    async def _flusher(self, client: Any) -> None:
-        backoff = Backoff(0.05, 2.0, jitter="none")
-        while True:
-            if not self._queue:
-                self._wake.clear()
-                await self._wake.wait()
-            n = min(len(self._queue), 1000)
-            batch = [self._queue[i] for i in range(n)]
-            pipe = client.pipeline(transaction=False)
-            for p, fields in batch:
-                pipe.xadd(stream_key(p), fields, maxlen=self.maxlen, approximate=True)
-            try:
-                await pipe.execute()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # retried as a whole: entries are idempotent upserts
-                self.failures += 1
-                self._limiter.log(
-                    "xadd", logging.WARNING, "ingest: XADD round failed (%r); retrying", exc
-                )
-                await asyncio.sleep(backoff.next_delay())
-                continue
-            backoff.reset()
-            for _ in range(n):
-                self._queue.popleft()
-            self.appended += n
-
-    def status_line(self) -> str:
-        return (
-            f"{super().status_line()} | ingest appended {self.appended} "
-            f"queued {len(self._queue)} failures {self.failures}"
-        )
-
-    async def run(self) -> int:
-        client = connect(self.url)
-        flusher = asyncio.create_task(self._flusher(client), name="ttfast-ingest-flusher")
-        log.info(
-            "ingest: %d partitions on %s (MAXLEN ~%d)",
-            self.partitions,
-            redact(self.url),
-            self.maxlen,
-        )
-        try:
-            rc = await super().run()
-            deadline = time.monotonic() + 10.0  # flush what the source delivered
-            while self._queue and time.monotonic() < deadline and not flusher.done():
-                await asyncio.sleep(0.02)
-            if self._queue:
-                log.warning("ingest: %d entries not appended at exit", len(self._queue))
-            return rc
-        finally:
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await flusher
-            with contextlib.suppress(Exception):
-                await client.aclose()
-
-
-# -- compute ---------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass
@@ -347,7 +104,7 @@ class ComputeWorker:
                 "time": t,
                 "eventFlags": np.zeros(len(t), dtype=np.int64),
             }
-            for k, f in enumerate(_FIELDS):
+            for k, f in enumerate(FIELDS):
                 cols[f] = v[:, k].copy()
             outs.append(self.pipeline.process(self.store.apply(ColumnBatch("Candle", cols))))
             seg.clear()
@@ -463,12 +220,12 @@ class ComputeWorker:
             claimed += [e[0] for e in entries]
             if len(res) > 2:
                 claimed += list(res[2])  # deleted by MAXLEN: nothing to replay, ack
-            if _sid(cursor) == (0, 0):
+            if stream_id(cursor) == (0, 0):
                 break
-        first_pending = min((_sid(i) for i in claimed), default=None)
+        first_pending = min((stream_id(i) for i in claimed), default=None)
         self.stats.claimed += len(claimed)
         start: Any = "-"
-        while _sid(last) != (0, 0) and self._holds(p):
+        while stream_id(last) != (0, 0) and self._holds(p):
             chunk = await c.xrange(key, min=start, max=last, count=1000)
             if not chunk:
                 break
@@ -476,7 +233,7 @@ class ComputeWorker:
             if first_pending is None:
                 self.apply(p, chunk)
             else:
-                k = next((j for j, e in enumerate(chunk) if _sid(e[0]) >= first_pending), None)
+                k = next((j for j, e in enumerate(chunk) if stream_id(e[0]) >= first_pending), None)
                 if k is None:
                     self.apply(p, chunk)
                 else:
@@ -553,19 +310,19 @@ class ComputeWorker:
                 for p, task in list(self._releasing.items()):
                     if task.done():  # its last round is acknowledged: nothing pending
                         del self._releasing[p]
-                        await c.eval(_RELEASE, 1, lease_key(p), me)
+                        await c.eval(RELEASE_SCRIPT, 1, lease_key(p), me)
                         self.stats.released += 1
                     else:
-                        await c.eval(_RENEW, 1, lease_key(p), me, self.ttl_ms)
+                        await c.eval(RENEW_SCRIPT, 1, lease_key(p), me, self.ttl_ms)
                 for p in list(self.owned):
                     task = self.owned[p]
                     if task.done():  # failed: give it up, it is retried by whoever takes it
                         self._drop(p)
                         if not task.cancelled():
                             task.exception()  # (logged by the task)
-                        await c.eval(_RELEASE, 1, lease_key(p), me)
+                        await c.eval(RELEASE_SCRIPT, 1, lease_key(p), me)
                         continue
-                    if not await c.eval(_RENEW, 1, lease_key(p), me, self.ttl_ms):
+                    if not await c.eval(RENEW_SCRIPT, 1, lease_key(p), me, self.ttl_ms):
                         self.stats.lost += 1
                         log.warning("compute %s: lease of partition %d lost", me, p)
                         self._drop(p)
@@ -638,7 +395,9 @@ class ComputeWorker:
             await self._ended(list(self._live.values()))
             for p in held:  # let the others take over at once rather than after the TTL
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.client.eval(_RELEASE, 1, lease_key(p), self.id), 2)
+                    await asyncio.wait_for(
+                        self.client.eval(RELEASE_SCRIPT, 1, lease_key(p), self.id), 2
+                    )
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.client.zrem(MEMBERS_KEY, self.id), 2)
             with contextlib.suppress(Exception):
@@ -655,10 +414,3 @@ class ComputeWorker:
             await asyncio.sleep(self.cfg.status_interval)
             if not self.cfg.quiet:
                 print(self.status_line(), file=sys.stderr, flush=True)
-
-
-async def run_role(cfg: WorkerConfig) -> int:
-    """``--role ingest`` or ``--role compute``."""
-    if cfg.role == "ingest":
-        return await IngestWorker(cfg).run()
-    return await ComputeWorker(cfg).run()

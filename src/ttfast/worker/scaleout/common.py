@@ -1,0 +1,145 @@
+"""What the scale-out roles share: key names, partitioning, the Redis (Cluster) client, the
+stream entry codec and the lease scripts (see the package docstring and docs/scale-out.md)."""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ttfast._util import redact_url
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
+
+__all__ = [
+    "GROUP",
+    "MEMBERS_KEY",
+    "connect",
+    "decode_entry",
+    "encode_entry",
+    "lease_key",
+    "partition_of",
+    "redact",
+    "stream_key",
+]
+
+log = logging.getLogger("ttfast.worker.scaleout")
+
+GROUP = "compute"
+MEMBERS_KEY = "{ttfast}:members"  # sorted set: compute worker id -> heartbeat expiry (ms)
+
+# KEYS[1] = lease, ARGV = (owner, ttl ms): extend the lease only if we still own it
+RENEW_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+# KEYS[1] = lease, ARGV[1] = owner: give the lease up only if we still own it
+RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def partition_of(candle_symbol: str, partitions: int) -> int:
+    """The partition of a candle symbol (``SPY{=5m}``): crc32 mod P, stable across processes
+    and Python versions (not ``hash()``)."""
+    return zlib.crc32(candle_symbol.encode()) % partitions
+
+
+def stream_key(p: int) -> str:
+    """The partition's stream; the hash tag ``{p<n>}`` keeps all its keys on one slot."""
+    return f"{{p{p}}}:candles"
+
+
+def lease_key(p: int) -> str:
+    return f"{{p{p}}}:lease"
+
+
+CLUSTER_SCHEME = "redis+cluster://"
+
+
+def redact(url: str) -> str:
+    """`url` for logs: a ``redis+cluster://`` URL's user and password become ``***``."""
+    if url.startswith(CLUSTER_SCHEME):
+        rest = url[len(CLUSTER_SCHEME) :].split("?", 1)[0]
+        if "@" in rest:
+            rest = "***@" + rest.rpartition("@")[2]
+        return CLUSTER_SCHEME + rest
+    return redact_url(url)
+
+
+def connect(url: str) -> Redis | RedisCluster:
+    """redis-py's asyncio client for ``redis+cluster://[user:password@]h:p,h:p``
+    (`RedisCluster`, the nodes as startup nodes) or a plain ``redis://`` URL (one server)."""
+    if url.startswith(CLUSTER_SCHEME):
+        from urllib.parse import unquote
+
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+        rest = url[len(CLUSTER_SCHEME) :].split("?", 1)[0].split("/", 1)[0]
+        auth, _, hosts = rest.rpartition("@")
+        user, _, password = auth.partition(":")
+        nodes = []
+        for part in hosts.split(","):
+            host, _, port = part.strip().rpartition(":")
+            nodes.append(ClusterNode(host.strip("[]") or "127.0.0.1", int(port)))
+        return RedisCluster(
+            startup_nodes=nodes,
+            username=unquote(user) or None,
+            password=unquote(password) or None,
+            socket_timeout=5.0,
+            socket_connect_timeout=2.0,
+        )
+    import redis.asyncio as aioredis
+
+    return aioredis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=2.0)
+
+
+def stream_id(entry_id: bytes | str) -> tuple[int, int]:
+    s = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = s.partition("-")
+    return int(ms), int(seq or 0)
+
+
+# -- entries -------------------------------------------------------------------------------
+
+
+def encode_entry(ch: Any) -> dict[bytes, bytes]:
+    """One stream entry of one `SymbolChange`: the whole series (``k=s``) when its history
+    changed, else the bars from ``ch.first`` on (``k=u``); time as int64, the five fields as
+    float64 (bit-exact)."""
+    s = ch.series
+    n = len(s)
+    full = bool(ch.history_changed)
+    first = 0 if full else max(0, min(int(ch.first), n - 1))
+    if full or n - first > 8:
+        t = np.asarray(s.time, dtype=np.int64)[first:]
+        v = np.stack([np.asarray(getattr(s, f), dtype=np.float64)[first:] for f in FIELDS], 1)
+    else:
+        bars = [s[i] for i in range(first, n)]
+        t = np.array([b.time for b in bars], dtype=np.int64)
+        v = np.array([[getattr(b, f) for f in FIELDS] for b in bars], dtype=np.float64)
+    return {
+        b"s": ch.symbol.encode(),
+        b"k": b"s" if full else b"u",
+        b"t": t.tobytes(),
+        b"v": np.ascontiguousarray(v).tobytes(),
+    }
+
+
+FIELDS = ("open", "high", "low", "close", "volume")
+
+
+def decode_entry(fields: dict[bytes, bytes]) -> tuple[str, bool, Any, Any]:
+    """(candle symbol, full series?, times int64[n], values float64[n, 5])."""
+    t = np.frombuffer(fields[b"t"], dtype=np.int64)
+    v = np.frombuffer(fields[b"v"], dtype=np.float64).reshape(len(t), 5)
+    return fields[b"s"].decode(), fields[b"k"] == b"s", t, v
