@@ -506,6 +506,7 @@ class RedisClusterNode(RedisServer):
                 "--cluster-enabled", "yes",
                 "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", "1000",
+                "--repl-diskless-sync-delay", "0",  # a replica syncs at once (default 5 s)
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
@@ -551,13 +552,19 @@ class RedisCluster:
         return [("127.0.0.1", n.port) for n in self.nodes]
 
     def ok(self) -> bool:
-        """`cluster info` says cluster_state:ok with every slot assigned, on every node."""
+        """`cluster info` says cluster_state:ok with every slot assigned, and every replica's
+        link to its primary is up (synced: ``WAIT 1`` can succeed), on every live node."""
         for n in self.nodes:
+            if n.proc is None or n.proc.poll() is not None:
+                continue  # (stopped by a test)
             try:
                 info = n.command("cluster", "info")
+                repl = n.command("info", "replication")
             except (OSError, subprocess.SubprocessError):
                 return False
             if "cluster_state:ok" not in info or "cluster_slots_ok:16384" not in info:
+                return False
+            if "role:slave" in repl and "master_link_status:up" not in repl:
                 return False
         return True
 

@@ -83,6 +83,8 @@ class WorkerConfig:
     partitions: int = 16  # candle streams {p<n>}:candles, crc32(candle symbol) % partitions
     stream_maxlen: int = 100_000  # XADD MAXLEN ~ per partition stream
     lease_ms: int = 2000  # compute: partition lease TTL (renewed every quarter of it)
+    durable: int = 0  # scale-out roles: WAIT for this many replicas before a round counts
+    durable_timeout_ms: int = 1000  # ... waiting at most this long per round (then resent)
 
 
 def have_credentials() -> bool:
@@ -280,6 +282,24 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         metavar="MS",
         help="--role compute: partition lease TTL (renewed every quarter of it)",
     )
+    p.add_argument(
+        "--durable",
+        type=int,
+        nargs="?",
+        const=1,
+        default=0,
+        metavar="N",
+        help="scale-out roles: a round of stream appends (ingest) or outputs (compute) counts "
+        "as written only once N replicas have it (WAIT N; N=1 without a value); default 0: "
+        "asynchronous replication (docs/scale-out.md says what a primary crash can lose)",
+    )
+    p.add_argument(
+        "--durable-timeout-ms",
+        type=int,
+        default=1000,
+        metavar="MS",
+        help="--durable: how long one WAIT may block before the round is sent again",
+    )
     p.add_argument("--log-level", default=env.get("TTFAST_LOG_LEVEL", "INFO"))
     a = p.parse_args(argv)
     logging.basicConfig(
@@ -300,6 +320,10 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
             p.error("--partitions must be in 1..16384")
         if a.stream_maxlen < 1 or a.lease_ms < 100:
             p.error("--stream-maxlen must be >= 1 and --lease-ms >= 100")
+        if not 0 <= a.durable <= 16 or a.durable_timeout_ms < 1:
+            p.error("--durable must be in 0..16 and --durable-timeout-ms >= 1")
+    elif a.durable:
+        p.error("--durable is for --role ingest/compute (docs/scale-out.md)")
     elif (a.redis or "").startswith("redis+cluster://"):
         p.error("redis+cluster:// URLs are for --role ingest/compute (docs/scale-out.md)")
     if source == "redis" and not a.redis:
@@ -390,4 +414,6 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         partitions=a.partitions,
         stream_maxlen=a.stream_maxlen,
         lease_ms=a.lease_ms,
+        durable=a.durable,
+        durable_timeout_ms=a.durable_timeout_ms,
     )

@@ -22,8 +22,11 @@ __all__ = [
     "decode_entry",
     "encode_entry",
     "lease_key",
+    "partition_channel",
     "partition_of",
     "redact",
+    "run_round",
+    "split_partition_message",
     "stream_key",
 ]
 
@@ -57,6 +60,23 @@ def partition_of(candle_symbol: str, partitions: int) -> int:
 def stream_key(p: int) -> str:
     """The partition's stream; the hash tag ``{p<n>}`` keeps all its keys on one slot."""
     return f"{{p{p}}}:candles"
+
+
+def partition_channel(p: int) -> bytes:
+    """The sharded pub/sub channel carrying every delta of partition `p` as ``<name> <payload>``
+    (the payload of ``analytics:delta:<name>``): sharded pub/sub has no pattern subscribe, so
+    one process follows all symbols with P ``SSUBSCRIBE``s (the edge does); ``{p<n>}`` puts it
+    on the partition's slot."""
+    return f"analytics:delta:{{p{p}}}".encode()
+
+
+def split_partition_message(msg: bytes) -> tuple[bytes, bytes]:
+    """``<name> <payload>`` of a `partition_channel` message → (name, payload); ValueError if
+    it has no name."""
+    name, sep, payload = msg.partition(b" ")
+    if not sep or not name:
+        raise ValueError("partition channel message without a name")
+    return name, payload
 
 
 def lease_key(p: int) -> str:
@@ -143,3 +163,66 @@ def decode_entry(fields: dict[bytes, bytes]) -> tuple[str, bool, Any, Any]:
     t = np.frombuffer(fields[b"t"], dtype=np.int64)
     v = np.frombuffer(fields[b"v"], dtype=np.float64).reshape(len(t), 5)
     return fields[b"s"].decode(), fields[b"k"] == b"s", t, v
+
+
+# -- one round of commands ----------------------------------------------------------------------
+
+
+class RoundNotDone(Exception):
+    """The round must be sent again whole (a redirect, a cluster in failover, or fewer replicas
+    than ``--durable`` acknowledged it in time). Safe: every command of a round is idempotent."""
+
+
+async def run_round(
+    client: Any, cmds: list[tuple[Any, ...]], *, durable: int = 0, timeout_ms: int = 1000
+) -> list[Any]:
+    """Send `cmds` (each ``(name, key, *args)``) in one pipeline; their replies, in order.
+
+    A reply Redis gave as an error (``ResponseError``) is returned in place (the caller counts
+    it); connection trouble raises (redis-py's errors), and so does `RoundNotDone`.
+
+    ``durable=n``: the round counts as written only when ``n`` replicas have it. After each
+    node's commands, ``WAIT n timeout_ms`` goes on **that node's connection** (WAIT covers the
+    writes of its own connection only, so it rides in the node's batch of the cluster
+    pipeline). Redirects are then not followed inside the round (a redirected command would
+    run on another connection, outside the WAIT): a ``MOVED`` refreshes the slot map, an
+    ``ASK`` (a slot half-way through a migration) or ``TRYAGAIN``/``CLUSTERDOWN`` waits, and
+    the whole round is sent again (`RoundNotDone`)."""
+    from redis.asyncio.cluster import RedisCluster
+    from redis.exceptions import AskError, ClusterDownError, MovedError, TryAgainError
+
+    cluster = isinstance(client, RedisCluster)
+    pipe = client.pipeline(transaction=False)
+    for c in cmds:
+        pipe.execute_command(*c)
+    n_wait = 0
+    if durable > 0:
+        if cluster:
+            await client.initialize()  # (cheap once done) the slot map
+            nodes: dict[str, Any] = {}
+            for c in cmds:
+                node = client.get_node_from_key(c[1])
+                nodes.setdefault(node.name, node)
+            for node in nodes.values():
+                pipe.execute_command("WAIT", durable, timeout_ms, target_nodes=node)
+            n_wait = len(nodes)
+        else:
+            pipe.execute_command("WAIT", durable, timeout_ms)
+            n_wait = 1
+    if cluster:
+        res = await pipe.execute(raise_on_error=False, allow_redirections=durable <= 0)
+    else:
+        res = await pipe.execute(raise_on_error=False)
+    res = list(res)
+    redirected = [r for r in res if isinstance(r, (AskError, TryAgainError, ClusterDownError))]
+    if redirected:
+        if cluster and any(isinstance(r, MovedError) for r in redirected):
+            await client.nodes_manager.initialize()
+        raise RoundNotDone(f"{len(redirected)} commands redirected or refused: {redirected[0]!r}")
+    if n_wait:
+        acks = res[len(res) - n_wait :]
+        short = [a for a in acks if isinstance(a, Exception) or int(a) < durable]
+        if short:
+            raise RoundNotDone(f"WAIT {durable}: a node replied {short[0]!r}")
+        res = res[: len(res) - n_wait]
+    return res

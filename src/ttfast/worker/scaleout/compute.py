@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ttfast._core import CandleStore, IndicatorPipeline, PipelineOutput
+from ttfast._core import DELTA_CHANNEL_PREFIX, CandleStore, IndicatorPipeline, PipelineOutput
 from ttfast._retry import Backoff
 from ttfast.sinks import LogLimiter
 from ttfast.symbols import normalize_period
@@ -32,7 +32,9 @@ from ttfast.worker.scaleout.common import (
     connect,
     decode_entry,
     lease_key,
+    partition_channel,
     redact,
+    run_round,
     stream_id,
     stream_key,
 )
@@ -137,16 +139,19 @@ class ComputeWorker:
         return outs
 
     # -- writing outputs ----------------------------------------------------------------------
-    def _commands(self, outs: list[PipelineOutput]) -> list[tuple[Any, ...]]:
+    def _commands(self, outs: list[PipelineOutput], p: int) -> list[tuple[Any, ...]]:
         from ttfast.edge.history import HISTORY_KEY_PREFIX, history_ops
 
         snaps: dict[bytes, bytes] = {}
         cmds: list[tuple[Any, ...]] = []
+        pch = partition_channel(p)  # the edge's one subscription per partition
+        cut = len(DELTA_CHANNEL_PREFIX)
         for out in outs:
             if out.n == 0:
                 continue
             for ch, payload in out.publishes:
                 cmds.append(("SPUBLISH", ch, payload))
+                cmds.append(("SPUBLISH", pch, ch[cut:] + b" " + payload))
             snaps.update(out.snapshots)
             if self.history_cap > 0:
                 for op in history_ops(out, self.history_cap):
@@ -161,19 +166,25 @@ class ComputeWorker:
         cmds.extend(("SET", k, v) for k, v in snaps.items())
         return cmds
 
-    async def write(self, outs: list[PipelineOutput]) -> None:
-        """Write the outputs; returns once Redis acknowledged every command (retries
-        connection trouble with backoff; a command Redis answers with an error is counted)."""
-        cmds = self._commands(outs)
+    async def write(self, outs: list[PipelineOutput], p: int) -> None:
+        """Write the outputs of partition `p`; returns once Redis acknowledged every command
+        (with ``--durable N``: once N replicas have them too). Connection trouble and
+        `RoundNotDone` resend the round with backoff; a command Redis answers with an error is
+        counted (`rejected`) and logged."""
+        from redis.exceptions import ResponseError
+
+        cmds = self._commands(outs, p)
         backoff = Backoff(0.05, 2.0, jitter="none")
         for i in range(0, len(cmds), 2000):
             chunk = cmds[i : i + 2000]
             while True:
-                pipe = self.client.pipeline(transaction=False)
-                for c in chunk:
-                    pipe.execute_command(*c)
                 try:
-                    res = await pipe.execute(raise_on_error=False)
+                    res = await run_round(
+                        self.client,
+                        chunk,
+                        durable=self.cfg.durable,
+                        timeout_ms=self.cfg.durable_timeout_ms,
+                    )
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -184,13 +195,11 @@ class ComputeWorker:
                     await asyncio.sleep(backoff.next_delay())
                     continue
                 bad = [r for r in res if isinstance(r, Exception)]
+                if any(not isinstance(r, ResponseError) for r in bad):
+                    self.stats.write_failures += 1
+                    await asyncio.sleep(backoff.next_delay())
+                    continue
                 if bad:
-                    from redis.exceptions import ResponseError
-
-                    if any(not isinstance(r, ResponseError) for r in bad):
-                        self.stats.write_failures += 1
-                        await asyncio.sleep(backoff.next_delay())
-                        continue
                     self.stats.rejected += len(bad)
                     self._limiter.log(
                         "rejected", logging.ERROR, "compute: Redis rejected %r", bad[0]
@@ -238,7 +247,7 @@ class ComputeWorker:
                     self.apply(p, chunk)
                 else:
                     self.apply(p, chunk[:k])
-                    await self.write(self.apply(p, chunk[k:]))
+                    await self.write(self.apply(p, chunk[k:]), p)
             start = b"(" + (
                 chunk[-1][0] if isinstance(chunk[-1][0], bytes) else chunk[-1][0].encode()
             )
@@ -257,7 +266,7 @@ class ComputeWorker:
             entries = got[0][1] if isinstance(got, list) else next(iter(got.values()))[0]
             if not entries:
                 continue
-            await self.write(self.apply(p, entries))
+            await self.write(self.apply(p, entries), p)
             await c.xack(key, GROUP, *[e[0] for e in entries])
             self.stats.entries += len(entries)
 

@@ -15,7 +15,14 @@ from ttfast._retry import Backoff
 from ttfast.sinks import LogLimiter
 from ttfast.worker.app import Worker
 from ttfast.worker.config import WorkerConfig
-from ttfast.worker.scaleout.common import connect, encode_entry, partition_of, redact, stream_key
+from ttfast.worker.scaleout.common import (
+    connect,
+    encode_entry,
+    partition_of,
+    redact,
+    run_round,
+    stream_key,
+)
 
 __all__ = ["IngestWorker"]
 
@@ -40,10 +47,13 @@ class IngestWorker(Worker):
         self.url = cfg.redis_url
         self.partitions = cfg.partitions
         self.maxlen = cfg.stream_maxlen
+        self.durable = cfg.durable
+        self.durable_timeout_ms = cfg.durable_timeout_ms
         self._queue: deque[tuple[int, dict[bytes, bytes]]] = deque()
         self._wake = asyncio.Event()
         self.appended = 0  # entries acknowledged by Redis
-        self.failures = 0
+        self.failures = 0  # rounds resent (connection trouble, redirects, WAIT short)
+        self.rejected = 0  # appends Redis answered with an error
         self._limiter = LogLimiter(log)
 
     def on_changes(self, changes: Changes) -> PipelineOutput:
@@ -58,6 +68,12 @@ class IngestWorker(Worker):
         self.stats.last_batch_at = time.monotonic()
         return None  # type: ignore[return-value]
 
+    def _xadd(self, p: int, fields: dict[bytes, bytes]) -> tuple[Any, ...]:
+        args: list[Any] = ["XADD", stream_key(p), "MAXLEN", "~", self.maxlen, "*"]
+        for k, v in fields.items():
+            args += (k, v)
+        return tuple(args)
+
     async def _flusher(self, client: Any) -> None:
         backoff = Backoff(0.05, 2.0, jitter="none")
         while True:
@@ -65,12 +81,11 @@ class IngestWorker(Worker):
                 self._wake.clear()
                 await self._wake.wait()
             n = min(len(self._queue), 1000)
-            batch = [self._queue[i] for i in range(n)]
-            pipe = client.pipeline(transaction=False)
-            for p, fields in batch:
-                pipe.xadd(stream_key(p), fields, maxlen=self.maxlen, approximate=True)
+            cmds = [self._xadd(p, fields) for p, fields in (self._queue[i] for i in range(n))]
             try:
-                await pipe.execute()
+                res = await run_round(
+                    client, cmds, durable=self.durable, timeout_ms=self.durable_timeout_ms
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # retried as a whole: entries are idempotent upserts
@@ -81,14 +96,18 @@ class IngestWorker(Worker):
                 await asyncio.sleep(backoff.next_delay())
                 continue
             backoff.reset()
+            bad = [r for r in res if isinstance(r, Exception)]
+            if bad:  # Redis refused these (a key of another type?): counted, never retried
+                self.rejected += len(bad)
+                self._limiter.log("rejected", logging.ERROR, "ingest: Redis rejected %r", bad[0])
             for _ in range(n):
                 self._queue.popleft()
-            self.appended += n
+            self.appended += n - len(bad)
 
     def status_line(self) -> str:
         return (
             f"{super().status_line()} | ingest appended {self.appended} "
-            f"queued {len(self._queue)} failures {self.failures}"
+            f"queued {len(self._queue)} failures {self.failures} rejected {self.rejected}"
         )
 
     async def run(self) -> int:
