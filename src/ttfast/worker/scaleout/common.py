@@ -21,6 +21,7 @@ __all__ = [
     "connect",
     "decode_entry",
     "encode_entry",
+    "entry_meta",
     "lease_key",
     "partition_channel",
     "partition_of",
@@ -34,6 +35,16 @@ log = logging.getLogger("ttfast.worker.scaleout")
 
 GROUP = "compute"
 MEMBERS_KEY = "{ttfast}:members"  # sorted set: compute worker id -> heartbeat expiry (ms)
+INGEST_LEASE_KEY = "{ttfast}:ingest"  # the leading ingest's id, with a TTL (--lease-ms)
+INGEST_EPOCH_KEY = "{ttfast}:ingest:epoch"  # INCR on every new leader: its fencing token
+
+# KEYS = (lease, epoch), ARGV = (owner, ttl ms): take a free lease and a new epoch at once
+ACQUIRE_SCRIPT = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('INCR', KEYS[2])
+end
+return 0
+"""
 
 # KEYS[1] = lease, ARGV = (owner, ttl ms): extend the lease only if we still own it
 RENEW_SCRIPT = """
@@ -132,10 +143,11 @@ def stream_id(entry_id: bytes | str) -> tuple[int, int]:
 # -- entries -------------------------------------------------------------------------------
 
 
-def encode_entry(ch: Any) -> dict[bytes, bytes]:
-    """One stream entry of one `SymbolChange`: the whole series (``k=s``) when its history
-    changed, else the bars from ``ch.first`` on (``k=u``); time as int64, the five fields as
-    float64 (bit-exact)."""
+def encode_entry(ch: Any, *, epoch: int = 0, merge: bool = False) -> dict[bytes, bytes]:
+    """One stream entry of one `SymbolChange`: the whole series (``k=s``, or ``k=m`` with
+    `merge`: the series from its first bar on, older bars kept) when its history changed,
+    else the bars from ``ch.first`` on (``k=u``); time as int64, the five fields as float64
+    (bit-exact); ``e`` the ingest leader's epoch (its fencing token)."""
     s = ch.series
     n = len(s)
     full = bool(ch.history_changed)
@@ -149,7 +161,8 @@ def encode_entry(ch: Any) -> dict[bytes, bytes]:
         v = np.array([[getattr(b, f) for f in FIELDS] for b in bars], dtype=np.float64)
     return {
         b"s": ch.symbol.encode(),
-        b"k": b"s" if full else b"u",
+        b"k": (b"m" if merge else b"s") if full else b"u",
+        b"e": b"%d" % epoch,
         b"t": t.tobytes(),
         b"v": np.ascontiguousarray(v).tobytes(),
     }
@@ -159,10 +172,19 @@ FIELDS = ("open", "high", "low", "close", "volume")
 
 
 def decode_entry(fields: dict[bytes, bytes]) -> tuple[str, bool, Any, Any]:
-    """(candle symbol, full series?, times int64[n], values float64[n, 5])."""
+    """(candle symbol, full series (``k=s`` or ``k=m``)?, times int64[n], values
+    float64[n, 5]); KeyError/ValueError when malformed."""
     t = np.frombuffer(fields[b"t"], dtype=np.int64)
     v = np.frombuffer(fields[b"v"], dtype=np.float64).reshape(len(t), 5)
-    return fields[b"s"].decode(), fields[b"k"] == b"s", t, v
+    k = fields[b"k"]
+    if k not in (b"s", b"m", b"u"):
+        raise ValueError(f"entry kind {k!r}")
+    return fields[b"s"].decode(), k != b"u", t, v
+
+
+def entry_meta(fields: dict[bytes, bytes]) -> tuple[bytes, int]:
+    """(kind ``s``/``m``/``u``, leader epoch; 0 for entries written without one)."""
+    return fields.get(b"k", b""), int(fields.get(b"e", b"0"))
 
 
 # -- one round of commands ----------------------------------------------------------------------

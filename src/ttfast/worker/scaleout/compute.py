@@ -31,6 +31,7 @@ from ttfast.worker.scaleout.common import (
     RENEW_SCRIPT,
     connect,
     decode_entry,
+    entry_meta,
     lease_key,
     partition_channel,
     redact,
@@ -55,6 +56,8 @@ class ComputeStats:
     commands: int = 0  # output commands acknowledged
     rejected: int = 0  # output commands Redis answered with an error
     write_failures: int = 0  # output rounds retried
+    bad_entries: int = 0  # stream entries that do not decode (skipped, logged)
+    fenced: int = 0  # entries of a deposed ingest leader, after a newer one's (skipped)
 
 
 class ComputeWorker:
@@ -78,6 +81,7 @@ class ComputeWorker:
         self._live: dict[int, asyncio.Task[None]] = {}  # their tasks, until they ended
         self._releasing: dict[int, asyncio.Task[None]] = {}  # given up: lease kept until it ends
         self.symbols: dict[int, set[str]] = {}
+        self.epochs: dict[int, int] = {}  # partition -> newest ingest leader epoch seen
         self._stop = asyncio.Event()
         self._limiter = LogLimiter(log)
         self.client: Any = None
@@ -114,9 +118,18 @@ class ComputeWorker:
         for _id, fields in entries:
             try:
                 sym, full, t, v = decode_entry(fields)
-            except (KeyError, ValueError) as exc:
+                kind, epoch = entry_meta(fields)
+            except (KeyError, ValueError, UnicodeDecodeError) as exc:
+                self.stats.bad_entries += 1
                 self._limiter.log("entry", logging.WARNING, "compute: bad entry skipped: %r", exc)
                 continue
+            # fencing: once an entry of a newer ingest leader is in the partition, a deposed
+            # leader's late appends are skipped (deterministic: the stream's order decides)
+            newest = self.epochs.get(p, 0)
+            if epoch < newest:
+                self.stats.fenced += 1
+                continue
+            self.epochs[p] = epoch
             if not len(t):
                 continue
             syms.add(sym)
@@ -124,6 +137,8 @@ class ComputeWorker:
             if full:
                 flush_seg()
                 bars = Bars(t.copy(), *(v[:, k].copy() for k in range(5)))
+                if kind == b"m":  # a new ingest leader's bars from its resubscription on
+                    self.store.resume(sym)  # merge; nothing stored: the snapshot replaces
                 outs.append(self.pipeline.process(self.store.apply(snapshot_batch(sym, bars))))
             elif s is None or not s.ready:  # no snapshot retained: the first bar starts it
                 flush_seg()
@@ -283,6 +298,7 @@ class ComputeWorker:
             log.error("compute %s: partition %d failed: %r", self.id, p, exc)
             raise
         finally:  # the state of its symbols goes with the task
+            self.epochs.pop(p, None)
             for sym in self.symbols.pop(p, set()):
                 self.pipeline.discard(sym)
                 self.store.discard(sym)
@@ -366,6 +382,7 @@ class ComputeWorker:
             f"compute {self.id} | partitions {sorted(self.owned)} | symbols {len(self.store)} | "
             f"acked {st.entries} replayed {st.replayed} claimed {st.claimed} | "
             f"commands {st.commands} rejected {st.rejected} write failures {st.write_failures} | "
+            f"bad entries {st.bad_entries} fenced {st.fenced} | "
             f"takeovers {st.takeovers} released {st.released} lost {st.lost}"
         )
 

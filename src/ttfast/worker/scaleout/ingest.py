@@ -6,16 +6,26 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
+import signal
+import socket
 import time
+import uuid
 from collections import deque
 from typing import Any
 
 from ttfast._core import Changes, PipelineOutput
 from ttfast._retry import Backoff
 from ttfast.sinks import LogLimiter
+from ttfast.symbols import build_candle_symbol
 from ttfast.worker.app import Worker
 from ttfast.worker.config import WorkerConfig
 from ttfast.worker.scaleout.common import (
+    ACQUIRE_SCRIPT,
+    INGEST_EPOCH_KEY,
+    INGEST_LEASE_KEY,
+    RELEASE_SCRIPT,
+    RENEW_SCRIPT,
     connect,
     encode_entry,
     partition_of,
@@ -55,11 +65,20 @@ class IngestWorker(Worker):
         self.failures = 0  # rounds resent (connection trouble, redirects, WAIT short)
         self.rejected = 0  # appends Redis answered with an error
         self._limiter = LogLimiter(log)
+        self.ttl_ms = cfg.lease_ms
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.epoch = 0  # our leader epoch (fencing token), once we lead
+        self._lease_until = 0.0  # monotonic: our lease is surely ours until then
+        self._merge: set[str] = set()  # candle symbols resubscribed from the streams' last bar
+        self.resumed = 0  # symbols resubscribed from their last bar in the streams
+        self.lease_lost = False
 
     def on_changes(self, changes: Changes) -> PipelineOutput:
         t0 = time.perf_counter_ns()
+        ep, merge = self.epoch, self._merge
         for ch in changes:
-            self._queue.append((partition_of(ch.symbol, self.partitions), encode_entry(ch)))
+            e = encode_entry(ch, epoch=ep, merge=ch.symbol in merge)
+            self._queue.append((partition_of(ch.symbol, self.partitions), e))
         if len(changes):
             self._wake.set()
         self.stats.batches += 1
@@ -80,6 +99,11 @@ class IngestWorker(Worker):
             if not self._queue:
                 self._wake.clear()
                 await self._wake.wait()
+            if time.monotonic() >= self._lease_until:  # not sure we still lead: hold
+                if self.lease_lost:
+                    return
+                await asyncio.sleep(0.02)
+                continue
             n = min(len(self._queue), 1000)
             cmds = [self._xadd(p, fields) for p, fields in (self._queue[i] for i in range(n))]
             try:
@@ -104,32 +128,167 @@ class IngestWorker(Worker):
                 self._queue.popleft()
             self.appended += n - len(bad)
 
+    # -- leadership --------------------------------------------------------------------------
+    async def _acquire(self, client: Any) -> bool:
+        """Stand by until we hold the ingest lease (True) or are stopped (False)."""
+        every = self.ttl_ms / 4000
+        said = False
+        while not self.stopping:
+            t0 = time.monotonic()
+            try:
+                ep = int(
+                    await client.eval(
+                        ACQUIRE_SCRIPT, 2, INGEST_LEASE_KEY, INGEST_EPOCH_KEY, self.id, self.ttl_ms
+                    )
+                )
+            except Exception as exc:
+                self._limiter.log("lease", logging.WARNING, "ingest: lease round failed: %r", exc)
+                ep = 0
+            if ep:
+                self.epoch = ep
+                self._lease_until = t0 + self.ttl_ms / 1000
+                log.info("ingest %s: leading (epoch %d)", self.id, ep)
+                return True
+            if not said:
+                said = True
+                with contextlib.suppress(Exception):
+                    other = await client.get(INGEST_LEASE_KEY)
+                    log.info("ingest %s: standby (leader %r)", self.id, other)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopped(), every)
+        return False
+
+    async def _renew(self, client: Any) -> None:
+        """Every quarter TTL: extend our lease if it is still ours; lost → stop appending at
+        once (the queue is dropped: the new leader resubscribes from the streams) and stop."""
+        every = self.ttl_ms / 4000
+        while not self.stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopped(), every)
+            if self.stopping:
+                return
+            t0 = time.monotonic()
+            try:
+                ok = await client.eval(RENEW_SCRIPT, 1, INGEST_LEASE_KEY, self.id, self.ttl_ms)
+            except Exception as exc:  # unknown: appends hold once the TTL may have run out
+                self._limiter.log("lease", logging.WARNING, "ingest: lease renewal failed: %r", exc)
+                continue
+            if ok:
+                self._lease_until = t0 + self.ttl_ms / 1000
+                continue
+            self.lease_lost = True
+            self._lease_until = 0.0
+            log.error(
+                "ingest %s: lease lost (another ingest leads now); %d queued entries dropped, "
+                "stopping",
+                self.id,
+                len(self._queue),
+            )
+            self._queue.clear()
+            self._wake.set()
+            self.stop()
+            return
+
+    async def _resume_points(self, client: Any) -> None:
+        """Find each configured symbol's newest bar in the streams (a previous leader's
+        appends): the source subscribes those symbols from that bar (`warm_start_ms`, the
+        worker's resume path) and their full entries are merges (``k=m``), so the compute
+        workers keep the older bars and the gap is filled from the candle snapshot."""
+        period = self.cfg.period
+        start = int(time.time() * 1000) - int(self.cfg.history_days * 86_400_000)
+        want: dict[int, dict[str, str]] = {}
+        for sym in self.cfg.symbols:
+            try:
+                cs = build_candle_symbol(sym, period)
+            except ValueError:
+                continue
+            want.setdefault(partition_of(cs, self.partitions), {})[cs] = sym
+        for p, names in want.items():
+            found: dict[str, int] = {}
+            hi: Any = "+"
+            scanned = 0
+            while len(found) < len(names) and scanned < self.maxlen + 1000:
+                chunk = await client.xrevrange(stream_key(p), max=hi, min="-", count=1000)
+                if not chunk:
+                    break
+                scanned += len(chunk)
+                for _id, fields in chunk:
+                    cs = (fields.get(b"s") or b"").decode(errors="replace")
+                    if cs in names and cs not in found:
+                        t = fields.get(b"t") or b""
+                        if len(t) >= 8 and len(t) % 8 == 0:
+                            found[cs] = int.from_bytes(t[-8:], "little", signed=True)
+                last_id = chunk[-1][0]
+                hi = b"(" + (last_id if isinstance(last_id, bytes) else last_id.encode())
+                if len(chunk) < 1000:
+                    break
+            for cs, last in found.items():
+                if last >= start:  # else: too old to merge into: a full snapshot replaces
+                    self.warm_start_ms[names[cs]] = last
+                    self._merge.add(cs)
+        self.resumed = len(self._merge)
+        if self._merge:
+            log.info(
+                "ingest %s: %d symbols resubscribed from their last bar in the streams",
+                self.id,
+                self.resumed,
+            )
+
     def status_line(self) -> str:
         return (
-            f"{super().status_line()} | ingest appended {self.appended} "
-            f"queued {len(self._queue)} failures {self.failures} rejected {self.rejected}"
+            f"{super().status_line()} | ingest epoch {self.epoch} appended {self.appended} "
+            f"queued {len(self._queue)} failures {self.failures} rejected {self.rejected} "
+            f"resumed {self.resumed}"
         )
 
     async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # while standing by (run() has its own)
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
         client = connect(self.url)
-        flusher = asyncio.create_task(self._flusher(client), name="ttfast-ingest-flusher")
+        flusher: asyncio.Task[None] | None = None
+        renew: asyncio.Task[None] | None = None
         log.info(
-            "ingest: %d partitions on %s (MAXLEN ~%d)",
+            "ingest %s: %d partitions on %s (MAXLEN ~%d, lease %d ms)",
+            self.id,
             self.partitions,
             redact(self.url),
             self.maxlen,
+            self.ttl_ms,
         )
         try:
+            if not await self._acquire(client):
+                return 0
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+            renew = asyncio.create_task(self._renew(client), name="ttfast-ingest-lease")
+            try:
+                await self._resume_points(client)
+            except Exception as exc:  # then every symbol starts from --history-days
+                log.warning("ingest: reading the streams' last bars failed: %r", exc)
+            flusher = asyncio.create_task(self._flusher(client), name="ttfast-ingest-flusher")
             rc = await super().run()
             deadline = time.monotonic() + 10.0  # flush what the source delivered
             while self._queue and time.monotonic() < deadline and not flusher.done():
                 await asyncio.sleep(0.02)
             if self._queue:
                 log.warning("ingest: %d entries not appended at exit", len(self._queue))
-            return rc
+            return 3 if self.lease_lost else rc
         finally:
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await flusher
+            for t in (flusher, renew):
+                if t is not None:
+                    t.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await t
+            if self.epoch and not self.lease_lost:  # a standby takes over at once
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(
+                        client.eval(RELEASE_SCRIPT, 1, INGEST_LEASE_KEY, self.id), 2
+                    )
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
             with contextlib.suppress(Exception):
                 await client.aclose()
