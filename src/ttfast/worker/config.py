@@ -72,6 +72,7 @@ class WorkerConfig:
     quiet: bool = False
     sim_seed: int = 7
     sim_speed: float = 60.0
+    sim_anchor_ms: int | None = None  # sim clock = wall clock at this epoch ms (None: start)
     redis_backlog: int = 100_000
     max_symbols: int = 10_000  # symbols with state (store, pipeline, Redis keys); new ones refused
     idle_discard: float = 0.0  # redis source: forget symbols silent this long (s); 0 = never
@@ -233,6 +234,15 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         type=float,
         default=60.0,
         help="simulated seconds per real second (sim source)",
+    )
+    p.add_argument(
+        "--sim-anchor",
+        type=int,
+        default=None,
+        metavar="EPOCH_MS",
+        help="sim source: the simulated clock equals the wall clock at this epoch ms and runs "
+        "--sim-speed times faster from there (default: from this process's start); give "
+        "processes that must share one market clock (two --role ingest) the same value",
     )
     p.add_argument(
         "--serve",
@@ -405,6 +415,7 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         quiet=a.quiet,
         sim_seed=a.sim_seed,
         sim_speed=a.sim_speed,
+        sim_anchor_ms=a.sim_anchor,
         max_symbols=a.max_symbols,
         idle_discard=a.idle_discard,
         serve=serve,

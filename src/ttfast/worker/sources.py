@@ -190,7 +190,11 @@ async def run_sim(w: Worker) -> None:
     from ttfast.sim import DxLinkServer, SimClock
 
     cfg = w.cfg
-    clock = SimClock(time_scale=cfg.sim_speed)
+    start_ms = None
+    if cfg.sim_anchor_ms is not None:  # one market clock for every process given this anchor
+        a = cfg.sim_anchor_ms
+        start_ms = a + int((time.time() * 1000 - a) * cfg.sim_speed)
+    clock = SimClock(start_ms=start_ms, time_scale=cfg.sim_speed)
     server = DxLinkServer(seed=cfg.sim_seed, clock=clock, default_aggregation=0.1)
     url = await server.start()
     log.info(

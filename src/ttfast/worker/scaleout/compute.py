@@ -140,6 +140,8 @@ class ComputeWorker:
                 if kind == b"m":  # a new ingest leader's bars from its resubscription on
                     self.store.resume(sym)  # merge; nothing stored: the snapshot replaces
                 outs.append(self.pipeline.process(self.store.apply(snapshot_batch(sym, bars))))
+                if kind == b"m":
+                    self.store.cancel_resume(sym)  # (resume mode lasts until ended)
             elif s is None or not s.ready:  # no snapshot retained: the first bar starts it
                 flush_seg()
                 o, h, lo, c, vol = (float(x) for x in v[0])
