@@ -82,6 +82,7 @@ class ComputeWorker:
         self._releasing: dict[int, asyncio.Task[None]] = {}  # given up: lease kept until it ends
         self.symbols: dict[int, set[str]] = {}
         self.epochs: dict[int, int] = {}  # partition -> newest ingest leader epoch seen
+        self.applied: dict[int, list[dict[bytes, bytes]]] = {}  # entries not yet in the log
         self._stop = asyncio.Event()
         self._limiter = LogLimiter(log)
         self.client: Any = None
@@ -98,6 +99,7 @@ class ComputeWorker:
         outs: list[PipelineOutput] = []
         seg: list[tuple[str, Any, Any]] = []
         syms = self.symbols.setdefault(p, set())
+        applied = self.applied.setdefault(p, [])  # for the state log (`state.StateLog`)
 
         def flush_seg() -> None:
             if not seg:
@@ -132,6 +134,7 @@ class ComputeWorker:
             self.epochs[p] = epoch
             if not len(t):
                 continue
+            applied.append(fields)
             syms.add(sym)
             s = self.store.get(sym)
             if full:
