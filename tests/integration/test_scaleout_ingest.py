@@ -116,6 +116,11 @@ def test_leader_ingest_dies_standby_takes_over(
             return True
 
         _wait(drained, 90, "every entry processed and acknowledged", logs)
+        # the compute workers trim the streams to their state logs' checkpoints: the standby's
+        # resume and the exact takeovers above did not need the streams' whole history
+        kept = sum(r.xlen(stream_key(p)) for p in range(P))
+        added = sum(r.xinfo_stream(stream_key(p))["entries-added"] for p in range(P))
+        assert kept < added / 2, (kept, added)
         for c in computes:
             c.send_signal(signal.SIGTERM)
             assert c.wait(60) == 0
@@ -198,3 +203,31 @@ def test_merge_entry_keeps_older_bars_and_fencing_skips_a_deposed_leader() -> No
     # without merge a full entry replaces (a fresh leader's snapshot)
     w.apply(0, _entries(cs, tail, epoch=2))
     assert len(w.store.get(cs) or ()) == 60
+
+
+async def test_resume_points_from_the_stream_tail_or_the_checkpoint(
+    cluster: ClusterFixture,
+) -> None:
+    """A new leader resumes a symbol from its newest entry in the stream; a symbol whose
+    entries were trimmed away (the compute workers trim to their checkpoints) from the
+    checkpoint's ``t:<candle symbol>``; an unknown symbol starts cold."""
+    from ttfast.worker.scaleout import IngestWorker, connect, partition_of
+    from ttfast.worker.scaleout.state import ckpt_key
+
+    now = int(time.time() * 1000) // PERIOD_MS * PERIOD_MS
+    cfg = WorkerConfig(
+        redis_url=cluster.url, partitions=4, symbols=["AAA", "BBB", "CCC"], source="sim"
+    )
+    w = IngestWorker(cfg)
+    c = connect(cluster.url)
+    bars = _bars("AAA", now - 20 * PERIOD_MS, 20)
+    (e,) = [
+        encode_entry(ch, epoch=1) for ch in CandleStore(64).apply(snapshot_batch("AAA{=5m}", bars))
+    ]
+    await c.xadd(stream_key(partition_of("AAA{=5m}", 4)), e)
+    p_b = partition_of("BBB{=5m}", 4)
+    await c.hset(ckpt_key(p_b), mapping={"id": "1-0", "epoch": 1, "t:BBB{=5m}": now - PERIOD_MS})
+    await w._resume_points(c)
+    assert w.warm_start_ms == {"AAA": int(bars.time[-1]), "BBB": now - PERIOD_MS}
+    assert w._merge == {"AAA{=5m}", "BBB{=5m}"} and w.resumed == 2
+    await c.aclose()

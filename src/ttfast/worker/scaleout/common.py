@@ -211,7 +211,13 @@ async def run_round(
     ``ASK`` (a slot half-way through a migration) or ``TRYAGAIN``/``CLUSTERDOWN`` waits, and
     the whole round is sent again (`RoundNotDone`)."""
     from redis.asyncio.cluster import RedisCluster
-    from redis.exceptions import AskError, ClusterDownError, MovedError, TryAgainError
+    from redis.exceptions import (
+        AskError,
+        ClusterDownError,
+        MovedError,
+        ResponseError,
+        TryAgainError,
+    )
 
     cluster = isinstance(client, RedisCluster)
     pipe = client.pipeline(transaction=False)
@@ -236,6 +242,11 @@ async def run_round(
     else:
         res = await pipe.execute(raise_on_error=False)
     res = list(res)
+    # a connection lost under a node's batch leaves its error in the results of the commands
+    # not answered: connection trouble, never a reply (the round is resent, not counted)
+    lost = [r for r in res if isinstance(r, Exception) and not isinstance(r, ResponseError)]
+    if lost:
+        raise RoundNotDone(f"{len(lost)} commands not answered: {lost[0]!r}")
     redirected = [r for r in res if isinstance(r, (AskError, TryAgainError, ClusterDownError))]
     if redirected:
         if cluster and any(isinstance(r, MovedError) for r in redirected):

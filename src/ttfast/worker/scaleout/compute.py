@@ -29,6 +29,7 @@ from ttfast.worker.scaleout.common import (
     MEMBERS_KEY,
     RELEASE_SCRIPT,
     RENEW_SCRIPT,
+    RoundNotDone,
     connect,
     decode_entry,
     entry_meta,
@@ -39,6 +40,7 @@ from ttfast.worker.scaleout.common import (
     stream_id,
     stream_key,
 )
+from ttfast.worker.scaleout.state import StateLog, ckpt_key, decode_log, log_key, syms_key
 
 __all__ = ["ComputeStats", "ComputeWorker"]
 
@@ -58,6 +60,12 @@ class ComputeStats:
     write_failures: int = 0  # output rounds retried
     bad_entries: int = 0  # stream entries that do not decode (skipped, logged)
     fenced: int = 0  # entries of a deposed ingest leader, after a newer one's (skipped)
+    restored: int = 0  # symbols rebuilt from a state log on taking a partition
+    bad_logs: int = 0  # state logs that did not decode (symbol skipped, logged)
+
+
+class LeaseLost(Exception):
+    """The partition's lease was lost: its round must not be written."""
 
 
 class ComputeWorker:
@@ -83,6 +91,8 @@ class ComputeWorker:
         self.symbols: dict[int, set[str]] = {}
         self.epochs: dict[int, int] = {}  # partition -> newest ingest leader epoch seen
         self.applied: dict[int, list[dict[bytes, bytes]]] = {}  # entries not yet in the log
+        self.state = StateLog()
+        self._lost: set[asyncio.Task[None]] = set()  # tasks whose lease was found lost
         self._stop = asyncio.Event()
         self._limiter = LogLimiter(log)
         self.client: Any = None
@@ -191,13 +201,30 @@ class ComputeWorker:
         (with ``--durable N``: once N replicas have them too). Connection trouble and
         `RoundNotDone` resend the round with backoff; a command Redis answers with an error is
         counted (`rejected`) and logged."""
+        await self._send(self._commands(outs, p))
+
+    async def _commit(self, p: int, last_id: bytes | str, acks: list[Any]) -> None:
+        """After the outputs of the entries up to `last_id` are acknowledged: bring the
+        partition's state log up to it, trim the stream to it, acknowledge `acks`: one round on
+        the stream's node, in that order (a prefix of it never holds a checkpoint without the
+        log records before it, nor an XACK without the checkpoint)."""
+        cmds = self.state.commands(
+            p, self.applied.pop(p, []), last_id, self.epochs.get(p, 0), self.store.get
+        )
+        cmds.append(("XTRIM", stream_key(p), "MINID", "~", last_id))
+        for i in range(0, len(acks), 1000):
+            cmds.append(("XACK", stream_key(p), GROUP, *acks[i : i + 1000]))
+        await self._send(cmds)
+
+    async def _send(self, cmds: list[tuple[Any, ...]]) -> None:
+        """One or more rounds of `cmds`; see `write`."""
         from redis.exceptions import ResponseError
 
-        cmds = self._commands(outs, p)
         backoff = Backoff(0.05, 2.0, jitter="none")
         for i in range(0, len(cmds), 2000):
             chunk = cmds[i : i + 2000]
             while True:
+                self._check_lease()
                 try:
                     res = await run_round(
                         self.client,
@@ -235,7 +262,15 @@ class ComputeWorker:
         key = stream_key(p)
         with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
             await c.xgroup_create(key, GROUP, id="0", mkstream=True)
-        # take over: claim every pending entry, replay up to the last delivered one
+        # take over: rebuild from the state log, claim every pending entry, replay the stream
+        # from the log's checkpoint up to the last delivered entry
+        start: Any = "-"
+        ck = await c.hgetall(ckpt_key(p))
+        ck_id = ck.get(b"id") or ck.get("id")
+        if ck_id:
+            await self._load_state(p)
+            self.epochs[p] = max(self.epochs.get(p, 0), int(ck.get(b"epoch") or 0))
+            start = b"(" + (ck_id if isinstance(ck_id, bytes) else ck_id.encode())
         last = b"0-0"
         for g in await c.xinfo_groups(key):
             name = g.get("name")
@@ -248,12 +283,11 @@ class ComputeWorker:
             cursor, entries = res[0], res[1]
             claimed += [e[0] for e in entries]
             if len(res) > 2:
-                claimed += list(res[2])  # deleted by MAXLEN: nothing to replay, ack
+                claimed += list(res[2])  # deleted by trimming: nothing to replay, ack
             if stream_id(cursor) == (0, 0):
                 break
         first_pending = min((stream_id(i) for i in claimed), default=None)
         self.stats.claimed += len(claimed)
-        start: Any = "-"
         while stream_id(last) != (0, 0) and self._holds(p):
             chunk = await c.xrange(key, min=start, max=last, count=1000)
             if not chunk:
@@ -268,14 +302,16 @@ class ComputeWorker:
                 else:
                     self.apply(p, chunk[:k])
                     await self.write(self.apply(p, chunk[k:]), p)
+            await self._commit(p, chunk[-1][0], [])
             start = b"(" + (
                 chunk[-1][0] if isinstance(chunk[-1][0], bytes) else chunk[-1][0].encode()
             )
             if len(chunk) < 1000:
                 break
-        if claimed:
-            for i in range(0, len(claimed), 1000):
-                await c.xack(key, GROUP, *claimed[i : i + 1000])
+        if claimed and self._holds(p):
+            await self._send(
+                [("XACK", key, GROUP, *claimed[i : i + 1000]) for i in range(0, len(claimed), 1000)]
+            )
             log.info(
                 "compute %s: partition %d: %d pending entries claimed", self.id, p, len(claimed)
             )
@@ -287,8 +323,43 @@ class ComputeWorker:
             if not entries:
                 continue
             await self.write(self.apply(p, entries), p)
-            await c.xack(key, GROUP, *[e[0] for e in entries])
+            await self._commit(p, entries[-1][0], [e[0] for e in entries])
             self.stats.entries += len(entries)
+
+    async def _load_state(self, p: int) -> None:
+        """Rebuild partition `p`'s series from its state log (no outputs: those were written
+        before the checkpoint was)."""
+        c = self.client
+        members = sorted(
+            m.decode() if isinstance(m, bytes) else m for m in await c.smembers(syms_key(p))
+        )
+        for i in range(0, len(members), 200):
+            part = members[i : i + 200]
+            pipe = c.pipeline(transaction=False)
+            for cs in part:
+                pipe.get(log_key(p, cs))
+            blobs = await pipe.execute()
+            for cs, blob in zip(part, blobs, strict=True):
+                if blob is None:
+                    continue
+                try:
+                    fields = decode_log(cs, blob)
+                except ValueError as exc:
+                    self.stats.bad_logs += 1
+                    log.error("compute %s: partition %d: %s; symbol skipped", self.id, p, exc)
+                    continue
+                self.apply(p, [(b"0-0", f) for f in fields])
+                self.state.loaded(p, cs, len(blob))
+                self.stats.restored += 1
+        self.applied.pop(p, None)  # they are the log
+
+    def _check_lease(self) -> None:
+        """Raise `LeaseLost` in a partition task whose lease was found lost: another worker
+        may own the partition now, and a late round (one retried through a failover) would
+        overwrite its newer outputs (``ZREMRANGEBYSCORE`` of the history included). Its
+        entries stay pending for the new owner."""
+        if asyncio.current_task() in self._lost:
+            raise LeaseLost
 
     def _holds(self, p: int) -> bool:
         """Is the calling partition task still the one of a partition we hold?"""
@@ -299,11 +370,27 @@ class ComputeWorker:
             await self._partition(p)
         except asyncio.CancelledError:
             raise
+        except LeaseLost:
+            log.warning("compute %s: partition %d: round dropped (lease lost)", self.id, p)
         except Exception as exc:
-            log.error("compute %s: partition %d failed: %r", self.id, p, exc)
-            raise
+            if _redis_trouble(exc):  # `_leases` starts it over, lease kept
+                self._limiter.log(
+                    f"partition {p}",
+                    logging.WARNING,
+                    "compute %s: partition %d: %r; starting it over",
+                    self.id,
+                    p,
+                    exc,
+                )
+            else:
+                log.error("compute %s: partition %d failed: %r", self.id, p, exc)
+            if self._holds(p):  # else dropped: nobody looks at the task any more
+                raise
         finally:  # the state of its symbols goes with the task
+            self._lost.discard(asyncio.current_task())
             self.epochs.pop(p, None)
+            self.applied.pop(p, None)
+            self.state.forget(p)
             for sym in self.symbols.pop(p, set()):
                 self.pipeline.discard(sym)
                 self.store.discard(sym)
@@ -331,55 +418,98 @@ class ComputeWorker:
         every = self.ttl_ms / 4000
         me = self.id
         offset = zlib.crc32(me.encode()) % self.partitions
+        alive = 1
         while not self._stop.is_set():
+            # every step on its own: a node down (a failover) fails the steps on its slots,
+            # not the renewals of the leases that live elsewhere
             now = int(time.time() * 1000)
             try:
                 await c.zadd(MEMBERS_KEY, {me: now + self.ttl_ms})
                 await c.zremrangebyscore(MEMBERS_KEY, "-inf", now)
                 alive = max(1, int(await c.zcard(MEMBERS_KEY)))
-                for p, task in list(self._releasing.items()):
-                    if task.done():  # its last round is acknowledged: nothing pending
-                        del self._releasing[p]
-                        await c.eval(RELEASE_SCRIPT, 1, lease_key(p), me)
-                        self.stats.released += 1
-                    else:
-                        await c.eval(RENEW_SCRIPT, 1, lease_key(p), me, self.ttl_ms)
-                for p in list(self.owned):
-                    task = self.owned[p]
-                    if task.done():  # failed: give it up, it is retried by whoever takes it
-                        self._drop(p)
-                        if not task.cancelled():
-                            task.exception()  # (logged by the task)
-                        await c.eval(RELEASE_SCRIPT, 1, lease_key(p), me)
-                        continue
-                    if not await c.eval(RENEW_SCRIPT, 1, lease_key(p), me, self.ttl_ms):
-                        self.stats.lost += 1
-                        log.warning("compute %s: lease of partition %d lost", me, p)
-                        self._drop(p)
-                target = math.ceil(self.partitions / alive)
-                while len(self.owned) > target and not self._stop.is_set():
-                    p = max(self.owned)
-                    self._releasing[p] = self.owned[p]
-                    self._drop(p)  # its task ends after its round; released once it did
-                for i in range(self.partitions):
-                    if len(self.owned) >= target:
-                        break
-                    p = (offset + i) % self.partitions
-                    if p in self.owned or p in self._live or self._stop.is_set():
-                        continue  # (in _live: its previous task has not ended yet)
-                    if await c.set(lease_key(p), me, nx=True, px=self.ttl_ms):
-                        self.stats.takeovers += 1
-                        log.info("compute %s: partition %d acquired", me, p)
-                        task = asyncio.create_task(
-                            self._run_partition(p), name=f"ttfast-partition-{p}"
-                        )
-                        self.owned[p] = self._live[p] = task
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
-                self._limiter.log("lease", logging.WARNING, "compute: lease round failed: %r", exc)
+            except Exception as exc:  # (the last count stands)
+                self._limiter.log("lease", logging.WARNING, "compute: heartbeat failed: %r", exc)
+            # renewals concurrently: a node that hangs or fails slowly (redis-py retries)
+            # does not hold up the leases on the others past their TTL
+            await asyncio.gather(
+                *(self._renew_releasing(p, t) for p, t in list(self._releasing.items())),
+                *(self._renew(p, t) for p, t in list(self.owned.items())),
+            )
+            target = math.ceil(self.partitions / alive)
+            while len(self.owned) > target and not self._stop.is_set():
+                p = max(self.owned)
+                self._releasing[p] = self.owned[p]
+                self._drop(p)  # its task ends after its round; released once it did
+            budget = time.monotonic() + every  # then renew first, take more next round
+            for i in range(self.partitions):
+                if len(self.owned) >= target or time.monotonic() > budget:
+                    break
+                p = (offset + i) % self.partitions
+                if p in self.owned or p in self._live or self._stop.is_set():
+                    continue  # (in _live: its previous task has not ended yet)
+                try:
+                    got = await c.set(lease_key(p), me, nx=True, px=self.ttl_ms)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self._lease_failed(p, exc)
+                    continue
+                if got:
+                    self.stats.takeovers += 1
+                    log.info("compute %s: partition %d acquired", me, p)
+                    task = asyncio.create_task(self._run_partition(p), name=f"ttfast-partition-{p}")
+                    self.owned[p] = self._live[p] = task
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), every)
+
+    async def _renew_releasing(self, p: int, task: asyncio.Task[None]) -> None:
+        """Renew the lease of a partition given up, or release it once its task ended."""
+        c, me = self.client, self.id
+        try:
+            if task.done():  # its last round is acknowledged: nothing pending
+                await c.eval(RELEASE_SCRIPT, 1, lease_key(p), me)
+                del self._releasing[p]
+                self.stats.released += 1
+            else:
+                await c.eval(RENEW_SCRIPT, 1, lease_key(p), me, self.ttl_ms)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._lease_failed(p, exc)
+
+    async def _renew(self, p: int, task: asyncio.Task[None]) -> None:
+        """Renew the lease of an owned partition; a task that ended on Redis trouble is
+        started over (lease kept), one that failed otherwise is given up."""
+        c, me = self.client, self.id
+        try:
+            if task.done():
+                why = None if task.cancelled() else task.exception()
+                if _redis_trouble(why) and not self._stop.is_set():
+                    # Redis trouble (a failover, a slot moved): start it over in place,
+                    # lease kept (claim, replay, read: as a takeover)
+                    task = asyncio.create_task(self._run_partition(p), name=f"ttfast-partition-{p}")
+                    self.owned[p] = self._live[p] = task
+                else:  # failed: give it up, it is retried by whoever takes it
+                    self._drop(p)
+                    await c.eval(RELEASE_SCRIPT, 1, lease_key(p), me)
+                    return
+            renewed = await c.eval(RENEW_SCRIPT, 1, lease_key(p), me, self.ttl_ms)
+            if not renewed and self.owned.get(p) is task:
+                self.stats.lost += 1
+                log.warning("compute %s: lease of partition %d lost", me, p)
+                self._lost.add(task)  # its round in flight is not written
+                self._drop(p)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # unknown: renewed next round, or found lost then
+            self._lease_failed(p, exc)
+
+    def _lease_failed(self, p: int, exc: BaseException) -> None:
+        self._limiter.log(
+            "lease", logging.WARNING, "compute: lease of partition %d: %r (retried)", p, exc
+        )
 
     def status_line(self) -> str:
         st = self.stats
@@ -387,7 +517,8 @@ class ComputeWorker:
             f"compute {self.id} | partitions {sorted(self.owned)} | symbols {len(self.store)} | "
             f"acked {st.entries} replayed {st.replayed} claimed {st.claimed} | "
             f"commands {st.commands} rejected {st.rejected} write failures {st.write_failures} | "
-            f"bad entries {st.bad_entries} fenced {st.fenced} | "
+            f"bad entries {st.bad_entries} fenced {st.fenced} restored {st.restored} "
+            f"bad logs {st.bad_logs} | "
             f"takeovers {st.takeovers} released {st.released} lost {st.lost}"
         )
 
@@ -445,3 +576,11 @@ class ComputeWorker:
             await asyncio.sleep(self.cfg.status_interval)
             if not self.cfg.quiet:
                 print(self.status_line(), file=sys.stderr, flush=True)
+
+
+def _redis_trouble(exc: BaseException | None) -> bool:
+    """Did a partition task end on Redis trouble (connection, failover, redirect, a round
+    that must be resent) rather than on a bug?"""
+    from redis.exceptions import RedisError
+
+    return isinstance(exc, (RedisError, OSError, RoundNotDone))

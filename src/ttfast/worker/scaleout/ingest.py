@@ -33,6 +33,7 @@ from ttfast.worker.scaleout.common import (
     run_round,
     stream_key,
 )
+from ttfast.worker.scaleout.state import ckpt_key
 
 __all__ = ["IngestWorker"]
 
@@ -191,7 +192,8 @@ class IngestWorker(Worker):
 
     async def _resume_points(self, client: Any) -> None:
         """Find each configured symbol's newest bar in the streams (a previous leader's
-        appends): the source subscribes those symbols from that bar (`warm_start_ms`, the
+        appends; for a symbol trimmed from its stream, in the compute workers' checkpoint
+        ``{p<n>}:ckpt``): the source subscribes those symbols from that bar (`warm_start_ms`, the
         worker's resume path) and their full entries are merges (``k=m``), so the compute
         workers keep the older bars and the gap is filled from the candle snapshot."""
         period = self.cfg.period
@@ -222,6 +224,12 @@ class IngestWorker(Worker):
                 hi = b"(" + (last_id if isinstance(last_id, bytes) else last_id.encode())
                 if len(chunk) < 1000:
                     break
+            if len(found) < len(names):  # trimmed from the stream: the state checkpoint has it
+                ck = await client.hgetall(ckpt_key(p))
+                for k, v in ck.items():
+                    k = k.decode() if isinstance(k, bytes) else k
+                    if k.startswith("t:") and k[2:] in names and k[2:] not in found:
+                        found[k[2:]] = int(v)
             for cs, last in found.items():
                 if last >= start:  # else: too old to merge into: a full snapshot replaces
                     self.warm_start_ms[names[cs]] = last

@@ -10,7 +10,8 @@ Keys (all with the partition's hash tag, so on the stream's slot and node):
   replaced by one full record of the current series when it grows past twice that size;
 * ``{p<n>}:syms``: the set of candle symbols with a log;
 * ``{p<n>}:ckpt``: a hash, ``id`` the last stream entry the logs include, ``epoch`` the newest
-  ingest leader epoch applied (the fencing state).
+  ingest leader epoch applied (the fencing state), ``t:<candle symbol>`` its newest bar's time
+  (where a new ingest leader resubscribes it when the stream no longer holds its entries).
 
 A record is ``kind`` (1 byte: ``s``, ``m`` or ``u``, as in the stream), ``n`` (uint32 LE), then
 the entry's ``t`` (n int64) and ``v`` (n × 5 float64) bytes: the stream entry itself, so
@@ -145,5 +146,10 @@ class StateLog:
             else:
                 cmds.append(("APPEND", log_key(p, cs), body))
                 sizes[cs] = size
-        cmds.append(("HSET", ckpt_key(p), "id", last_id, "epoch", epoch))
+        ck: list[Any] = ["HSET", ckpt_key(p), "id", last_id, "epoch", epoch]
+        for cs in recs:  # each symbol's newest bar: where a new ingest leader resumes it
+            series = series_of(cs)
+            if series is not None and len(series):
+                ck += ("t:" + cs, int(series.last.time))
+        cmds.append(tuple(ck))
         return cmds
