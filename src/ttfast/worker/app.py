@@ -22,20 +22,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 
 from ttfast._core import (
     COLUMN_CLOSE,
     COLUMN_HIST,
     COLUMN_HMA,
-    COLUMN_MACD,
     KIND_FINAL,
-    KIND_FORMING,
     KIND_HISTORY,
     CandleStore,
     Changes,
     IndicatorPipeline,
-    LineEncoder,
     PipelineOutput,
     pipeline,
 )
@@ -44,11 +40,11 @@ from ttfast._util import redact_url
 from ttfast.batch import ColumnBatch
 from ttfast.edge.embed import WorkerEdge, parse_hostport
 from ttfast.sinks import LogLimiter
-from ttfast.sinks.influx import InfluxV2Sink
 from ttfast.sinks.redis import RedisSink
-from ttfast.sinks.telegraf import CANDLE_FIELDS, INDICATOR_FIELDS, TelegrafSink
+from ttfast.sinks.telegraf import CANDLE_FIELDS
 from ttfast.symbols import normalize_period, validate_symbol
 from ttfast.worker.config import LOG_EVERY, WorkerConfig, parse_args
+from ttfast.worker.points import PointsOutput
 from ttfast.worker.sources import BadMessage, RawCandle, RawCandleParser, run_source
 from ttfast.worker.status import WorkerStats, status_line, status_loop, table
 
@@ -97,32 +93,13 @@ class Worker:
             delta_prefix=self.pipeline.delta_prefix,
             snapshot_prefix=self.pipeline.snapshot_prefix,
         )
-        self.telegraf: TelegrafSink | None = (
-            TelegrafSink(
-                cfg.telegraf_url,
-                database=cfg.telegraf_db,
-                period=pipeline.display_period(period),
-                gzip=cfg.telegraf_gzip,
-            )
-            if cfg.telegraf_url
-            else None
+        self.points = PointsOutput(
+            cfg,
+            pipeline.display_period(period),
+            lambda detail: self.count_malformed("error", detail, "pipeline"),
         )
-        self.influx: InfluxV2Sink | None = None
-        if cfg.influx_url:
-            token = os.environ.get(cfg.influx_token_env, "")
-            if not token:
-                log.warning("influx: $%s is not set: writing without a token", cfg.influx_token_env)
-            self.influx = InfluxV2Sink(
-                cfg.influx_url,
-                org=cfg.influx_org,
-                bucket=cfg.influx_bucket,
-                token=token,
-                period=pipeline.display_period(period),
-                gzip=cfg.influx_gzip,
-            )
-        tags = ("symbol", "period")
-        self._lp_candle = LineEncoder("candle", tags, CANDLE_FIELDS)
-        self._lp_indicators = LineEncoder("indicators", tags, INDICATOR_FIELDS)
+        self.telegraf = self.points.telegraf
+        self.influx = self.points.influx
         self.latest: dict[str, tuple[int, float, float, int, float, int]] = {}
         self.warm_start_ms: dict[str, int] = {}  # symbol -> newest stored bar (warm start)
         self._warming = False  # seeding from the database: do not write it back there
@@ -166,16 +143,8 @@ class Worker:
             self.edge.on_output(out)
         kind = out.kind
         self.stats.finals += int(np.count_nonzero(kind == KIND_FINAL))
-        if (self.telegraf is not None or self.influx is not None) and not self._warming:
-            if self.cfg.telegraf_final_only:
-                sel = np.flatnonzero(kind != KIND_FORMING)
-                if len(sel):
-                    tags = [out.tag_symbols[i] for i in sel]
-                    periods = [out.periods[i] for i in sel]
-                    cols = out.columns[:, sel]
-                    self._write_influx(tags, periods, out.time[sel], cols)
-            else:
-                self._write_influx(out.tag_symbols, out.periods, out.time, out.columns)
+        if self.points.active and not self._warming:
+            self.points.emit(out)
         if not self.cfg.print_table:
             return
         # newest row per symbol, for the --print table (per row, so only when asked for)
@@ -189,42 +158,6 @@ class Worker:
                 float(cols[COLUMN_HMA, i]),
                 int(out.direction[i]),
             )
-
-    def _write_influx(
-        self,
-        tags: Sequence[str],
-        periods: Sequence[str],
-        time_ms: npt.NDArray[np.int64],
-        cols: npt.NDArray[np.float64],
-    ) -> None:
-        """Queue `candle` and `indicators` points tagged symbol=<tag symbol>,period=<period>.
-
-        Encoded here rather than by TelegrafSink.write_rows, whose period tag is one value per
-        sink: the rows of one batch can belong to several periods. Encoded once for both the
-        Telegraf and the InfluxDB v2 sink.
-        """
-        enc_c, enc_i = self._lp_candle, self._lp_indicators
-        nc = COLUMN_MACD  # rows [0, nc): the candle fields; [nc, ...): the indicators
-        t_ns = np.asarray(time_ms, dtype=np.int64) * 1_000_000
-        omitted0 = enc_c.fields_omitted + enc_i.fields_omitted
-        written0 = enc_c.rows_written + enc_i.rows_written
-        try:
-            body = enc_c.encode(t_ns, (tags, periods), tuple(cols[:nc]))
-            body += enc_i.encode(t_ns, (tags, periods), tuple(cols[nc:]))
-        except ValueError:  # a tag the edge let through: encode row by row, skip the bad ones
-            parts: list[bytes] = []
-            for i in range(len(t_ns)):
-                try:
-                    one = (tags[i : i + 1], periods[i : i + 1])
-                    parts.append(enc_c.encode(t_ns[i : i + 1], one, tuple(cols[:nc, i : i + 1])))
-                    parts.append(enc_i.encode(t_ns[i : i + 1], one, tuple(cols[nc:, i : i + 1])))
-                except ValueError as exc:
-                    self.count_malformed("error", f"influx row of {tags[i]!r}: {exc}", "pipeline")
-            body = b"".join(parts)
-        for sink in (self.telegraf, self.influx):
-            if sink is not None:
-                sink.stats.fields_omitted += enc_c.fields_omitted + enc_i.fields_omitted - omitted0
-                sink.write_lines(body, enc_c.rows_written + enc_i.rows_written - written0)
 
     # -- warm start (--warm-from influx|redis) -------------------------------------------------
     async def warm_start(self) -> int:
@@ -490,10 +423,7 @@ class Worker:
                 loop.add_signal_handler(sig, self.stop)
         if self.redis is not None:
             await self.redis.start()
-        if self.telegraf is not None:
-            await self.telegraf.start()
-        if self.influx is not None:
-            await self.influx.start()
+        await self.points.start()
         if self.cfg.warm_from is not None:
             await self.warm_start()
         # Start-up's objects (modules, warm history) leave every later collection: a full
@@ -528,10 +458,7 @@ class Worker:
                         await t
             if self.redis is not None:
                 await self.redis.close()
-            if self.telegraf is not None:
-                await self.telegraf.close()
-            if self.influx is not None:
-                await self.influx.close()
+            await self.points.close()
             await self.edge.close()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
