@@ -572,6 +572,25 @@ class RedisCluster:
         for n in self.nodes:
             n.stop()
 
+    # -- tests/integration/test_edge_cluster.py ------------------------------------------------
+
+    def primary_of(self, key: str) -> RedisClusterNode:
+        """The live primary serving `key`'s slot, as a live node's ``CLUSTER NODES`` says now
+        (kill it with its ``kill()``: SIGKILL)."""
+        ask = next(n for n in self.nodes if n.proc is not None and n.proc.poll() is None)
+        slot = int(ask.command("cluster", "keyslot", key).strip())
+        for line in ask.command("cluster", "nodes").splitlines():
+            f = line.split()
+            flags = f[2].split(",") if len(f) > 2 else []
+            if len(f) < 8 or "master" not in flags or "fail" in flags or "fail?" in flags:
+                continue
+            for r in f[8:]:
+                lo, _, hi = r.partition("-")
+                if not r.startswith("[") and int(lo) <= slot <= int(hi or lo):
+                    port = int(f[1].split("@")[0].rpartition(":")[2])
+                    return next(n for n in self.nodes if n.port == port)
+        raise LookupError(f"no live primary serves slot {slot} of {key!r}")
+
 
 @contextlib.contextmanager
 def redis_cluster(

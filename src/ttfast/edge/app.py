@@ -18,7 +18,8 @@ WebSocket frames to clients are written by the `Hub` (framed once, written strai
 connection's transport, bounded per-client queue, conflation); aiohttp only does the handshake,
 reads client messages (at most ``max_message`` bytes, else it closes with 1009), answers pings
 and closes. The data source is a `Source`: `ttfast.edge.local_feed.LocalFeed` inside the
-worker, `ttfast.edge.redis_feed.RedisFeed` in ``ttfast-edge``.
+worker, `ttfast.edge.redis_feed.RedisFeed` in ``ttfast-edge`` (`ttfast.edge.cluster_feed.
+ClusterFeed` with a ``redis+cluster://`` URL).
 """
 
 from __future__ import annotations

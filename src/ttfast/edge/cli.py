@@ -1,4 +1,6 @@
-"""``ttfast-edge``: the edge as its own process, fed from Redis (one pattern subscription).
+"""``ttfast-edge``: the edge as its own process, fed from Redis (one pattern subscription) or
+from a Redis Cluster the scale-out compute workers write to (one sharded subscription per
+partition: ``--redis redis+cluster://h:p,h:p [--partitions P]``).
 
     ttfast-edge --redis redis://127.0.0.1:6379/0 [--host 127.0.0.1] [--port 8000]
                 [--token-env VAR] [--allow-origin URL ...]
@@ -26,6 +28,8 @@ __all__ = ["main", "parse_args"]
 
 log = logging.getLogger("ttfast.edge")
 
+CLUSTER_SCHEME = "redis+cluster://"  # (ttfast.worker.scaleout.common's; not imported here)
+
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     env = os.environ
@@ -37,7 +41,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--redis",
         default=env.get("TTFAST_REDIS_URL"),
-        help="redis://host:port/db the worker writes to (env TTFAST_REDIS_URL)",
+        help="redis://host:port/db the worker writes to, or "
+        "redis+cluster://[user:password@]host:port,host:port,... for the Redis Cluster of "
+        "the scale-out compute workers (env TTFAST_REDIS_URL)",
+    )
+    p.add_argument(
+        "--partitions",
+        type=int,
+        default=16,
+        metavar="P",
+        help="with a redis+cluster:// URL: the compute workers' --partitions (default: 16)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any free)")
@@ -64,6 +77,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     a = p.parse_args(argv)
     if not a.redis:
         p.error("--redis URL is required (or TTFAST_REDIS_URL)")
+    if not 1 <= a.partitions <= 16384:
+        p.error("--partitions must be in 1..16384")
     if not 0 <= a.port <= 65535:
         p.error("--port must be in [0, 65535]")
     if a.max_clients < 1:
@@ -72,9 +87,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 async def _serve(a: argparse.Namespace) -> int:
-    from ttfast.edge.app import EdgeConfig, EdgeServer
+    from ttfast.edge.app import EdgeConfig, EdgeServer, Source
     from ttfast.edge.hub import Hub
-    from ttfast.edge.redis_feed import RedisFeed
 
     token = os.environ.get(a.token_env) or None
     cfg = EdgeConfig(
@@ -85,7 +99,16 @@ async def _serve(a: argparse.Namespace) -> int:
         max_clients=a.max_clients,
     )
     hub = Hub(cfg.limits)
-    edge = EdgeServer(RedisFeed(a.redis, hub), hub, cfg)
+    feed: Source
+    if a.redis.startswith(CLUSTER_SCHEME):
+        from ttfast.edge.cluster_feed import ClusterFeed
+
+        feed = ClusterFeed(a.redis, hub, partitions=a.partitions)
+    else:
+        from ttfast.edge.redis_feed import RedisFeed
+
+        feed = RedisFeed(a.redis, hub)
+    edge = EdgeServer(feed, hub, cfg)
     try:
         url = await edge.start()
     except OSError as exc:
