@@ -572,6 +572,76 @@ class RedisCluster:
         for n in self.nodes:
             n.stop()
 
+    # -- failure helpers (tests/integration/test_scaleout_failover.py) --------------------------
+
+    def live(self) -> list[RedisClusterNode]:
+        """The nodes whose redis-server is running."""
+        return [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
+
+    def node_id(self, node: RedisClusterNode) -> str:
+        return node.command("cluster", "myid").strip()
+
+    def topology(self) -> list[tuple[RedisClusterNode, str, list[int]]]:
+        """(node, role ``master``/``slave``, its slots) of every live node, as the first live
+        node's ``CLUSTER NODES`` sees them (a failed node is left out)."""
+        by_port = {n.port: n for n in self.live()}
+        out: list[tuple[RedisClusterNode, str, list[int]]] = []
+        for line in self.live()[0].command("cluster", "nodes").splitlines():
+            f = line.split()
+            if len(f) < 8:
+                continue
+            port = int(f[1].split("@")[0].rpartition(":")[2])
+            flags = f[2].split(",")
+            if port not in by_port or "fail" in flags or "fail?" in flags:
+                continue
+            slots: list[int] = []
+            for s in f[8:]:
+                if s.startswith("["):  # a slot being migrated/imported
+                    continue
+                lo, _, hi = s.partition("-")
+                slots += range(int(lo), int(hi or lo) + 1)
+            role = "master" if "master" in flags else "slave"
+            out.append((by_port[port], role, slots))
+        return out
+
+    def primaries(self) -> list[RedisClusterNode]:
+        return [n for n, role, _ in self.topology() if role == "master"]
+
+    def slots_of(self, node: RedisClusterNode) -> list[int]:
+        """The slots `node` serves (sorted)."""
+        return sorted(next((s for n, _, s in self.topology() if n is node), []))
+
+    def node_for_slot(self, slot: int) -> RedisClusterNode:
+        for n, role, slots in self.topology():
+            if role == "master" and slot in slots:
+                return n
+        raise LookupError(f"no live primary serves slot {slot}")
+
+    def kill(self, node: RedisClusterNode) -> None:
+        """SIGKILL `node`'s redis-server (no shutdown, no last write to its replica)."""
+        assert node.proc is not None
+        node.proc.kill()
+        node.proc.wait(10)
+
+    def restart(self, node: RedisClusterNode) -> None:
+        """Start a killed node again on its port and dir: its nodes.conf brings it back into
+        the cluster, as a replica of whichever node took its slots (a full sync: no data is
+        kept on disk). `ok()` says when it is synced."""
+        node.start()
+
+    def reshard(
+        self, src: RedisClusterNode, dst: RedisClusterNode, slots: int
+    ) -> subprocess.Popen[str]:
+        """Start ``redis-cli --cluster reshard`` moving `slots` slots (the lowest ones `src`
+        serves) to `dst`, keys included; the caller waits on the process."""
+        cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+        return subprocess.Popen(
+            [cli, "--cluster", "reshard", f"127.0.0.1:{src.port}",
+             "--cluster-from", self.node_id(src), "--cluster-to", self.node_id(dst),
+             "--cluster-slots", str(slots), "--cluster-yes"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+
     # -- tests/integration/test_edge_cluster.py ------------------------------------------------
 
     def primary_of(self, key: str) -> RedisClusterNode:
