@@ -96,6 +96,7 @@ class ComputeWorker:
         self._stop = asyncio.Event()
         self._limiter = LogLimiter(log)
         self.client: Any = None
+        self.lease_client: Any = None  # (`_leases`)
 
     def stop(self) -> None:
         self._stop.set()
@@ -414,7 +415,7 @@ class ComputeWorker:
 
     # -- leases -------------------------------------------------------------------------------
     async def _leases(self) -> None:
-        c = self.client
+        c = self.lease_client
         every = self.ttl_ms / 4000
         me = self.id
         offset = zlib.crc32(me.encode()) % self.partitions
@@ -466,7 +467,7 @@ class ComputeWorker:
 
     async def _renew_releasing(self, p: int, task: asyncio.Task[None]) -> None:
         """Renew the lease of a partition given up, or release it once its task ended."""
-        c, me = self.client, self.id
+        c, me = self.lease_client, self.id
         try:
             if task.done():  # its last round is acknowledged: nothing pending
                 await c.eval(RELEASE_SCRIPT, 1, lease_key(p), me)
@@ -482,7 +483,7 @@ class ComputeWorker:
     async def _renew(self, p: int, task: asyncio.Task[None]) -> None:
         """Renew the lease of an owned partition; a task that ended on Redis trouble is
         started over (lease kept), one that failed otherwise is given up."""
-        c, me = self.client, self.id
+        c, me = self.lease_client, self.id
         try:
             if task.done():
                 why = None if task.cancelled() else task.exception()
@@ -528,6 +529,10 @@ class ComputeWorker:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
         self.client = connect(self.url)
+        # the leases on a client of their own: redis-py answers a node's failure by closing
+        # every connection of the client (commands in flight fail), and renewals must not
+        # wait for, nor fail with, the partitions' reads and rounds
+        self.lease_client = connect(self.url)
         log.info(
             "compute %s: %d partitions on %s (lease %d ms)",
             self.id,
@@ -564,6 +569,8 @@ class ComputeWorker:
                 await asyncio.wait_for(self.client.zrem(MEMBERS_KEY, self.id), 2)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.client.aclose(), 5)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.lease_client.aclose(), 5)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
