@@ -695,9 +695,12 @@ def run(
             stack.callback(cluster.close)
             for c in cl:
                 k = int(c[len("cluster")])
-                durable = c.endswith("d")
+                durable = "d" in c[len("cluster") + 1 :]
+                pyclient = "p" in c[len("cluster") + 1 :]  # the rounds through redis-py
                 name = f"cluster K={k}" + (" durable" if durable else "")
+                name += " redis-py" if pyclient else ""
                 extra = ["--durable", "1"] if durable else []
+                extra += ["--cluster-client", "redis-py"] if pyclient else []
                 totals[name] = run_compute(name, cluster, wl, k, tmp, extra, lease_ms, rows)
                 log(_fmt_rows(rows[-2:]))
                 if not memory:
@@ -762,7 +765,7 @@ def format_result(res: Result) -> str:
     return "\n".join(lines)
 
 
-ALL = ["single", "plain1", "cluster1", "cluster2", "cluster3", "cluster1d"]
+ALL = ["single", "plain1", "cluster1", "cluster1p", "cluster2", "cluster3", "cluster1d"]
 
 
 def main(argv: list[str] | None = None) -> int:  # pragma: no cover - docs/scale-out.md numbers

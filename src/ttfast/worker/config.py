@@ -86,6 +86,7 @@ class WorkerConfig:
     lease_ms: int = 2000  # compute: partition lease TTL (renewed every quarter of it)
     durable: int = 0  # scale-out roles: WAIT for this many replicas before a round counts
     durable_timeout_ms: int = 1000  # ... waiting at most this long per round (then resent)
+    cluster_client: Literal["resp", "redis-py"] = "resp"  # scale-out write rounds
 
 
 def have_credentials() -> bool:
@@ -310,6 +311,13 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         metavar="MS",
         help="--durable: how long one WAIT may block before the round is sent again",
     )
+    p.add_argument(
+        "--cluster-client",
+        choices=("resp", "redis-py"),
+        default="resp",
+        help="scale-out roles: who sends the append / output rounds: ttfast's hand-packed RESP "
+        "with cluster routing (default; docs/scale-out.md) or redis-py's cluster pipeline",
+    )
     p.add_argument("--log-level", default=env.get("TTFAST_LOG_LEVEL", "INFO"))
     a = p.parse_args(argv)
     logging.basicConfig(
@@ -427,4 +435,5 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
         lease_ms=a.lease_ms,
         durable=a.durable,
         durable_timeout_ms=a.durable_timeout_ms,
+        cluster_client=a.cluster_client,
     )

@@ -211,6 +211,11 @@ async def run_round(
     ``ASK`` (a slot half-way through a migration) or ``TRYAGAIN``/``CLUSTERDOWN`` waits, and
     the whole round is sent again (`RoundNotDone`)."""
     from redis.asyncio.cluster import RedisCluster
+
+    from ttfast.worker.scaleout.resp import RespCluster
+
+    if isinstance(client, RespCluster):  # the hand-packed write path: the same contract
+        return await client.round(cmds, durable=durable, timeout_ms=timeout_ms)
     from redis.exceptions import (
         AskError,
         ClusterDownError,

@@ -40,6 +40,7 @@ from ttfast.worker.scaleout.common import (
     stream_id,
     stream_key,
 )
+from ttfast.worker.scaleout.resp import RespCluster
 from ttfast.worker.scaleout.state import StateLog, ckpt_key, decode_log, log_key, syms_key
 
 __all__ = ["ComputeStats", "ComputeWorker"]
@@ -96,6 +97,7 @@ class ComputeWorker:
         self._stop = asyncio.Event()
         self._limiter = LogLimiter(log)
         self.client: Any = None
+        self.writer: Any = None  # the client of the output rounds (see run)
         self.lease_client: Any = None  # (`_leases`)
 
     def stop(self) -> None:
@@ -228,7 +230,7 @@ class ComputeWorker:
                 self._check_lease()
                 try:
                     res = await run_round(
-                        self.client,
+                        self.writer,
                         chunk,
                         durable=self.cfg.durable,
                         timeout_ms=self.cfg.durable_timeout_ms,
@@ -533,6 +535,8 @@ class ComputeWorker:
         # every connection of the client (commands in flight fail), and renewals must not
         # wait for, nor fail with, the partitions' reads and rounds
         self.lease_client = connect(self.url)
+        # the output and commit rounds: packed by hand (resp.py) unless --cluster-client redis-py
+        self.writer = RespCluster(self.url) if self.cfg.cluster_client == "resp" else self.client
         log.info(
             "compute %s: %d partitions on %s (lease %d ms)",
             self.id,
@@ -571,6 +575,9 @@ class ComputeWorker:
                 await asyncio.wait_for(self.client.aclose(), 5)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.lease_client.aclose(), 5)
+            if self.writer is not self.client:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.writer.aclose(), 5)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)

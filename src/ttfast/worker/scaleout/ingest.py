@@ -33,6 +33,7 @@ from ttfast.worker.scaleout.common import (
     run_round,
     stream_key,
 )
+from ttfast.worker.scaleout.resp import RespCluster
 from ttfast.worker.scaleout.state import ckpt_key
 
 __all__ = ["IngestWorker"]
@@ -256,6 +257,7 @@ class IngestWorker(Worker):
                 loop.add_signal_handler(sig, self.stop)
         client = connect(self.url)
         flusher: asyncio.Task[None] | None = None
+        writer: Any = client
         renew: asyncio.Task[None] | None = None
         log.info(
             "ingest %s: %d partitions on %s (MAXLEN ~%d, lease %d ms)",
@@ -276,7 +278,10 @@ class IngestWorker(Worker):
                 await self._resume_points(client)
             except Exception as exc:  # then every symbol starts from --history-days
                 log.warning("ingest: reading the streams' last bars failed: %r", exc)
-            flusher = asyncio.create_task(self._flusher(client), name="ttfast-ingest-flusher")
+            # the appends: packed by hand (resp.py) unless --cluster-client redis-py
+            if self.cfg.cluster_client == "resp":
+                writer = RespCluster(self.url)
+            flusher = asyncio.create_task(self._flusher(writer), name="ttfast-ingest-flusher")
             rc = await super().run()
             deadline = time.monotonic() + 10.0  # flush what the source delivered
             while self._queue and time.monotonic() < deadline and not flusher.done():
@@ -298,5 +303,8 @@ class IngestWorker(Worker):
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
+            if writer is not client:
+                with contextlib.suppress(Exception):
+                    await writer.aclose()
             with contextlib.suppress(Exception):
                 await client.aclose()

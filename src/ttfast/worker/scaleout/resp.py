@@ -1,0 +1,358 @@
+"""The scale-out roles' write path: rounds of commands packed as RESP by hand and sent per
+node over plain asyncio connections, with Redis Cluster routing (slot map from ``CLUSTER
+SLOTS``, ``MOVED`` / ``ASK`` redirects, a fresh map after a failover or a slot migration).
+
+Why not redis-py's cluster pipeline for these rounds: it costs ~17 µs of CPU per command, the
+compute role sends 4-5 commands per stream entry, and that made a compute worker use 8-12x the
+single-process worker's CPU per event (bench/bench_scaleout.py, docs/scale-out.md
+*Figures*). Packing a command here costs well under 1 µs; the replies are parsed by hiredis
+(redis-py's own C parser). Reads, leases and scripts stay on redis-py (a few per round).
+
+`RespCluster.round` has `common.run_round`'s contract: the replies in order, an error reply as
+a `redis.exceptions.ResponseError` in place, connection trouble raised (`ConnectionError`,
+`TimeoutError`), and `RoundNotDone` when the round must be resent whole. ``durable=n``: a ``WAIT
+n timeout`` ends each node's batch on that node's connection, and redirects are not followed
+inside the round (see `run_round`). Without it, ``MOVED`` is followed (the map is read again)
+and ``ASK`` is answered with ``ASKING`` + the command on the importing node, up to 5 hops.
+
+May touch: the Redis nodes named by the URL and those the cluster points it to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections import deque
+from typing import Any, cast
+from urllib.parse import unquote
+
+import hiredis
+import redis.exceptions
+from redis.crc import key_slot
+from redis.exceptions import ResponseError
+
+__all__ = ["RespCluster", "RespConnectionError", "RespTimeoutError", "pack_command"]
+
+
+class RespConnectionError(redis.exceptions.ConnectionError, ConnectionError):
+    """A connection failed or was lost (both redis-py's and the builtin kind, so either
+    ``except`` catches it)."""
+
+
+class RespTimeoutError(redis.exceptions.TimeoutError, TimeoutError):
+    """No reply in time (the connection is dropped: its replies can no longer be matched)."""
+
+
+CLUSTER_SCHEME = "redis+cluster://"
+_SLOTS = 16384
+
+
+def _arg(a: Any) -> bytes:
+    if isinstance(a, bytes):
+        return a
+    if isinstance(a, str):
+        return a.encode()
+    if isinstance(a, bool):
+        raise TypeError("bool is not a Redis argument")
+    if isinstance(a, int):
+        return b"%d" % a
+    if isinstance(a, float):
+        return repr(a).encode()
+    if isinstance(a, (bytearray, memoryview)):
+        return bytes(a)
+    raise TypeError(f"not a Redis argument: {type(a).__name__}")
+
+
+def pack_command(cmd: tuple[Any, ...]) -> bytes:
+    """One command as RESP (arguments: bytes, str, int or float)."""
+    out = [b"*%d\r\n" % len(cmd)]
+    for a in cmd:
+        b = _arg(a)
+        out.append(b"$%d\r\n%b\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+class _Node(asyncio.Protocol):
+    """One connection: requests are written whole, replies are parsed by hiredis as they
+    arrive and handed, in order, to the futures of the requests that wait for them."""
+
+    def __init__(self) -> None:
+        self.reader = hiredis.Reader(replyError=ResponseError)
+        self.transport: asyncio.Transport | None = None
+        self.waiting: deque[tuple[int, list[Any], asyncio.Future[list[Any]]]] = deque()
+        self.lost: BaseException | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.reader.feed(data)
+            while True:
+                r = self.reader.gets()
+                if r is False:
+                    return
+                if not self.waiting:
+                    raise RespConnectionError("redis: a reply nobody asked for")
+                n, got, fut = self.waiting[0]
+                got.append(r)
+                if len(got) == n:
+                    self.waiting.popleft()
+                    if not fut.done():
+                        fut.set_result(got)
+        except Exception as exc:  # a protocol error: the connection is unusable
+            self._fail(RespConnectionError(f"redis: bad reply stream: {exc!r}"))
+            if self.transport is not None:
+                self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        why = f"redis connection lost: {exc!r}" if exc else "redis closed the connection"
+        self._fail(RespConnectionError(why))
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.lost is None:
+            self.lost = exc
+        while self.waiting:
+            _n, _got, fut = self.waiting.popleft()
+            if not fut.done():
+                fut.set_exception(exc)
+
+    def request(self, data: bytes, n: int) -> asyncio.Future[list[Any]]:
+        fut: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        if self.lost is not None or self.transport is None:
+            fut.set_exception(self.lost or RespConnectionError("redis: not connected"))
+            return fut
+        self.waiting.append((n, [], fut))
+        self.transport.write(data)
+        return fut
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        self._fail(RespConnectionError("redis connection closed"))
+
+
+def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], str | None, str | None]:
+    """(startup nodes, username, password) of ``redis+cluster://[user:pw@]h:p,h:p`` or of a
+    plain ``redis://[user:pw@]h:p`` URL (one node)."""
+    from urllib.parse import urlsplit
+
+    if url.startswith(CLUSTER_SCHEME):
+        rest = url[len(CLUSTER_SCHEME) :].split("?", 1)[0].split("/", 1)[0]
+        auth, _, hosts = rest.rpartition("@")
+        user, _, password = auth.partition(":")
+        nodes = []
+        for part in hosts.split(","):
+            host, _, port = part.strip().rpartition(":")
+            nodes.append((host.strip("[]") or "127.0.0.1", int(port)))
+        return nodes, unquote(user) or None, unquote(password) or None
+    u = urlsplit(url)
+    if u.scheme != "redis":
+        raise ValueError(f"the fast write path speaks redis:// and redis+cluster:// only: {url!r}")
+    if (u.path or "/0").lstrip("/") not in ("", "0"):
+        raise ValueError("the fast write path uses database 0 only")
+    return (
+        [(u.hostname or "127.0.0.1", u.port or 6379)],
+        unquote(u.username or "") or None,
+        unquote(u.password or "") or None,
+    )
+
+
+class RespCluster:
+    """Rounds of write commands over a Redis Cluster (or one server); see the module."""
+
+    def __init__(self, url: str, timeout: float = 5.0) -> None:
+        self.cluster = url.startswith(CLUSTER_SCHEME)
+        self.startup, self.username, self.password = parse_cluster_url(url)
+        self.timeout = timeout
+        self._slots: list[tuple[str, int]] | None = None if self.cluster else [self.startup[0]]
+        self._nodes: dict[tuple[str, int], _Node] = {}
+        self._opening: dict[tuple[str, int], asyncio.Task[_Node]] = {}
+        self.refreshes = 0
+        self.redirects = 0
+
+    # -- connections ---------------------------------------------------------------------------
+    async def _open(self, addr: tuple[str, int]) -> _Node:
+        loop = asyncio.get_running_loop()
+        node = _Node()
+        transport, _ = await asyncio.wait_for(
+            loop.create_connection(lambda: node, addr[0], addr[1]), self.timeout
+        )
+        node.transport = transport  # (uvloop may call connection_made after the return)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.password:
+            auth = (
+                ("AUTH", self.username, self.password)
+                if self.username
+                else (
+                    "AUTH",
+                    self.password,
+                )
+            )
+            (r,) = await asyncio.wait_for(node.request(pack_command(auth), 1), self.timeout)
+            if isinstance(r, ResponseError):
+                node.close()
+                # (the server's message, never the password)
+                raise RespConnectionError(f"redis AUTH refused: {str(r)[:80]}")
+        return node
+
+    async def _node(self, addr: tuple[str, int]) -> _Node:
+        node = self._nodes.get(addr)
+        if node is not None and node.lost is None:
+            return node
+        task = self._opening.get(addr)
+        if task is None:
+            task = self._opening[addr] = asyncio.ensure_future(self._open(addr))
+        try:
+            node = await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._opening.pop(addr, None)
+        self._nodes[addr] = node
+        return node
+
+    def _drop(self, addr: tuple[str, int]) -> None:
+        node = self._nodes.pop(addr, None)
+        if node is not None:
+            node.close()
+
+    async def refresh(self) -> None:
+        """Read the slot map (``CLUSTER SLOTS``) from the first node that answers: the ones
+        in use, then the startup nodes."""
+        if not self.cluster:
+            return
+        known = list(dict.fromkeys([*(self._slots or []), *self.startup]))
+        last: BaseException | None = None
+        for addr in known:
+            try:
+                node = await self._node(addr)
+                (r,) = await asyncio.wait_for(
+                    node.request(pack_command(("CLUSTER", "SLOTS")), 1), self.timeout
+                )
+            except (OSError, ConnectionError, TimeoutError) as exc:
+                last = exc
+                self._drop(addr)
+                continue
+            if isinstance(r, ResponseError) or not r:
+                last = RespConnectionError(f"CLUSTER SLOTS from {addr}: {r!r}")
+                continue
+            table: list[tuple[str, int] | None] = [None] * _SLOTS
+            for start, end, primary, *_replicas in r:
+                host = primary[0].decode() if isinstance(primary[0], bytes) else primary[0]
+                target = (host or addr[0], int(primary[1]))
+                for s in range(int(start), int(end) + 1):
+                    table[s] = target
+            if any(t is None for t in table):
+                last = RespConnectionError(f"the cluster does not cover every slot ({addr})")
+                continue
+            self._slots = cast(list[tuple[str, int]], table)
+            self.refreshes += 1
+            for a in [a for a in self._nodes if a not in set(self._slots)]:
+                self._drop(a)  # (a node no longer primary of any slot)
+            return
+        raise RespConnectionError(f"no cluster node gave a slot map: {last!r}")
+
+    async def aclose(self) -> None:
+        for a in list(self._nodes):
+            self._drop(a)
+        for t in self._opening.values():
+            t.cancel()
+        self._opening.clear()
+
+    # -- rounds --------------------------------------------------------------------------------
+    async def round(
+        self, cmds: list[tuple[Any, ...]], *, durable: int = 0, timeout_ms: int = 1000
+    ) -> list[Any]:
+        from ttfast.worker.scaleout.common import RoundNotDone
+
+        if self._slots is None:
+            await self.refresh()
+        slots = self._slots
+        assert slots is not None
+        packed = [pack_command(c) for c in cmds]
+        groups: dict[tuple[str, int], list[int]] = {}
+        for i, c in enumerate(cmds):
+            addr = slots[key_slot(_arg(c[1]))] if self.cluster else slots[0]
+            groups.setdefault(addr, []).append(i)
+        wait = pack_command(("WAIT", durable, timeout_ms)) if durable > 0 else b""
+        futs: dict[tuple[str, int], asyncio.Future[list[Any]]] = {}
+        try:
+            for addr, idx in groups.items():
+                node = await self._node(addr)
+                futs[addr] = node.request(
+                    b"".join([packed[i] for i in idx]) + wait, len(idx) + (1 if wait else 0)
+                )
+            budget = self.timeout + (timeout_ms / 1000 if durable > 0 else 0)
+            _done, pending = await asyncio.wait(futs.values(), timeout=budget)
+        except (OSError, ConnectionError, TimeoutError):
+            self._slots = self._slots if not self.cluster else None  # read the map again
+            for addr in groups:
+                if addr not in futs or (futs[addr].done() and futs[addr].exception()):
+                    self._drop(addr)
+            raise
+        if pending:
+            for addr, f in futs.items():
+                if f in pending:
+                    self._drop(addr)  # its replies can no longer be matched
+            if self.cluster:
+                self._slots = None
+            raise RespTimeoutError(f"redis: no reply within {budget:.1f}s")
+        res: list[Any] = [None] * len(cmds)
+        short: list[Any] = []
+        for addr, idx in groups.items():
+            f = futs[addr]
+            exc = f.exception()
+            if exc is not None:
+                self._drop(addr)
+                if self.cluster:
+                    self._slots = None
+                raise exc
+            got = f.result()
+            for i, r in zip(idx, got, strict=False):
+                res[i] = r
+            if wait:
+                ack = got[-1]
+                if isinstance(ack, ResponseError) or int(ack) < durable:
+                    short.append(ack)
+        await self._redirects(cmds, packed, res, durable > 0)
+        if short:
+            raise RoundNotDone(f"WAIT {durable}: a node replied {short[0]!r}")
+        return res
+
+    async def _redirects(
+        self, cmds: list[tuple[Any, ...]], packed: list[bytes], res: list[Any], durable: bool
+    ) -> None:
+        """Follow MOVED/ASK in `res` (in place), or raise RoundNotDone (see the module)."""
+        from ttfast.worker.scaleout.common import RoundNotDone
+
+        for _hop in range(5):
+            todo = [
+                i
+                for i, r in enumerate(res)
+                if isinstance(r, ResponseError)
+                and str(r).startswith(("MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN"))
+            ]
+            if not todo:
+                return
+            self.redirects += len(todo)
+            if any(str(res[i]).startswith("MOVED ") for i in todo):
+                self._slots = None  # read the map again before the next round
+            if durable or any(str(res[i]).startswith(("TRYAGAIN", "CLUSTERDOWN")) for i in todo):
+                raise RoundNotDone(f"{len(todo)} commands redirected or refused: {res[todo[0]]!r}")
+            futs: list[tuple[int, asyncio.Future[list[Any]]]] = []
+            for i in todo:
+                kind, _slot, where = str(res[i]).split(" ", 2)
+                host, _, port = where.rpartition(":")
+                node = await self._node((host, int(port)))
+                if kind == "ASK":
+                    futs.append((i, node.request(pack_command(("ASKING",)) + packed[i], 2)))
+                else:
+                    futs.append((i, node.request(packed[i], 1)))
+            for i, f in futs:
+                got = await asyncio.wait_for(f, self.timeout)
+                res[i] = got[-1]
+        raise RoundNotDone("redirected more than 5 times")
