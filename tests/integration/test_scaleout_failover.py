@@ -416,3 +416,37 @@ def test_resharding_mid_stream_loses_nothing(
     assert run.report["history_problems"] == []
     assert run.report["rejected"] == 0 and run.report["compute_rejected"] == 0
     assert run.report["max_stall_s"] < 20.0, run.report
+
+
+@pytest.mark.timeout(180)
+def test_primary_of_the_shared_keys_killed(cluster: ClusterFixture, tmp_path: Path) -> None:
+    """The primary serving ``{ttfast}:ingest`` (the one ingest's lease) and ``{ttfast}:members``
+    dies: its failover takes about as long as the lease, so the lease expires meanwhile. With
+    nobody else leading, the ingest takes it again (a new epoch) rather than stopping, the
+    compute workers carry on, and nothing is lost (``--durable``)."""
+    run = _Run(cluster, tmp_path, durable=True)
+    try:
+        run.start()
+        run.warm()
+        time.sleep(2.0)
+        victim = cluster.node_for_slot(key_slot(INGEST_LEASE_KEY.encode()))
+        cluster.kill(victim)
+        run.wait(lambda: cluster.ok() and victim not in cluster.primaries(), 60, "failover")
+        time.sleep(1.0)
+        cluster.restart(victim)
+        run.wait(
+            lambda: cluster.ok() and victim in cluster.live() and victim not in cluster.primaries(),
+            60,
+            "the killed node back as a synced replica",
+        )
+        time.sleep(4.0)
+        run.alive()  # the ingest did not stop
+        run.finish()
+        text = run.logs[0].read_text(errors="replace")
+        run.report["ingest_reacquired"] = text.count("taken again, epoch")
+        run.report["history_problems"] = run.check()
+        assert run.report["history_problems"] == []
+        assert run.report["rejected"] == 0 and run.report["compute_rejected"] == 0
+    finally:
+        run.close()
+        _print_report("kill-shared-keys-primary", run.report)

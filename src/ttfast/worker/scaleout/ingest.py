@@ -74,6 +74,7 @@ class IngestWorker(Worker):
         self._merge: set[str] = set()  # candle symbols resubscribed from the streams' last bar
         self.resumed = 0  # symbols resubscribed from their last bar in the streams
         self.lease_lost = False
+        self.reacquired = 0  # leases found expired (nobody else leading) and taken again
 
     def on_changes(self, changes: Changes) -> PipelineOutput:
         t0 = time.perf_counter_ns()
@@ -177,6 +178,28 @@ class IngestWorker(Worker):
                 continue
             if ok:
                 self._lease_until = t0 + self.ttl_ms / 1000
+                continue
+            # gone: expired while Redis could not be reached (a failover of its primary takes
+            # about as long as the lease)? If nobody took it, take it again with a new epoch:
+            # the appends were held meanwhile, and ours come in order (older epochs first)
+            try:
+                ep = int(
+                    await client.eval(
+                        ACQUIRE_SCRIPT, 2, INGEST_LEASE_KEY, INGEST_EPOCH_KEY, self.id, self.ttl_ms
+                    )
+                )
+            except Exception as exc:
+                self._limiter.log("lease", logging.WARNING, "ingest: lease round failed: %r", exc)
+                continue
+            if ep:
+                self.epoch = ep
+                self._lease_until = t0 + self.ttl_ms / 1000
+                self.reacquired += 1
+                log.warning(
+                    "ingest %s: the lease had expired (Redis unreachable?); taken again, epoch %d",
+                    self.id,
+                    ep,
+                )
                 continue
             self.lease_lost = True
             self._lease_until = 0.0
