@@ -231,3 +231,30 @@ async def test_resume_points_from_the_stream_tail_or_the_checkpoint(
     assert w.warm_start_ms == {"AAA": int(bars.time[-1]), "BBB": now - PERIOD_MS}
     assert w._merge == {"AAA{=5m}", "BBB{=5m}"} and w.resumed == 2
     await c.aclose()
+
+
+async def test_a_process_with_other_partitions_refuses_to_run(cluster: ClusterFixture) -> None:
+    """The first scale-out process records the deployment's --partitions; an ingest, a compute
+    worker or an edge given another P exits with 2 (it would read or write other streams)."""
+    import asyncio
+    import sys
+
+    from ttfast.worker.scaleout import IngestWorker, connect
+    from ttfast.worker.scaleout.common import PARTITIONS_KEY
+
+    c = connect(cluster.url)
+    ok = ComputeWorker(WorkerConfig(redis_url=cluster.url, partitions=16, duration=0.5))
+    assert await ok.run() == 0  # the first one: records 16
+    assert await c.get(PARTITIONS_KEY) == b"16"
+    for w in (
+        ComputeWorker(WorkerConfig(redis_url=cluster.url, partitions=8, quiet=True)),
+        IngestWorker(WorkerConfig(redis_url=cluster.url, partitions=8, source="sim", quiet=True)),
+    ):
+        assert await asyncio.wait_for(w.run(), 30) == 2
+    edge = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ttfast.edge", "--redis", cluster.url, "--partitions", "8",
+        "--port", "0", stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _out, err = await asyncio.wait_for(edge.communicate(), 60)
+    assert edge.returncode == 2 and b"--partitions 16" in err
+    await c.aclose()

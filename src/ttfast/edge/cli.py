@@ -102,7 +102,22 @@ async def _serve(a: argparse.Namespace) -> int:
     feed: Source
     if a.redis.startswith(CLUSTER_SCHEME):
         from ttfast.edge.cluster_feed import ClusterFeed
+        from ttfast.worker.scaleout.common import PARTITIONS_KEY, connect
 
+        try:  # the workers record their --partitions: a different P would miss partitions
+            client = connect(a.redis)
+            stored = await asyncio.wait_for(client.get(PARTITIONS_KEY), 10)
+            await client.aclose()
+        except Exception as exc:  # the cluster not up yet: the feed retries on its own
+            log.warning("ttfast-edge: could not read %s: %r", PARTITIONS_KEY, exc)
+            stored = None
+        if stored is not None and int(stored) != a.partitions:
+            log.error(
+                "ttfast-edge: the workers use --partitions %d, this edge was given %d",
+                int(stored),
+                a.partitions,
+            )
+            return 2
         feed = ClusterFeed(a.redis, hub, partitions=a.partitions)
     else:
         from ttfast.edge.redis_feed import RedisFeed

@@ -3,12 +3,15 @@ stream entry codec and the lease scripts (see the package docstring and docs/sca
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import zlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ttfast._retry import Backoff
 from ttfast._util import redact_url
 
 if TYPE_CHECKING:
@@ -20,6 +23,7 @@ __all__ = [
     "MEMBERS_KEY",
     "connect",
     "decode_entry",
+    "deployment_partitions",
     "encode_entry",
     "entry_meta",
     "lease_key",
@@ -29,12 +33,14 @@ __all__ = [
     "run_round",
     "split_partition_message",
     "stream_key",
+    "unless_stopped",
 ]
 
 log = logging.getLogger("ttfast.worker.scaleout")
 
 GROUP = "compute"
 MEMBERS_KEY = "{ttfast}:members"  # sorted set: compute worker id -> heartbeat expiry (ms)
+PARTITIONS_KEY = "{ttfast}:partitions"  # the deployment's P, set by its first process
 INGEST_LEASE_KEY = "{ttfast}:ingest"  # the leading ingest's id, with a TTL (--lease-ms)
 INGEST_EPOCH_KEY = "{ttfast}:ingest:epoch"  # INCR on every new leader: its fencing token
 
@@ -60,6 +66,39 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+async def deployment_partitions(client: Any, partitions: int, *, claim: bool = True) -> int:
+    """The deployment's partition count (``{ttfast}:partitions``), set to `partitions` by the
+    first process that asks (`claim`); a process given another ``--partitions`` must not run
+    (its symbols would land in other streams than the others read). Retries while Redis does
+    not answer; raises only CancelledError."""
+    backoff = Backoff(0.05, 2.0, jitter="none")
+    while True:
+        try:
+            if claim:
+                await client.set(PARTITIONS_KEY, partitions, nx=True)
+            v = await client.get(PARTITIONS_KEY)
+            return partitions if v is None else int(v)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("scale-out: reading %s failed (%r); retrying", PARTITIONS_KEY, exc)
+            await asyncio.sleep(backoff.next_delay())
+
+
+async def unless_stopped(coro: Any, stop: asyncio.Event) -> Any:
+    """`coro`'s result, or None once `stop` is set first."""
+    task = asyncio.ensure_future(coro)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None
 
 
 def partition_of(candle_symbol: str, partitions: int) -> int:

@@ -32,6 +32,7 @@ from ttfast.worker.scaleout.common import (
     RoundNotDone,
     connect,
     decode_entry,
+    deployment_partitions,
     entry_meta,
     lease_key,
     partition_channel,
@@ -39,6 +40,7 @@ from ttfast.worker.scaleout.common import (
     run_round,
     stream_id,
     stream_key,
+    unless_stopped,
 )
 from ttfast.worker.scaleout.resp import RespCluster
 from ttfast.worker.scaleout.state import StateLog, ckpt_key, decode_log, log_key, syms_key
@@ -531,6 +533,20 @@ class ComputeWorker:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
         self.client = connect(self.url)
+        stored = await unless_stopped(
+            deployment_partitions(self.client, self.partitions), self._stop
+        )
+        if stored != self.partitions:
+            if stored is not None:
+                log.error(
+                    "compute: this Redis holds a scale-out deployment with --partitions %d, "
+                    "not %d (docs/scale-out.md)",
+                    stored,
+                    self.partitions,
+                )
+            with contextlib.suppress(Exception):
+                await self.client.aclose()
+            return 0 if stored is None else 2
         # the leases on a client of their own: redis-py answers a node's failure by closing
         # every connection of the client (commands in flight fail), and renewals must not
         # wait for, nor fail with, the partitions' reads and rounds

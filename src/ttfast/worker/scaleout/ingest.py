@@ -27,11 +27,13 @@ from ttfast.worker.scaleout.common import (
     RELEASE_SCRIPT,
     RENEW_SCRIPT,
     connect,
+    deployment_partitions,
     encode_entry,
     partition_of,
     redact,
     run_round,
     stream_key,
+    unless_stopped,
 )
 from ttfast.worker.scaleout.resp import RespCluster
 from ttfast.worker.scaleout.state import ckpt_key
@@ -291,6 +293,19 @@ class IngestWorker(Worker):
             self.ttl_ms,
         )
         try:
+            stored = await unless_stopped(
+                deployment_partitions(client, self.partitions), self._stop
+            )
+            if stored is None:
+                return 0
+            if stored != self.partitions:
+                log.error(
+                    "ingest: this Redis holds a scale-out deployment with --partitions %d, "
+                    "not %d (docs/scale-out.md)",
+                    stored,
+                    self.partitions,
+                )
+                return 2
             if not await self._acquire(client):
                 return 0
             for sig in (signal.SIGINT, signal.SIGTERM):
