@@ -215,7 +215,7 @@ class _Run:
         for log in self.logs[1:]:
             restarts += log.read_text(errors="replace").count("; starting it over")
         self.report["compute_partition_restarts"] = restarts
-        for key in ("write failures", "lost", "takeovers", "claimed", "rejected"):
+        for key in ("write failures", "lost", "takeovers", "claimed", "rejected", "missing"):
             total = 0
             for log in self.logs[1:]:
                 found = re.findall(rf"{key} (\d+)", log.read_text(errors="replace"))
@@ -346,6 +346,7 @@ def test_primary_killed_durable_loses_nothing(cluster: ClusterFixture, tmp_path:
     symbol is in the history bit-identical to the single-process pipeline."""
     report = _kill_primary(cluster, tmp_path, durable=True)
     assert report["history_problems"] == []
+    assert report["compute_missing"] == 0  # no numbered entry of the ingest went missing
     assert report["rejected"] == 0 and report["compute_rejected"] == 0
     # generous bound for a loaded CI machine: node timeout 1 s + election + lease TTL 2 s
     assert report["max_stall_s"] < 20.0, report
@@ -415,6 +416,7 @@ def test_resharding_mid_stream_loses_nothing(
         _print_report(f"reshard durable={durable}", run.report)
     assert run.report["history_problems"] == []
     assert run.report["rejected"] == 0 and run.report["compute_rejected"] == 0
+    assert run.report["compute_missing"] == 0
     assert run.report["max_stall_s"] < 20.0, run.report
 
 
@@ -447,6 +449,7 @@ def test_primary_of_the_shared_keys_killed(cluster: ClusterFixture, tmp_path: Pa
         run.report["history_problems"] = run.check()
         assert run.report["history_problems"] == []
         assert run.report["rejected"] == 0 and run.report["compute_rejected"] == 0
+        assert run.report["compute_missing"] == 0
     finally:
         run.close()
         _print_report("kill-shared-keys-primary", run.report)

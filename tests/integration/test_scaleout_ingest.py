@@ -258,3 +258,36 @@ async def test_a_process_with_other_partitions_refuses_to_run(cluster: ClusterFi
     _out, err = await asyncio.wait_for(edge.communicate(), 60)
     assert edge.returncode == 2 and b"--partitions 16" in err
     await c.aclose()
+
+
+async def test_entries_trimmed_before_any_read_are_reported(cluster: ClusterFixture) -> None:
+    """With no compute worker running, ``MAXLEN`` drops unread entries: the compute worker that
+    takes the partition later counts exactly those (the ingest numbers its entries; `missing`),
+    logs it, and processes the entries that remain."""
+    import asyncio
+
+    from ttfast.worker.scaleout import connect, partition_of
+
+    c = connect(cluster.url)
+    cs = "TRM{=5m}"
+    p = partition_of(cs, 4)
+    store = CandleStore(64)
+    bars = _bars("TRM", 1_767_225_600_000, 40)
+    (first,) = store.apply(snapshot_batch(cs, _cut(bars, 0, 20)))
+    entries = [encode_entry(first, epoch=1)]
+    for i in range(20, 40):
+        (ch,) = store.apply_bar(cs, int(bars.time[i]), 1.0, 1.0, 1.0, 1.0, 1.0)
+        entries.append(encode_entry(ch, epoch=1))
+    for n, e in enumerate(entries, 1):  # numbered as the ingest does; 11 trimmed unread
+        e[b"n"] = b"%d" % n
+        await c.xadd(stream_key(p), e, maxlen=10, approximate=False)
+    w = ComputeWorker(WorkerConfig(redis_url=cluster.url, partitions=4, quiet=True))
+    task = asyncio.create_task(w.run())
+    deadline = time.monotonic() + 30
+    while w.stats.entries < 10:
+        assert time.monotonic() < deadline, w.status_line()
+        await asyncio.sleep(0.05)
+    w.stop()
+    assert await asyncio.wait_for(task, 30) == 0
+    assert w.stats.missing == 11  # exactly the entries trimmed before being read
+    await c.aclose()

@@ -65,6 +65,7 @@ class ComputeStats:
     fenced: int = 0  # entries of a deposed ingest leader, after a newer one's (skipped)
     restored: int = 0  # symbols rebuilt from a state log on taking a partition
     bad_logs: int = 0  # state logs that did not decode (symbol skipped, logged)
+    missing: int = 0  # entries the ingest numbered that never arrived (MAXLEN, refused)
 
 
 class LeaseLost(Exception):
@@ -95,6 +96,7 @@ class ComputeWorker:
         self.epochs: dict[int, int] = {}  # partition -> newest ingest leader epoch seen
         self.applied: dict[int, list[dict[bytes, bytes]]] = {}  # entries not yet in the log
         self.state = StateLog()
+        self.seqs: dict[int, tuple[int, int]] = {}  # partition -> (epoch, last entry number)
         self._lost: set[asyncio.Task[None]] = set()  # tasks whose lease was found lost
         self._stop = asyncio.Event()
         self._limiter = LogLimiter(log)
@@ -136,6 +138,7 @@ class ComputeWorker:
             try:
                 sym, full, t, v = decode_entry(fields)
                 kind, epoch = entry_meta(fields)
+                seq = int(fields.get(b"n", b"0") or 0)
             except (KeyError, ValueError, UnicodeDecodeError) as exc:
                 self.stats.bad_entries += 1
                 self._limiter.log("entry", logging.WARNING, "compute: bad entry skipped: %r", exc)
@@ -147,6 +150,14 @@ class ComputeWorker:
                 self.stats.fenced += 1
                 continue
             self.epochs[p] = epoch
+            if seq:  # the ingest numbers its entries per partition and epoch: a gap is a loss
+                last_epoch, last_seq = self.seqs.get(p, (-1, 0))
+                if epoch != last_epoch:  # a leader numbers from 1
+                    last_seq = 0
+                if seq > last_seq:
+                    if seq > last_seq + 1:
+                        self._missing(p, seq - last_seq - 1, last_seq)
+                    self.seqs[p] = (epoch, seq)
             if not len(t):
                 continue
             applied.append(fields)
@@ -214,7 +225,12 @@ class ComputeWorker:
         the stream's node, in that order (a prefix of it never holds a checkpoint without the
         log records before it, nor an XACK without the checkpoint)."""
         cmds = self.state.commands(
-            p, self.applied.pop(p, []), last_id, self.epochs.get(p, 0), self.store.get
+            p,
+            self.applied.pop(p, []),
+            last_id,
+            self.epochs.get(p, 0),
+            self.store.get,
+            seq=self.seqs.get(p, (0, 0))[1],
         )
         cmds.append(("XTRIM", stream_key(p), "MINID", "~", last_id))
         for i in range(0, len(acks), 1000):
@@ -275,6 +291,8 @@ class ComputeWorker:
         if ck_id:
             await self._load_state(p)
             self.epochs[p] = max(self.epochs.get(p, 0), int(ck.get(b"epoch") or 0))
+            if ck.get(b"seq"):
+                self.seqs[p] = (self.epochs[p], int(ck[b"seq"]))
             start = b"(" + (ck_id if isinstance(ck_id, bytes) else ck_id.encode())
         last = b"0-0"
         for g in await c.xinfo_groups(key):
@@ -330,6 +348,18 @@ class ComputeWorker:
             await self.write(self.apply(p, entries), p)
             await self._commit(p, entries[-1][0], [e[0] for e in entries])
             self.stats.entries += len(entries)
+
+    def _missing(self, p: int, n: int, after: int) -> None:
+        self.stats.missing += n
+        log.error(
+            "compute %s: partition %d: %d entries after #%d never arrived (trimmed by "
+            "--stream-maxlen before any compute worker read them, or refused by Redis): their "
+            "bars are missing until their symbols' next snapshot",
+            self.id,
+            p,
+            n,
+            after,
+        )
 
     async def _load_state(self, p: int) -> None:
         """Rebuild partition `p`'s series from its state log (no outputs: those were written
@@ -394,6 +424,7 @@ class ComputeWorker:
         finally:  # the state of its symbols goes with the task
             self._lost.discard(asyncio.current_task())
             self.epochs.pop(p, None)
+            self.seqs.pop(p, None)
             self.applied.pop(p, None)
             self.state.forget(p)
             for sym in self.symbols.pop(p, set()):
@@ -523,7 +554,7 @@ class ComputeWorker:
             f"acked {st.entries} replayed {st.replayed} claimed {st.claimed} | "
             f"commands {st.commands} rejected {st.rejected} write failures {st.write_failures} | "
             f"bad entries {st.bad_entries} fenced {st.fenced} restored {st.restored} "
-            f"bad logs {st.bad_logs} | "
+            f"bad logs {st.bad_logs} missing {st.missing} | "
             f"takeovers {st.takeovers} released {st.released} lost {st.lost}"
         )
 

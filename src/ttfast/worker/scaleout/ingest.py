@@ -76,14 +76,18 @@ class IngestWorker(Worker):
         self._merge: set[str] = set()  # candle symbols resubscribed from the streams' last bar
         self.resumed = 0  # symbols resubscribed from their last bar in the streams
         self.lease_lost = False
+        self._seqs: dict[int, int] = {}  # partition -> entries numbered (per epoch)
         self.reacquired = 0  # leases found expired (nobody else leading) and taken again
 
     def on_changes(self, changes: Changes) -> PipelineOutput:
         t0 = time.perf_counter_ns()
-        ep, merge = self.epoch, self._merge
+        ep, merge, seqs = self.epoch, self._merge, self._seqs
         for ch in changes:
+            p = partition_of(ch.symbol, self.partitions)
             e = encode_entry(ch, epoch=ep, merge=ch.symbol in merge)
-            self._queue.append((partition_of(ch.symbol, self.partitions), e))
+            seqs[p] = n = seqs.get(p, 0) + 1
+            e[b"n"] = b"%d" % n
+            self._queue.append((p, e))
         if len(changes):
             self._wake.set()
         self.stats.batches += 1
@@ -195,6 +199,7 @@ class IngestWorker(Worker):
                 continue
             if ep:
                 self.epoch = ep
+                self._seqs.clear()  # numbered per epoch
                 self._lease_until = t0 + self.ttl_ms / 1000
                 self.reacquired += 1
                 log.warning(

@@ -10,8 +10,10 @@ Keys (all with the partition's hash tag, so on the stream's slot and node):
   replaced by one full record of the current series when it grows past twice that size;
 * ``{p<n>}:syms``: the set of candle symbols with a log;
 * ``{p<n>}:ckpt``: a hash, ``id`` the last stream entry the logs include, ``epoch`` the newest
-  ingest leader epoch applied (the fencing state), ``t:<candle symbol>`` its newest bar's time
-  (where a new ingest leader resubscribes it when the stream no longer holds its entries).
+  ingest leader epoch applied (the fencing state), ``seq`` the number of that epoch's last
+  entry applied (the ingest numbers its entries: a gap is a loss), ``t:<candle symbol>`` its
+  newest bar's time (where a new ingest leader resubscribes it when the stream no longer holds
+  its entries).
 
 A record is ``kind`` (1 byte: ``s``, ``m`` or ``u``, as in the stream), ``n`` (uint32 LE), then
 the entry's ``t`` (n int64) and ``v`` (n × 5 float64) bytes: the stream entry itself, so
@@ -117,6 +119,7 @@ class StateLog:
         last_id: bytes | str,
         epoch: int,
         series_of: Callable[[str], Any],
+        seq: int = 0,
     ) -> list[tuple[Any, ...]]:
         """The commands that bring partition `p`'s logs up to `last_id`, given the entries
         applied since the previous call (in order) and the store's series afterwards."""
@@ -146,7 +149,7 @@ class StateLog:
             else:
                 cmds.append(("APPEND", log_key(p, cs), body))
                 sizes[cs] = size
-        ck: list[Any] = ["HSET", ckpt_key(p), "id", last_id, "epoch", epoch]
+        ck: list[Any] = ["HSET", ckpt_key(p), "id", last_id, "epoch", epoch, "seq", seq]
         for cs in recs:  # each symbol's newest bar: where a new ingest leader resumes it
             series = series_of(cs)
             if series is not None and len(series):
