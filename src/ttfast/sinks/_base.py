@@ -102,6 +102,11 @@ class BatchingSink(ABC):
                 exc_info=task.exception(),
             )
 
+    @property
+    def failing(self) -> bool:
+        """Is the batch in flight being retried (the last attempt failed)?"""
+        return self._failing > 0
+
     async def flush(self, timeout: float | None = None) -> bool:
         """Send everything queued now; False if not all acknowledged within `timeout`."""
         if self._has_work():

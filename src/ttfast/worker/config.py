@@ -87,6 +87,7 @@ class WorkerConfig:
     durable: int = 0  # scale-out roles: WAIT for this many replicas before a round counts
     durable_timeout_ms: int = 1000  # ... waiting at most this long per round (then resent)
     cluster_client: Literal["resp", "redis-py"] = "resp"  # scale-out write rounds
+    points_flush_timeout: float = 5.0  # compute: wait this long for the points before an ack
 
 
 def have_credentials() -> bool:

@@ -18,11 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from ttfast._core import DELTA_CHANNEL_PREFIX, CandleStore, IndicatorPipeline, PipelineOutput
+from ttfast._core import (
+    DELTA_CHANNEL_PREFIX,
+    CandleStore,
+    IndicatorPipeline,
+    PipelineOutput,
+    pipeline,
+)
 from ttfast._retry import Backoff
 from ttfast.sinks import LogLimiter
 from ttfast.symbols import normalize_period
 from ttfast.worker.config import WorkerConfig
+from ttfast.worker.points import PointsOutput
 from ttfast.worker.scaleout.common import (
     FIELDS,
     GROUP,
@@ -65,6 +72,8 @@ class ComputeStats:
     fenced: int = 0  # entries of a deposed ingest leader, after a newer one's (skipped)
     restored: int = 0  # symbols rebuilt from a state log on taking a partition
     bad_logs: int = 0  # state logs that did not decode (symbol skipped, logged)
+    bad_rows: int = 0  # points the line-protocol encoder refused (skipped, logged)
+    points_late: int = 0  # commits that went on before the points were acknowledged
     missing: int = 0  # entries the ingest numbered that never arrived (MAXLEN, refused)
 
 
@@ -88,6 +97,10 @@ class ComputeWorker:
             publish_raw=False, period=period, max_symbols=cfg.max_symbols
         )
         self.history_cap = cfg.history_bars
+        # --telegraf / --influx: the single worker's points, written at least once (see _commit)
+        self.points = PointsOutput(
+            cfg, pipeline.display_period(period), lambda detail: self._bad_row(detail)
+        )
         self.stats = ComputeStats()
         self.owned: dict[int, asyncio.Task[None]] = {}  # partitions we hold the lease of
         self._live: dict[int, asyncio.Task[None]] = {}  # their tasks, until they ended
@@ -218,12 +231,28 @@ class ComputeWorker:
         `RoundNotDone` resend the round with backoff; a command Redis answers with an error is
         counted (`rejected`) and logged."""
         await self._send(self._commands(outs, p))
+        if self.points.active:
+            for out in outs:
+                self.points.emit(out)
+
+    def _bad_row(self, detail: str) -> None:
+        self.stats.bad_rows += 1
+        self._limiter.log("row", logging.WARNING, "compute: point skipped: %s", detail)
 
     async def _commit(self, p: int, last_id: bytes | str, acks: list[Any]) -> None:
         """After the outputs of the entries up to `last_id` are acknowledged: bring the
         partition's state log up to it, trim the stream to it, acknowledge `acks`: one round on
         the stream's node, in that order (a prefix of it never holds a checkpoint without the
-        log records before it, nor an XACK without the checkpoint)."""
+        log records before it, nor an XACK without the checkpoint).
+
+        With ``--telegraf`` / ``--influx``, the entries' points are first flushed: acknowledged
+        by the database before the entries are (at least once; InfluxDB keeps one point per
+        series and time, so a repeat is harmless). While a sink is failing the commit does not
+        wait for it: its bounded buffer holds the points and counts what it must drop, as in
+        the single-process worker, rather than holding every partition's outputs back."""
+        healthy = self.points.active and not any(s.failing for s in self.points.sinks)
+        if healthy and not await self.points.flush(self.cfg.points_flush_timeout):
+            self.stats.points_late += 1
         cmds = self.state.commands(
             p,
             self.applied.pop(p, []),
@@ -556,6 +585,11 @@ class ComputeWorker:
             f"bad entries {st.bad_entries} fenced {st.fenced} restored {st.restored} "
             f"bad logs {st.bad_logs} missing {st.missing} | "
             f"takeovers {st.takeovers} released {st.released} lost {st.lost}"
+            + "".join(
+                f" | {name} sent {sk.stats.lines_sent} dropped {sk.stats.lines_dropped}"
+                for name, sk in (("telegraf", self.points.telegraf), ("influx", self.points.influx))
+                if sk is not None
+            )
         )
 
     async def run(self) -> int:
@@ -584,6 +618,7 @@ class ComputeWorker:
         self.lease_client = connect(self.url)
         # the output and commit rounds: packed by hand (resp.py) unless --cluster-client redis-py
         self.writer = RespCluster(self.url) if self.cfg.cluster_client == "resp" else self.client
+        await self.points.start()
         log.info(
             "compute %s: %d partitions on %s (lease %d ms)",
             self.id,
@@ -616,6 +651,8 @@ class ComputeWorker:
                     await asyncio.wait_for(
                         self.client.eval(RELEASE_SCRIPT, 1, lease_key(p), self.id), 2
                     )
+            with contextlib.suppress(Exception):
+                await self.points.close()  # (what it cannot send in time is counted dropped)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.client.zrem(MEMBERS_KEY, self.id), 2)
             with contextlib.suppress(Exception):
