@@ -368,10 +368,13 @@ class ComputeWorker:
                 "compute %s: partition %d: %d pending entries claimed", self.id, p, len(claimed)
             )
         while self._holds(p):
-            got = await c.xreadgroup(GROUP, self.id, {key: ">"}, count=500, block=200)
-            if not got:
-                continue
-            entries = got[0][1] if isinstance(got, list) else next(iter(got.values()))[0]
+            if isinstance(self.writer, RespCluster):  # hand-packed, hiredis-parsed
+                entries = await self.writer.xreadgroup(key, GROUP, self.id, 500, 200)
+            else:
+                got = await c.xreadgroup(GROUP, self.id, {key: ">"}, count=500, block=200)
+                if not got:
+                    continue
+                entries = got[0][1] if isinstance(got, list) else next(iter(got.values()))[0]
             if not entries:
                 continue
             await self.write(self.apply(p, entries), p)
@@ -451,6 +454,8 @@ class ComputeWorker:
             if self._holds(p):  # else dropped: nobody looks at the task any more
                 raise
         finally:  # the state of its symbols goes with the task
+            if isinstance(self.writer, RespCluster):
+                self.writer.close_reader(stream_key(p))
             self._lost.discard(asyncio.current_task())
             self.epochs.pop(p, None)
             self.seqs.pop(p, None)

@@ -66,9 +66,23 @@ def _arg(a: Any) -> bytes:
 
 def pack_command(cmd: tuple[Any, ...]) -> bytes:
     """One command as RESP (arguments: bytes, str, int or float)."""
+    if len(cmd) == 3:  # SPUBLISH / SET / APPEND name, key, value: most of a round, one format
+        a, b, c = cmd
+        if type(a) is str and type(b) is bytes and type(c) is bytes:
+            return b"*3\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (
+                len(a), a.encode(), len(b), b, len(c), c
+            )  # fmt: skip
     out = [b"*%d\r\n" % len(cmd)]
     for a in cmd:
-        b = _arg(a)
+        t = type(a)  # the common types first, without a call (this runs per argument)
+        if t is bytes:
+            b = a
+        elif t is str:
+            b = a.encode()
+        elif t is int:
+            b = b"%d" % a
+        else:
+            b = _arg(a)
         out.append(b"$%d\r\n%b\r\n" % (len(b), b))
     return b"".join(out)
 
@@ -171,6 +185,8 @@ class RespCluster:
         self._opening: dict[tuple[str, int], asyncio.Task[_Node]] = {}
         self.refreshes = 0
         self.redirects = 0
+        self._slot_of: dict[Any, int] = {}  # key -> its slot (crc16 once per key)
+        self._readers: dict[str, tuple[tuple[str, int], _Node]] = {}  # stream -> its reader
 
     # -- connections ---------------------------------------------------------------------------
     async def _open(self, addr: tuple[str, int]) -> _Node:
@@ -256,7 +272,59 @@ class RespCluster:
             return
         raise RespConnectionError(f"no cluster node gave a slot map: {last!r}")
 
+    # -- blocking reads -------------------------------------------------------------------------
+    async def xreadgroup(
+        self, key: str, group: str, consumer: str, count: int, block_ms: int
+    ) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """``XREADGROUP GROUP g c COUNT n BLOCK ms STREAMS key >`` on a connection of its own
+        (a blocked read holds its connection); the new entries as (id, fields). A ``MOVED``
+        reads the slot map again and asks the new owner; connection trouble raises."""
+        cmd = pack_command(
+            ("XREADGROUP", "GROUP", group, consumer, "COUNT", count, "BLOCK", block_ms,
+             "STREAMS", key, ">")
+        )  # fmt: skip
+        for _hop in range(3):
+            if self._slots is None:
+                await self.refresh()
+            assert self._slots is not None
+            addr = self._slots[key_slot(key.encode())] if self.cluster else self._slots[0]
+            reader = self._readers.get(key)
+            if reader is None or reader[0] != addr or reader[1].lost is not None:
+                if reader is not None:
+                    reader[1].close()
+                reader = (addr, await self._open(addr))
+                self._readers[key] = reader
+            try:
+                (r,) = await asyncio.wait_for(
+                    reader[1].request(cmd, 1), block_ms / 1000 + self.timeout
+                )
+            except (OSError, ConnectionError, TimeoutError):
+                self.close_reader(key)
+                if self.cluster:
+                    self._slots = None
+                raise
+            if isinstance(r, ResponseError):
+                if str(r).startswith(("MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN")):
+                    self.redirects += 1
+                    self._slots = None
+                    self.close_reader(key)
+                    await asyncio.sleep(0.05)
+                    continue
+                raise r
+            if not r:
+                return []
+            (_key, entries), *_ = r
+            return [(eid, dict(zip(f[::2], f[1::2], strict=True))) for eid, f in entries]
+        raise RespConnectionError(f"XREADGROUP {key}: redirected 3 times")
+
+    def close_reader(self, key: str) -> None:
+        reader = self._readers.pop(key, None)
+        if reader is not None:
+            reader[1].close()
+
     async def aclose(self) -> None:
+        for k in list(self._readers):
+            self.close_reader(k)
         for a in list(self._nodes):
             self._drop(a)
         for t in self._opening.values():
@@ -275,9 +343,18 @@ class RespCluster:
         assert slots is not None
         packed = [pack_command(c) for c in cmds]
         groups: dict[tuple[str, int], list[int]] = {}
-        for i, c in enumerate(cmds):
-            addr = slots[key_slot(_arg(c[1]))] if self.cluster else slots[0]
-            groups.setdefault(addr, []).append(i)
+        if self.cluster:
+            cache = self._slot_of
+            for i, c in enumerate(cmds):
+                k = c[1]
+                slot = cache.get(k)
+                if slot is None:
+                    slot = cache[k] = key_slot(_arg(k))
+                    if len(cache) > 200_000:  # (keys are symbols' names: bounded in practice)
+                        cache.clear()
+                groups.setdefault(slots[slot], []).append(i)
+        else:
+            groups[slots[0]] = list(range(len(cmds)))
         wait = pack_command(("WAIT", durable, timeout_ms)) if durable > 0 else b""
         futs: dict[tuple[str, int], asyncio.Future[list[Any]]] = {}
         try:
