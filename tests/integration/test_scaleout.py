@@ -99,6 +99,20 @@ def _reference_finals(sym: str, first: int, last: int, live: int) -> dict[int, b
     return finals
 
 
+def _drained(r: RedisCluster, partitions: int) -> bool:
+    """Every entry of every partition stream delivered to the group and acknowledged (a
+    stream without the group yet: not drained)."""
+    for p in range(partitions):
+        if not r.exists(stream_key(p)):
+            continue
+        info = r.xinfo_stream(stream_key(p))
+        groups = r.xinfo_groups(stream_key(p))
+        g = next((g for g in groups if g["name"] in (GROUP, GROUP.encode())), None)
+        if g is None or g["pending"] or g["last-delivered-id"] != info["last-generated-id"]:
+            return False
+    return True
+
+
 class _Deltas:
     """Every sharded delta of `channels` (SSUBSCRIBE on each shard), from a thread."""
 
@@ -194,19 +208,7 @@ def test_kill9_compute_worker_loses_no_final_bar(cluster: ClusterFixture, tmp_pa
         ingest.send_signal(signal.SIGTERM)
         assert ingest.wait(60) == 0
 
-        def drained() -> bool:
-            for p in range(P):
-                if not r.exists(stream_key(p)):
-                    continue
-                info = r.xinfo_stream(stream_key(p))
-                for g in r.xinfo_groups(stream_key(p)):
-                    if g["name"] in (GROUP, GROUP.encode()) and (
-                        g["pending"] or g["last-delivered-id"] != info["last-generated-id"]
-                    ):
-                        return False
-            return True
-
-        _wait(drained, 90, "every entry processed and acknowledged", logs)
+        _wait(lambda: _drained(r, P), 90, "every entry processed and acknowledged", logs)
         for c in computes:
             if c is not victim:
                 c.send_signal(signal.SIGTERM)

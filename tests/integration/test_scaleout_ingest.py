@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from redis.cluster import ClusterNode, RedisCluster
-from tests.integration.test_scaleout import PERIOD_MS, SEED, _reference, _spawn, _wait
+from tests.integration.test_scaleout import PERIOD_MS, SEED, _drained, _reference, _spawn, _wait
 from tests.servers import RedisCluster as ClusterFixture
 from tests.servers import redis_cluster
 
@@ -25,7 +25,7 @@ from ttfast import CandleStore
 from ttfast.sim import market
 from ttfast.warm import Bars, snapshot_batch
 from ttfast.worker import WorkerConfig
-from ttfast.worker.scaleout import GROUP, stream_key
+from ttfast.worker.scaleout import stream_key
 from ttfast.worker.scaleout.common import INGEST_LEASE_KEY, encode_entry, entry_meta
 from ttfast.worker.scaleout.compute import ComputeWorker
 
@@ -103,19 +103,7 @@ def test_leader_ingest_dies_standby_takes_over(
         standby.send_signal(signal.SIGTERM)
         assert standby.wait(60) == 0
 
-        def drained() -> bool:
-            for p in range(P):
-                if not r.exists(stream_key(p)):
-                    continue
-                info = r.xinfo_stream(stream_key(p))
-                for g in r.xinfo_groups(stream_key(p)):
-                    if g["name"] in (GROUP, GROUP.encode()) and (
-                        g["pending"] or g["last-delivered-id"] != info["last-generated-id"]
-                    ):
-                        return False
-            return True
-
-        _wait(drained, 90, "every entry processed and acknowledged", logs)
+        _wait(lambda: _drained(r, P), 90, "every entry processed and acknowledged", logs)
         # the compute workers trim the streams to their state logs' checkpoints: the standby's
         # resume and the exact takeovers above did not need the streams' whole history
         kept = sum(r.xlen(stream_key(p)) for p in range(P))

@@ -150,21 +150,15 @@ def connect(url: str) -> Redis | RedisCluster:
     """redis-py's asyncio client for ``redis+cluster://[user:password@]h:p,h:p``
     (`RedisCluster`, the nodes as startup nodes) or a plain ``redis://`` URL (one server)."""
     if url.startswith(CLUSTER_SCHEME):
-        from urllib.parse import unquote
-
         from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-        rest = url[len(CLUSTER_SCHEME) :].split("?", 1)[0].split("/", 1)[0]
-        auth, _, hosts = rest.rpartition("@")
-        user, _, password = auth.partition(":")
-        nodes = []
-        for part in hosts.split(","):
-            host, _, port = part.strip().rpartition(":")
-            nodes.append(ClusterNode(host.strip("[]") or "127.0.0.1", int(port)))
+        from ttfast.worker.scaleout.resp import parse_cluster_url
+
+        hosts, user, password = parse_cluster_url(url)
         return RedisCluster(
-            startup_nodes=nodes,
-            username=unquote(user) or None,
-            password=unquote(password) or None,
+            startup_nodes=[ClusterNode(h, p) for h, p in hosts],
+            username=user,
+            password=password,
             socket_timeout=5.0,
             socket_connect_timeout=2.0,
         )

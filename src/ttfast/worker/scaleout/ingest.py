@@ -138,21 +138,26 @@ class IngestWorker(Worker):
             self.appended += n - len(bad)
 
     # -- leadership --------------------------------------------------------------------------
+    async def _take(self, client: Any) -> int:
+        """Take the lease if it is free: our new epoch, 0 if another holds it or Redis did not
+        answer (logged)."""
+        try:
+            return int(
+                await client.eval(
+                    ACQUIRE_SCRIPT, 2, INGEST_LEASE_KEY, INGEST_EPOCH_KEY, self.id, self.ttl_ms
+                )
+            )
+        except Exception as exc:
+            self._limiter.log("lease", logging.WARNING, "ingest: lease round failed: %r", exc)
+            return 0
+
     async def _acquire(self, client: Any) -> bool:
         """Stand by until we hold the ingest lease (True) or are stopped (False)."""
         every = self.ttl_ms / 4000
         said = False
         while not self.stopping:
             t0 = time.monotonic()
-            try:
-                ep = int(
-                    await client.eval(
-                        ACQUIRE_SCRIPT, 2, INGEST_LEASE_KEY, INGEST_EPOCH_KEY, self.id, self.ttl_ms
-                    )
-                )
-            except Exception as exc:
-                self._limiter.log("lease", logging.WARNING, "ingest: lease round failed: %r", exc)
-                ep = 0
+            ep = await self._take(client)
             if ep:
                 self.epoch = ep
                 self._lease_until = t0 + self.ttl_ms / 1000
@@ -188,15 +193,7 @@ class IngestWorker(Worker):
             # gone: expired while Redis could not be reached (a failover of its primary takes
             # about as long as the lease)? If nobody took it, take it again with a new epoch:
             # the appends were held meanwhile, and ours come in order (older epochs first)
-            try:
-                ep = int(
-                    await client.eval(
-                        ACQUIRE_SCRIPT, 2, INGEST_LEASE_KEY, INGEST_EPOCH_KEY, self.id, self.ttl_ms
-                    )
-                )
-            except Exception as exc:
-                self._limiter.log("lease", logging.WARNING, "ingest: lease round failed: %r", exc)
-                continue
+            ep = await self._take(client)
             if ep:
                 self.epoch = ep
                 self._seqs.clear()  # numbered per epoch

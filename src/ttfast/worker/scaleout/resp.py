@@ -32,6 +32,8 @@ import redis.exceptions
 from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
+from ttfast.worker.scaleout.common import CLUSTER_SCHEME, RoundNotDone
+
 __all__ = ["RespCluster", "RespConnectionError", "RespTimeoutError", "pack_command"]
 
 
@@ -44,7 +46,6 @@ class RespTimeoutError(redis.exceptions.TimeoutError, TimeoutError):
     """No reply in time (the connection is dropped: its replies can no longer be matched)."""
 
 
-CLUSTER_SCHEME = "redis+cluster://"
 _SLOTS = 16384
 
 
@@ -335,8 +336,6 @@ class RespCluster:
     async def round(
         self, cmds: list[tuple[Any, ...]], *, durable: int = 0, timeout_ms: int = 1000
     ) -> list[Any]:
-        from ttfast.worker.scaleout.common import RoundNotDone
-
         if self._slots is None:
             await self.refresh()
         slots = self._slots
@@ -404,8 +403,6 @@ class RespCluster:
         self, cmds: list[tuple[Any, ...]], packed: list[bytes], res: list[Any], durable: bool
     ) -> None:
         """Follow MOVED/ASK in `res` (in place), or raise RoundNotDone (see the module)."""
-        from ttfast.worker.scaleout.common import RoundNotDone
-
         for _hop in range(5):
             todo = [
                 i
