@@ -245,6 +245,29 @@ async def test_a_process_with_other_partitions_refuses_to_run(cluster: ClusterFi
     )  # fmt: skip
     _out, err = await asyncio.wait_for(edge.communicate(), 60)
     assert edge.returncode == 2 and b"--partitions 16" in err
+    # without --partitions the edge follows the recorded P
+    import re
+    import urllib.request
+
+    edge = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ttfast.edge", "--redis", cluster.url, "--port", "0",
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert edge.stderr is not None
+        line = b""
+        while b"ttfast-edge: http" not in line:
+            line = await asyncio.wait_for(edge.stderr.readline(), 60)
+            assert line, "the edge exited"
+        m = re.search(rb"(http://\S+)", line)
+        assert m is not None
+        metrics = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(m.group(1).decode() + "metrics", timeout=10).read()
+        )
+        assert re.search(rb"redis_partitions 16\b", metrics), metrics[:2000]
+    finally:
+        edge.terminate()
+        await edge.wait()
     await c.aclose()
 
 

@@ -48,9 +48,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--partitions",
         type=int,
-        default=16,
+        default=None,
         metavar="P",
-        help="with a redis+cluster:// URL: the compute workers' --partitions (default: 16)",
+        help="with a redis+cluster:// URL: the compute workers' --partitions (default: the "
+        "value they recorded in the cluster, else 16)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any free)")
@@ -77,7 +78,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     a = p.parse_args(argv)
     if not a.redis:
         p.error("--redis URL is required (or TTFAST_REDIS_URL)")
-    if not 1 <= a.partitions <= 16384:
+    if a.partitions is not None and not 1 <= a.partitions <= 16384:
         p.error("--partitions must be in 1..16384")
     if not 0 <= a.port <= 65535:
         p.error("--port must be in [0, 65535]")
@@ -111,14 +112,15 @@ async def _serve(a: argparse.Namespace) -> int:
         except Exception as exc:  # the cluster not up yet: the feed retries on its own
             log.warning("ttfast-edge: could not read %s: %r", PARTITIONS_KEY, exc)
             stored = None
-        if stored is not None and int(stored) != a.partitions:
+        if stored is not None and a.partitions is not None and int(stored) != a.partitions:
             log.error(
                 "ttfast-edge: the workers use --partitions %d, this edge was given %d",
                 int(stored),
                 a.partitions,
             )
             return 2
-        feed = ClusterFeed(a.redis, hub, partitions=a.partitions)
+        partitions = a.partitions or (int(stored) if stored is not None else 16)
+        feed = ClusterFeed(a.redis, hub, partitions=partitions)
     else:
         from ttfast.edge.redis_feed import RedisFeed
 
