@@ -171,7 +171,6 @@ cdef class IndicatorPipeline:
     cdef readonly str delta_prefix      # Redis channel of its deltas
     cdef readonly str raw_prefix        # Redis channel of its raw candles (publish_raw)
     cdef bytes _snapshot_pre, _delta_pre, _raw_pre
-    cdef readonly bint deltas_for_history
     cdef readonly long long rows
     cdef readonly long long finals
     cdef readonly long long rebuilds
