@@ -317,6 +317,34 @@ async def test_greeks_and_theo_prices_per_option_from_black_scholes(server: DxLi
     await c.close()
 
 
+async def test_future_options_quote_as_the_rest_side_prices_them(server: DxLinkServer) -> None:
+    """A future option's streamer symbol (``./E4AZ26P6000:XCME``) names neither its expiry day
+    nor its future: the REST side lists it (`RestSimServer` given this server as its market),
+    and both sides then price it by the same Black–Scholes on the /ES future's path."""
+    from ttfast.sim.rest import RestSimServer
+    from ttfast.sim.rest.lifecycle import future_streamer_map
+
+    RestSimServer(server.url, market=server)  # lists its future options on this market
+    streamer, rest_symbol = "./E4AZ26P6000:XCME", "./ESZ6 E4AZ6 261218P6000"
+    opt = server.listed_options[streamer]
+    assert (opt.underlying, opt.expiry.isoformat(), opt.call, opt.strike) == (
+        "/ESZ26:XCME", "2026-12-18", False, 6000.0,
+    )  # fmt: skip
+    c = await _client(server)
+    await c.handshake()
+    cfg = await c.open_feed(1, fields={"Quote": QUOTE_REQ}, agg=0.05)
+    assert cfg["type"] == "FEED_CONFIG"
+    c.subscribe(1, {"type": "Quote", "symbol": streamer})
+    got: dict[str, Any] = {}
+    while not got:
+        m = await c.recv()
+        if m["type"] == "FEED_DATA":
+            (got,) = decode_compact(m["data"], {"Quote": QUOTE_REQ})
+    rest = SimMarket(server, future_streamer_map())
+    assert (got["bidPrice"], got["askPrice"]) == rest.bid_ask(rest_symbol)
+    await c.close()
+
+
 async def test_ticker_conflation_by_aggregation_period() -> None:
     # real-time clock, 10 ms market ticks: every symbol changes at every tick
     async with DxLinkServer(seed=3, tick_ms=10) as srv:

@@ -329,8 +329,9 @@ class FeedGenerator:
             bid, ask, bs, as_, bex, aex, qt = market.quote_values(keys, now, srv.tick_ms)
             qts = str(qt)
             bidl, askl = bid.tolist(), ask.tolist()
+            listed = srv.listed_options
             for i, s in enumerate(symbols):  # options quote around their theo price
-                opt = _option(s)
+                opt = _option(s) or srv.listed_options.get(s) or listed.get(s)
                 if opt is not None:
                     bidl[i], askl[i] = self.pricing.option_quote(opt, now)
             bids, asks = _jd_list(bidl), _jd_list(askl)

@@ -49,7 +49,7 @@ import picows
 
 from ttfast.sim import market
 from ttfast.sim.dxlink_feed import EVENT_FIELDS, FeedChannel, FeedGenerator, corrected_bar
-from ttfast.sim.pricing import Clock
+from ttfast.sim.pricing import Clock, OptionSymbol
 
 __all__ = [
     "EVENT_FIELDS",
@@ -532,6 +532,11 @@ class DxLinkServer:
         self.frames_sent = 0
         self.internal_errors = 0
         self.unknown_types = 0
+        #: options whose streamer symbol does not carry what pricing needs (a future option's
+        #: ``./E4AZ26P6000:XCME`` has no expiry day, nor its future): streamer symbol -> the
+        #: option, as the REST side lists it (`RestSimServer` fills it when given this server
+        #: as its market), so both sides price it by the same Black–Scholes
+        self.listed_options: dict[str, OptionSymbol] = {}
         self._conns: list[_Conn] = []
         self._keys: dict[str, int] = {}
         self._server: asyncio.Server | None = None

@@ -39,10 +39,10 @@ from typing import Any
 from aiohttp import web
 
 from ttfast.sim import market
-from ttfast.sim.pricing import SimMarket
+from ttfast.sim.pricing import OptionSymbol, SimMarket, parse_option_symbol
 from ttfast.sim.rest import wire
 from ttfast.sim.rest.account_stream import AccountStreamHub
-from ttfast.sim.rest.fixtures import CRYPTOS, FUTURES
+from ttfast.sim.rest.fixtures import CRYPTOS, FUTURE_OPTIONS, FUTURES
 from ttfast.sim.rest.state import SimState
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "TERMINAL",
     "OrderLifecycle",
     "future_streamer_map",
+    "listed_future_options",
     "lifecycle_of",
     "members",
     "money",
@@ -100,6 +101,18 @@ def multiplier(symbol: str, instrument_type: str | None) -> Decimal:
 
 def future_streamer_map() -> dict[str, str]:
     return {k: str(v["streamer-symbol"]) for k, v in FUTURES.items()}
+
+
+def listed_future_options() -> dict[str, OptionSymbol]:
+    """The listed future options by streamer symbol, parsed from their REST symbols (which
+    carry the expiry and the future)."""
+    fut = future_streamer_map()
+    out: dict[str, OptionSymbol] = {}
+    for sym, o in FUTURE_OPTIONS.items():
+        opt = parse_option_symbol(sym, fut)
+        if opt is not None:
+            out[str(o["streamer-symbol"])] = opt
+    return out
 
 
 def members(cx: dict[str, Any]) -> list[dict[str, Any]]:

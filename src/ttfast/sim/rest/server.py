@@ -29,7 +29,12 @@ from ttfast.sim.rest.account_stream import (
 )
 from ttfast.sim.rest.auth import auth_middleware, oauth_token, token_valid, validate_session
 from ttfast.sim.rest.faults import add_fault, clear_faults, fault_middleware, sim_state
-from ttfast.sim.rest.lifecycle import LIFECYCLE_KEY, OrderLifecycle, future_streamer_map
+from ttfast.sim.rest.lifecycle import (
+    LIFECYCLE_KEY,
+    OrderLifecycle,
+    future_streamer_map,
+    listed_future_options,
+)
 from ttfast.sim.rest.state import STATE_KEY, Fault, FaultKind, SimState
 from ttfast.sim.rest.wire import Handler, error, json_body
 
@@ -192,6 +197,9 @@ def create_rest_app(
         faults=stream_faults,
         idle_timeout=stream_idle_timeout,
     )
+    listed = getattr(market, "listed_options", None)
+    if listed is not None:  # the dxLink side prices the listed future options like this side
+        listed.update(listed_future_options())
     lifecycle = OrderLifecycle(st, SimMarket(market, future_streamer_map()), hub,
                                interval=tick_interval or 0.1)  # fmt: skip
     app = web.Application(middlewares=[json_errors, fault_middleware, auth_middleware])
