@@ -332,3 +332,22 @@ def sim_quote(seed: int, symbol: str, t: int) -> tuple[float, float]:
     keys = np.array([mk.symbol_key(seed, symbol)], dtype=np.uint64)
     bid, ask, *_ = mk.quote_values(keys, t, 100)
     return float(bid[0]), float(ask[0])
+
+
+async def test_order_timestamps_are_on_the_market_clock(sim: Sim) -> None:
+    """received-at, live-at, cancelled-at and filled-at all come from the market clock (a manual
+    one here, far from the wall clock), so they are in order."""
+    from datetime import datetime
+
+    def ms(s: str) -> int:
+        return int(datetime.fromisoformat(s).timestamp() * 1000)
+
+    _, ask = sim.quote("META")
+    o = await sim.place(_order("Limit", "Buy to Open", 1, price=str(ask - 5),
+                               **{"price-effect": "Debit"}))  # fmt: skip
+    assert ms(o["received-at"]) == ms(o["live-at"]) == T0 and o["updated-at"] == T0
+    await sim.step(5_000)
+    got = await sim.req("DELETE", f"{A}/orders/{o['id']}")
+    assert ms(got["cancelled-at"]) == ms(got["terminal-at"]) == T0 + 5_000
+    f = await sim.place(_order("Market", "Buy to Open", 1))
+    assert ms(f["received-at"]) == T0 + 5_000 <= ms(f["legs"][0]["fills"][0]["filled-at"])

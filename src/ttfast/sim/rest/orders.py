@@ -11,6 +11,7 @@ an order reports it there (market orders fill before the response is written).
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -92,10 +93,20 @@ def _num(x: Any) -> Any:
     return int(d) if d == d.to_integral_value() else str(d)
 
 
+def _market_now(request: web.Request) -> datetime:
+    """The market clock's now: every timestamp of an order (received, live, cancelled, filled,
+    expired) is on it, so they stay in order with a manual or a sped-up clock."""
+    return wire.at_ms(lifecycle_of(request).market.now_ms())
+
+
 def _make_order(
-    st: SimState, account: str, o: dict[str, Any], dry_run: bool, status: str = "Live"
+    st: SimState,
+    account: str,
+    o: dict[str, Any],
+    dry_run: bool,
+    now: datetime,
+    status: str = "Live",
 ) -> dict[str, Any]:
-    now = wire.now()
     legs = []
     for x in o["legs"]:
         q = _num(x.get("quantity"))
@@ -197,7 +208,7 @@ async def place(request: web.Request) -> web.Response:
     errs = _preflight(o)
     if errs:
         return _preflight_error(errs)
-    order = _make_order(st, n, o, dry)
+    order = _make_order(st, n, o, dry, _market_now(request))
     if not dry:
         st.orders[order["id"]] = order
         st.orders_accepted += 1
@@ -230,8 +241,7 @@ def _find(request: web.Request, n: str) -> dict[str, Any]:
     return _lookup(request, n, state_of(request).orders, "Order")
 
 
-def _cancel(o: dict[str, Any]) -> None:
-    now = wire.now()
+def _cancel(o: dict[str, Any], now: datetime) -> None:
     o.update(
         {
             "status": "Cancelled",
@@ -254,7 +264,7 @@ async def delete_order(request: web.Request) -> web.Response:
     if o["status"] in TERMINAL or o.get("complex-order-id"):
         code = "order_not_cancellable" if o["status"] in TERMINAL else "cancel_complex_order"
         return wire.error(422, code, f"order {o['id']} cannot be cancelled here ({o['status']})")
-    _cancel(o)
+    _cancel(o, _market_now(request))
     await lifecycle_of(request).changed([o])
     return wire.ok(request, o)
 
@@ -277,9 +287,10 @@ async def replace_order(request: web.Request) -> web.Response:
     errs = _preflight(merged)
     if errs:
         return _preflight_error(errs)
-    new = _make_order(st, n, merged, dry_run=False)
+    now = _market_now(request)
+    new = _make_order(st, n, merged, dry_run=False, now=now)
     new["replaces-order-id"] = old["id"]
-    _cancel(old)
+    _cancel(old, now)
     old["replacing-order-id"] = new["id"]
     st.orders[new["id"]] = new
     st.orders_accepted += 1
@@ -329,8 +340,9 @@ async def place_complex(request: web.Request) -> web.Response:
         return _preflight_error(errs)
     contingent = "Contingent" if trig else "Live"
     cid = None if dry else st.next_id()
-    made_trig = _make_order(st, n, trig, dry) if trig else None
-    made = [_make_order(st, n, o, dry, status=contingent) for o in orders]
+    now = _market_now(request)
+    made_trig = _make_order(st, n, trig, dry, now) if trig else None
+    made = [_make_order(st, n, o, dry, now, status=contingent) for o in orders]
     cx: dict[str, Any] = {
         "account-number": n,
         "type": c["type"],
@@ -374,9 +386,10 @@ async def live_complex(request: web.Request) -> web.Response:
 async def delete_complex(request: web.Request) -> web.Response:
     cx = _find_complex(request, account_of(request))
     changed = [o for o in members(cx) if o["status"] not in TERMINAL]
+    now = _market_now(request)
     for o in changed:
-        _cancel(o)
-    cx["terminal-at"] = wire.iso(wire.now())
+        _cancel(o, now)
+    cx["terminal-at"] = wire.iso(now)
     await lifecycle_of(request).changed(changed, cx)
     return wire.ok(request, cx)
 
