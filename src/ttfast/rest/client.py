@@ -60,6 +60,7 @@ from ttfast.errors import (
     ResponseDecodeError,
 )
 from ttfast.rest import models as m
+from ttfast.rest.lane import LaneLost, LaneNotSent
 from ttfast.rest.orders import (
     ComplexOrderRequest,
     OrderRequest,
@@ -234,8 +235,12 @@ class TastytradeClient:
         retry_backoff: float = 0.25,
         retry_backoff_max: float = 8.0,
         order_timeout: float | None = None,
+        order_lane: bool = True,
     ) -> None:
         self.session = session
+        #: order mutations over the session's kept-alive order connection (`ttfast.rest.lane`)
+        #: rather than aiohttp's pool (which still takes one sent while another is in flight)
+        self.order_lane = order_lane
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
         self.retry_backoff_max = retry_backoff_max
@@ -324,28 +329,41 @@ class TastytradeClient:
         call.token = headers["Authorization"][7:]
         if body is not None:
             headers["Content-Type"] = "application/json"
-        timeout = aiohttp.ClientTimeout(total=self.order_timeout or self.session.request_timeout)
+        total = self.order_timeout or self.session.request_timeout
         status = 0
         rh: list[tuple[str, str]] = []
-        try:
-            async with self.session.http.request(
-                method,
-                self._url(path),
-                data=body,
-                headers=headers,
-                timeout=timeout,
-                allow_redirects=False,  # a redirect must never re-send (or GET) an order
-            ) as resp:
-                status = resp.status
-                rh = list(resp.headers.items())
-                raw = await resp.read()
-        except aiohttp.ClientConnectorError as exc:
-            # never connected: the request cannot have reached the server
-            raise ApiConnectionError(
-                0, "connection_error", f"{method} not sent: {type(exc).__name__}", path=path
-            ) from None
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            cause = type(exc).__name__
+        cause = ""
+        lane = self.session.order_lane if self.order_lane else None
+        if lane is not None and not lane.busy:  # the kept-alive order connection
+            try:
+                status, rh, raw = await lane.request(method, path, headers, body, total)
+            except LaneNotSent as exc:  # nothing written: it cannot have reached the server
+                raise ApiConnectionError(
+                    0, "connection_error", f"{method} not sent: {exc}", path=path
+                ) from None
+            except LaneLost as exc:
+                status, cause = exc.status, exc.cause
+        else:  # aiohttp's pool (also while the lane carries another order)
+            try:
+                async with self.session.http.request(
+                    method,
+                    self._url(path),
+                    data=body,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=total),
+                    allow_redirects=False,  # a redirect must never re-send (or GET) an order
+                ) as resp:
+                    status = resp.status
+                    rh = list(resp.headers.items())
+                    raw = await resp.read()
+            except aiohttp.ClientConnectorError as exc:
+                # never connected: the request cannot have reached the server
+                raise ApiConnectionError(
+                    0, "connection_error", f"{method} not sent: {type(exc).__name__}", path=path
+                ) from None
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                cause = type(exc).__name__
+        if cause:  # sent (or maybe sent), no complete response
             if status:
                 cause = f"HTTP {status}, body lost: {cause}"
             if call.dry_run:

@@ -46,6 +46,7 @@ from ttfast._retry import Backoff
 from ttfast._util import redact_url
 from ttfast._version import __version__
 from ttfast.errors import AuthError
+from ttfast.rest.lane import OrderLane
 
 __all__ = [
     "DEFAULT_ACCEPT_VERSION",
@@ -211,6 +212,7 @@ class OAuthSession:
         self._revoked: tuple[str, ...] = ()
         self._lock = asyncio.Lock()
         self._http: aiohttp.ClientSession | None = None
+        self._lane: OrderLane | None = None
         #: number of successful token grants obtained by this session (observability/tests)
         self.refresh_count = 0
 
@@ -264,7 +266,18 @@ class OAuthSession:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    @property
+    def order_lane(self) -> OrderLane:
+        """The kept-alive connection reserved for order mutations (`ttfast.rest.lane`),
+        created on first use, closed by `close`."""
+        if self._lane is None:
+            self._lane = OrderLane(self.base_url, self.user_agent)
+        return self._lane
+
     async def close(self) -> None:
+        if self._lane is not None:
+            self._lane.close()
+            self._lane = None
         if self._http is not None and not self._http.closed:
             await self._http.close()
         self._http = None
