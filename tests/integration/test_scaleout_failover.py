@@ -169,6 +169,16 @@ class _Run:
             "the history of every symbol",
         )
 
+    def start_sampled(self) -> _Progress:
+        """Start the workers, wait until they are warm and every snapshot is being sampled, and
+        let them stream for 2 s: mid-stream. The sampler is the caller's to close."""
+        self.start()
+        self.warm()
+        progress = _Progress(self.cluster)
+        self.wait(lambda: all(progress.last(s) for s in SYMS), 30, "snapshots sampled")
+        time.sleep(2.0)
+        return progress
+
     def alive(self) -> None:
         dead = [p.args for p in self.procs if p.poll() is not None]
         assert not dead, f"workers exited: {dead}\n" + self.tails()
@@ -288,11 +298,7 @@ def _kill_primary(cluster: ClusterFixture, tmp_path: Path, durable: bool) -> dic
     run = _Run(cluster, tmp_path, durable)
     progress: _Progress | None = None
     try:
-        run.start()
-        run.warm()
-        progress = _Progress(cluster)
-        run.wait(lambda: all(progress.last(s) for s in SYMS), 30, "snapshots sampled")
-        time.sleep(2.0)  # mid-stream
+        progress = run.start_sampled()
         victim, parts = _victim(cluster)
         marks = {s: progress.last(s) for s in SYMS}
         unreplicated = _repl_lag(cluster, victim)
@@ -375,11 +381,7 @@ def test_resharding_mid_stream_loses_nothing(
     run = _Run(cluster, tmp_path, durable)
     progress: _Progress | None = None
     try:
-        run.start()
-        run.warm()
-        progress = _Progress(cluster)
-        run.wait(lambda: all(progress.last(s) for s in SYMS), 30, "snapshots sampled")
-        time.sleep(2.0)  # mid-stream
+        progress = run.start_sampled()
         src, parts = _victim(cluster)
         dst = next(n for n in cluster.primaries() if n is not src)
         slots = cluster.slots_of(src)
