@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test command (README, `.ci/run`): on a fresh machine installs what the tests need
-# (apt-get: redis-server, influxdb, victoria-metrics, valgrind, clang; pip: the package with its
-# test and influx extras, in hermetic venvs: none sees the base interpreter's site-packages, see
-# tests/env/venv.sh),
+# (apt-get: redis-server, influxdb, victoria-metrics, valgrind, clang, openssl; pip: the package
+# with its test and influx extras, in hermetic venvs: none sees the base interpreter's
+# site-packages, see tests/env/venv.sh),
 # builds the compiled core, runs the whole suite including the benchmark regression gate, then
 # the sanitizer (ASan/UBSan) build with the decoder tests and a short fuzz run.
 set -euo pipefail
@@ -23,6 +23,7 @@ command -v victoria-metrics >/dev/null || need+=(victoria-metrics)
 command -v chromium >/dev/null || need+=(chromium)
 command -v valgrind >/dev/null || need+=(valgrind)
 command -v clang >/dev/null || need+=(clang)
+command -v openssl >/dev/null || need+=(openssl)
 [ -e /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer_no_main-x86_64.a ] \
   || ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer* >/dev/null 2>&1 \
   || need+=(libclang-rt-14-dev)

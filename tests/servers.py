@@ -55,6 +55,7 @@ def require_binary(name: str) -> str:
 
 
 _PKG = {
+    "openssl": "openssl",
     "redis-server": "redis-server",
     "influxd": "influxdb",
     "victoria-metrics": "victoria-metrics",

@@ -290,3 +290,58 @@ def test_lane_refuses_other_schemes() -> None:
     assert (lane.tls, lane.port, lane._fixed.split(b"\r\n")[0]) == (
         True, 443, b"Host: api.tastyworks.com",
     )  # fmt: skip
+
+
+# -- TLS: the production path (https) -------------------------------------------------------------
+
+
+async def test_orders_over_tls_verify_the_certificate(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An https base URL: the lane speaks TLS with SNI and verifies the server's certificate
+    against the system's trust store (here a test CA given as ``SSL_CERT_FILE``); a server whose
+    certificate is not trusted is never sent the order (not sent, not an unknown outcome)."""
+    import ssl
+    import subprocess
+
+    from tests.servers import require_binary
+
+    openssl = require_binary("openssl")
+    key, crt = tmp_path / "key.pem", tmp_path / "crt.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(crt), "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(crt, key)
+    body = json.dumps(ORDER).encode()
+    ok = b"HTTP/1.1 201 Created\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body)
+    srv = _Http(lambda req: ok)
+    srv.server = await asyncio.start_server(srv._serve, "127.0.0.1", 0, ssl=server_ctx)
+    port = srv.server.sockets[0].getsockname()[1]
+    try:
+        # not trusted (the default trust store): refused before anything is sent
+        sess = OAuthSession("s", "r", base_url=f"https://localhost:{port}")
+        sess.set_token(_token())
+        c = TastytradeClient(sess)
+        with pytest.raises(ApiConnectionError) as ei:
+            await c.place_order(ACCT, buy_aapl())
+        assert not isinstance(ei.value, OrderOutcomeUnknown) and srv.requests == []
+        await sess.close()
+        # trusted: the order goes over TLS, once, on one connection
+        monkeypatch.setenv("SSL_CERT_FILE", str(crt))
+        sess = OAuthSession("s", "r", base_url=f"https://localhost:{port}")
+        sess.set_token(_token())
+        c = TastytradeClient(sess)
+        for _ in range(2):
+            r = await c.place_order(ACCT, buy_aapl())
+            assert r.order is not None and r.order.id == 7
+        assert len(srv.requests) == 2 and sess.order_lane.connects == 1
+        assert srv.requests[0].startswith(f"POST /accounts/{ACCT}/orders HTTP/1.1".encode())
+        assert f"Host: localhost:{port}\r\n".encode() in srv.requests[0]
+        await sess.close()
+    finally:
+        srv.server.close()
+        await srv.drop_all()
