@@ -196,11 +196,36 @@ async def test_an_idle_connection_is_replaced_before_an_order() -> None:
     body = json.dumps(ORDER).encode()
     ok = b"HTTP/1.1 201 Created\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body)
     async with _Http(lambda req: ok) as srv:
-        c, lane = await _place(srv.port, idle_reconnect=0.05)
+        c, lane = await _place(srv.port, idle_reconnect=0.05, keep_warm=0.0)
         await c.place_order(ACCT, buy_aapl())
         await asyncio.sleep(0.1)  # idle past idle_reconnect (servers drop idle keep-alives)
         await c.place_order(ACCT, buy_aapl())
         assert lane.connects == 2 and srv.connections == 2 and len(srv.requests) == 2
+        await c.session.close()
+
+
+async def test_a_warm_lane_is_kept_fresh_in_the_background() -> None:
+    """After `warm` (or an order) the connection is replaced before it turns stale, so an order
+    after a quiet spell finds a fresh one and does not wait for a connect; `close` stops it."""
+    body = json.dumps(ORDER).encode()
+    ok = b"HTTP/1.1 201 Created\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body)
+    async with _Http(lambda req: ok) as srv:
+        c, lane = await _place(srv.port, idle_reconnect=1.0)
+        await lane.warm()
+        await asyncio.sleep(1.0)  # quiet past the lifetime of the first connection
+        before = lane.connects
+        assert before >= 2 and lane._fresh()  # replaced at ~0.8 s
+        await c.place_order(ACCT, buy_aapl())
+        assert lane.connects == before  # the order did not connect
+        await c.session.close()
+        n = lane.connects
+        await asyncio.sleep(0.3)
+        assert lane.connects == n  # closed: no more replacements
+    async with _Http(lambda req: ok) as srv:
+        c, lane = await _place(srv.port, idle_reconnect=0.2, keep_warm=0.0)
+        await c.place_order(ACCT, buy_aapl())
+        await asyncio.sleep(0.3)
+        assert lane.connects == 1  # keep_warm=0: nothing in the background
         await c.session.close()
 
 

@@ -197,6 +197,7 @@ class OrderLane:
         *,
         idle_reconnect: float = 10.0,
         connect_timeout: float = 5.0,
+        keep_warm: float = 600.0,
     ) -> None:
         u = urlsplit(base_url)
         if u.scheme not in ("http", "https") or not u.hostname:
@@ -214,6 +215,13 @@ class OrderLane:
         ).encode()
         self.idle_reconnect = idle_reconnect
         self.connect_timeout = connect_timeout
+        #: for this long after `warm` or the last order, a connection about to turn stale is
+        #: replaced in the background, so that an order never waits for a connect (a bot's
+        #: orders come seconds or minutes apart, and a TLS connect costs round trips)
+        self.keep_warm = keep_warm
+        self._warm_until = 0.0
+        self._refresh: asyncio.TimerHandle | None = None
+        self._refreshing: asyncio.Task[None] | None = None
         self.busy = False
         self.requests = 0
         self.connects = 0
@@ -228,13 +236,42 @@ class OrderLane:
         )
 
     async def warm(self) -> None:
-        """Open the connection now (a fresh one if the current one is stale): the next order
-        does not pay the connect. Raises `LaneNotSent` if it cannot."""
+        """Open the connection now (a fresh one if the current one is stale) and keep one
+        fresh for `keep_warm` seconds: the next order does not pay the connect. Raises
+        `LaneNotSent` if it cannot connect."""
+        self._warm_until = time.monotonic() + self.keep_warm
         if not self._fresh():
             await self._connect()
 
+    def _arm(self) -> None:
+        """Replace the connection in the background shortly before it turns stale."""
+        if self._refresh is not None:
+            self._refresh.cancel()
+        loop = asyncio.get_running_loop()
+        self._refresh = loop.call_later(self.idle_reconnect * 0.8, self._on_refresh)
+
+    def _on_refresh(self) -> None:
+        self._refresh = None
+        if self.busy or time.monotonic() >= self._warm_until or self._proto is None:
+            return
+        if self._refreshing is not None and not self._refreshing.done():
+            return
+
+        async def refresh() -> None:
+            if self.busy:
+                return
+            self.busy = True  # (an order arriving now goes through the pool meanwhile)
+            try:
+                await self._connect()
+            except LaneNotSent:
+                pass  # the next order connects itself (and says "not sent" if it cannot)
+            finally:
+                self.busy = False
+
+        self._refreshing = asyncio.get_running_loop().create_task(refresh())
+
     async def _connect(self) -> None:
-        self.close()
+        self._drop()
         loop = asyncio.get_running_loop()
         try:
             transport, proto = await asyncio.wait_for(
@@ -257,8 +294,21 @@ class OrderLane:
         self._proto = proto
         self._last = time.monotonic()
         self.connects += 1
+        if self._last < self._warm_until:
+            self._arm()
 
     def close(self) -> None:
+        """End the connection and stop keeping one warm."""
+        self._warm_until = 0.0
+        if self._refresh is not None:
+            self._refresh.cancel()
+            self._refresh = None
+        t, self._refreshing = self._refreshing, None
+        if t is not None and not t.done() and t is not asyncio.current_task():
+            t.cancel()
+        self._drop()
+
+    def _drop(self) -> None:
         p, self._proto = self._proto, None
         if p is not None and p.transport is not None:
             p.closed = True
@@ -277,6 +327,7 @@ class OrderLane:
         if self.busy:
             raise LaneNotSent("busy")
         self.busy = True
+        self._warm_until = time.monotonic() + self.keep_warm
         try:
             if not self._fresh():
                 await self._connect()
@@ -302,12 +353,13 @@ class OrderLane:
             finally:
                 timer.cancel()
             self._last = time.monotonic()
+            self._arm()
             return r.status, r.headers, bytes(r.body)
         except LaneLost:
-            self.close()
+            self._drop()
             raise
         except asyncio.CancelledError:
-            self.close()  # its response can no longer be matched
+            self._drop()  # its response can no longer be matched
             raise
         finally:
             self.busy = False
