@@ -27,6 +27,7 @@ import contextlib
 import logging
 import time
 import urllib.parse
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -139,7 +140,7 @@ class _PubSub(SubscriptionProtocol):
                 feed._publish(items)
 
 
-class FeedBase:
+class FeedBase(ABC):
     """What `RedisFeed` and `ttfast.edge.cluster_feed.ClusterFeed` share: symbol names, the
     snapshot cache, reads through the redis-py client `_r`, resync after an outage, symbol
     discovery (``SCAN``), metrics, and the hand-off of parsed deltas to the hub. Subclasses set
@@ -231,10 +232,13 @@ class FeedBase:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="ttfast-edge-redis")
 
+    @abstractmethod
     async def _run(self) -> None:
-        raise NotImplementedError
+        """Hold the subscription(s) until cancelled: connect, subscribe, feed the hub, and
+        reconnect with `backoff` (RedisFeed: one PSUBSCRIBE; ClusterFeed: one SSUBSCRIBE
+        connection per shard)."""
 
-    async def _close_subscriptions(self) -> None:
+    async def _close_subscriptions(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Subclasses drop what the cancelled `_run` left open."""
 
     async def close(self) -> None:
