@@ -765,6 +765,88 @@ def format_result(res: Result) -> str:
     return "\n".join(lines)
 
 
+# -- the gate: one write round, hand-packed vs redis-py's cluster pipeline ------------------------
+
+
+class RoundRig:
+    """A 6-node cluster and one event loop; `round(client)` sends a compute worker's typical
+    round: per partition a delta on its channel and the symbol's, the snapshot `SET` and the
+    state-log `APPEND` (64 commands over the 3 primaries)."""
+
+    def __init__(self) -> None:
+        from tests.servers import redis_cluster
+
+        from ttfast.worker.scaleout.common import connect, partition_channel
+        from ttfast.worker.scaleout.resp import RespCluster
+
+        self._stack = contextlib.ExitStack()
+        cluster = self._stack.enter_context(redis_cluster())
+        self.loop = asyncio.new_event_loop()
+        self.clients = {"resp": RespCluster(cluster.url), "redis-py": connect(cluster.url)}
+        payload = b"x" * 300
+        self.cmds: list[tuple[Any, ...]] = []
+        for p in range(P):
+            name = f"S{p:02d}".encode()
+            self.cmds += [
+                ("SPUBLISH", b"analytics:delta:" + name, payload),
+                ("SPUBLISH", partition_channel(p), name + b" " + payload),
+                ("SET", b"snapshot:" + name, payload),
+                ("APPEND", f"{{p{p}}}:log:bench".encode(), b"y" * 53),
+            ]
+        for c in self.clients:
+            self.round(c)  # connect, read the slot map
+
+    def round(self, client: str) -> None:
+        from ttfast.worker.scaleout.common import run_round
+
+        self.loop.run_until_complete(run_round(self.clients[client], self.cmds))
+
+    def close(self) -> None:
+        for c in self.clients.values():
+            with contextlib.suppress(Exception):
+                self.loop.run_until_complete(c.aclose())
+        self.loop.close()
+        self._stack.close()
+
+
+_ROUND_RIG: RoundRig | None = None
+
+
+def _round(client: str) -> None:
+    global _ROUND_RIG
+    if _ROUND_RIG is None:
+        import atexit
+
+        _ROUND_RIG = RoundRig()
+        atexit.register(_ROUND_RIG.close)
+    _ROUND_RIG.round(client)
+
+
+def _gate_cases() -> list[Any]:
+    import shutil
+
+    from bench.gatelib import RatioCase
+
+    if shutil.which("redis-server") is None:
+        return []
+    return [
+        RatioCase(
+            "scaleout.round.resp_vs_redis_py",
+            lambda: _round("resp"),
+            lambda: _round("redis-py"),
+            # measured 4.1-4.7 (3.8-4.2 vs 17.5-17.9 us per command, 2026-12-01, 2 cores,
+            # load ~1); the floor leaves ~40% as margin for a loaded CI machine
+            floor=2.5,
+            units=64,
+            note="a compute worker's write round (64 commands, 3 primaries of a 6-node cluster): "
+            "scaleout/resp.py vs redis-py's asyncio cluster pipeline, both through run_round",
+        )
+    ]
+
+
+GATE_RATIOS = _gate_cases()
+
+
 ALL = ["single", "plain1", "cluster1", "cluster1p", "cluster2", "cluster3", "cluster1d"]
 
 
