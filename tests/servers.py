@@ -134,32 +134,34 @@ class RedisServer(_ChildProcess):
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def _free_port(self) -> int:
+        return free_port()
+
+    def _extra_args(self) -> list[str]:
+        """Arguments a subclass adds (cluster mode)."""
+        return []
+
     def start(self, timeout: float = 10.0) -> None:
         if not self.port:
-            self.port = free_port()
+            self.port = self._free_port()
+        self.dir.mkdir(parents=True, exist_ok=True)
         log = self.dir / f"redis-{self.starts}.log"
         self.starts += 1
         self.proc = subprocess.Popen(
             [
                 self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.dir),
-                "--logfile",
-                str(log),
-                "--daemonize",
-                "no",
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self.dir),
+                "--logfile", str(log),
+                "--daemonize", "no",
+                *self._extra_args(),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
-        )
+        )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -488,41 +490,16 @@ def free_cluster_port() -> int:
 class RedisClusterNode(RedisServer):
     """One ``cluster-enabled`` redis-server (its own dir, ``cluster-node-timeout 1000``)."""
 
-    def start(self, timeout: float = 10.0) -> None:
-        if not self.port:
-            self.port = free_cluster_port()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        log = self.dir / f"redis-{self.starts}.log"
-        self.starts += 1
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(self.dir),
-                "--logfile", str(log),
-                "--daemonize", "no",
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", "1000",
-                "--repl-diskless-sync-delay", "0",  # a replica syncs at once (default 5 s)
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"redis-server exited with {self.proc.returncode}:\n" + _tail(log)
-                )
-            if self.ping():
-                return
-            time.sleep(0.01)
-        _stop(self.proc)
-        raise RuntimeError(f"redis-server not ready on port {self.port}:\n" + _tail(log))
+    def _free_port(self) -> int:
+        return free_cluster_port()
+
+    def _extra_args(self) -> list[str]:
+        return [
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", "1000",
+            "--repl-diskless-sync-delay", "0",  # a replica syncs at once (default 5 s)
+        ]  # fmt: skip
 
     def command(self, *args: str, timeout: float = 5.0) -> str:
         """One command through redis-cli; its output."""
