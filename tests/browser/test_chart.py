@@ -161,7 +161,7 @@ async def test_chart_page_live_reconnect_and_symbol_picker() -> None:
                 DEBUG,
                 lambda d: (
                     bool(d)
-                    and d["loaded"]
+                    and d["drawn"]
                     and d["symbol"] == "SPY"
                     and d["candles"] >= 300
                     and d["counters"]["deltas"] >= 3
@@ -239,7 +239,7 @@ async def test_chart_page_live_reconnect_and_symbol_picker() -> None:
                 DEBUG,
                 lambda x: (
                     x["symbol"] == "QQQ"
-                    and x["loaded"]
+                    and x["drawn"]
                     and x["candles"] >= 300
                     and x["lastBar"]["close"] < 450
                 ),  # QQQ's canned prices are near 400
@@ -352,7 +352,7 @@ async def test_chart_page_on_the_offline_worker() -> None:
         await page.call("Page.navigate", url=f"{base}/?token={token}&symbol=SPY")
         d = await page.wait_for(
             DEBUG,
-            lambda d: bool(d) and d["loaded"] and d["symbol"] == "SPY" and d["candles"] >= 300,
+            lambda d: bool(d) and d["drawn"] and d["symbol"] == "SPY" and d["candles"] >= 300,
             timeout=TIMEOUT,
             what="the worker's history",
         )
@@ -384,7 +384,11 @@ async def test_chart_page_on_the_offline_worker() -> None:
         await _select(page, "QQQ")
         q = await page.wait_for(
             DEBUG,
-            lambda x: x["symbol"] == "QQQ" and x["loaded"] and x["counters"]["snapshots"] >= 2,
+            lambda x: (
+                x["symbol"] == "QQQ"
+                and x["drawn"]
+                and x["counters"]["snapshots"] >= 2
+            ),
             timeout=TIMEOUT,
             what="QQQ after picking it",
         )

@@ -498,6 +498,8 @@
     const bars = state.bars;
     return {
       symbol: state.symbol, period: state.period, status: state.status, loaded: state.loaded,
+      // the series show state.bars (history applied and the frame that draws it has run)
+      drawn: state.loaded && !state.reset && state.frame === 0,
       hoverTime: hovered ? hovered.time : null,
       counters: { ...state.counters },
       candles: c.length,
