@@ -384,11 +384,7 @@ async def test_chart_page_on_the_offline_worker() -> None:
         await _select(page, "QQQ")
         q = await page.wait_for(
             DEBUG,
-            lambda x: (
-                x["symbol"] == "QQQ"
-                and x["drawn"]
-                and x["counters"]["snapshots"] >= 2
-            ),
+            lambda x: x["symbol"] == "QQQ" and x["drawn"] and x["counters"]["snapshots"] >= 2,
             timeout=TIMEOUT,
             what="QQQ after picking it",
         )
