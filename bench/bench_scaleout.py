@@ -770,13 +770,21 @@ def format_result(res: Result) -> str:
 
 class RoundRig:
     """A 6-node cluster and one event loop; `round(client)` sends a compute worker's typical
-    round: per partition a delta on its channel and the symbol's, the snapshot `SET` and the
-    state-log `APPEND` (64 commands over the 3 primaries)."""
+    round: per partition a delta on its channel and the symbol's, the snapshot `SET` and a
+    state-log write (a `SET`: the rig's keys do not grow), those two as the fenced scripts the
+    worker sends (64 commands over the 3 primaries)."""
 
     def __init__(self) -> None:
         from tests.servers import redis_cluster
 
-        from ttfast.worker.scaleout.common import connect, partition_channel
+        from ttfast.worker.scaleout.common import (
+            FENCE_SCRIPT,
+            connect,
+            fence_key,
+            fenced,
+            partition_channel,
+            partition_fence_key,
+        )
         from ttfast.worker.scaleout.resp import RespCluster
 
         self._stack = contextlib.ExitStack()
@@ -787,14 +795,17 @@ class RoundRig:
         self.cmds: list[tuple[Any, ...]] = []
         for p in range(P):
             name = f"S{p:02d}".encode()
+            snap, log_ = b"snapshot:" + name, f"{{p{p}}}:log:bench".encode()
             self.cmds += [
                 ("SPUBLISH", b"analytics:delta:" + name, payload),
                 ("SPUBLISH", partition_channel(p), name + b" " + payload),
-                ("SET", b"snapshot:" + name, payload),
-                ("APPEND", f"{{p{p}}}:log:bench".encode(), b"y" * 53),
+                fenced(fence_key(snap), snap, 1, [("SET", snap, payload)]),
+                fenced(partition_fence_key(p), log_, 1, [("SET", log_, b"y" * 53)]),
             ]
-        for c in self.clients:
-            self.round(c)  # connect, read the slot map
+        for c in self.clients.values():
+            self.loop.run_until_complete(c.script_load(FENCE_SCRIPT))
+        for name in self.clients:
+            self.round(name)  # connect, read the slot map
 
     def round(self, client: str) -> None:
         from ttfast.worker.scaleout.common import run_round
@@ -834,9 +845,10 @@ def _gate_cases() -> list[Any]:
             "scaleout.round.resp_vs_redis_py",
             lambda: _round("resp"),
             lambda: _round("redis-py"),
-            # measured 4.1-4.7 (3.8-4.2 vs 17.5-17.9 us per command, 2026-12-01, 2 cores,
-            # load ~1); the floor leaves ~40% as margin for a loaded CI machine
-            floor=2.5,
+            # measured 2.9-3.3 with the fenced scripts (6.5-7.1 vs 20.3-20.8 us per command,
+            # both including the scripts' time in Redis; 4.1-4.7 before fencing), 2026-12-01,
+            # 2 cores; the floor leaves ~30% as margin for a loaded CI machine
+            floor=2.0,
             units=64,
             note="a compute worker's write round (64 commands, 3 primaries of a 6-node cluster): "
             "scaleout/resp.py vs redis-py's asyncio cluster pipeline, both through run_round",

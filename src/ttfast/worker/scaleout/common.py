@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import zlib
 from typing import TYPE_CHECKING, Any
@@ -21,13 +22,17 @@ if TYPE_CHECKING:
 __all__ = [
     "GROUP",
     "MEMBERS_KEY",
+    "command_key",
     "connect",
     "decode_entry",
     "deployment_partitions",
     "encode_entry",
     "entry_meta",
+    "fence_key",
+    "fenced",
     "lease_key",
     "partition_channel",
+    "partition_fence_key",
     "partition_of",
     "redact",
     "run_round",
@@ -66,6 +71,82 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+# KEYS[1] = a fence, KEYS[2] = the key the commands write (KEYS[1]'s slot), ARGV[1] = the
+# writer's fencing token, then the commands as (argc, arg...)*: run them unless a newer token
+# has written here (-1, nothing written); the fence keeps the newest token that wrote.
+FENCE_SCRIPT = """
+local t = tonumber(ARGV[1])
+local f = tonumber(redis.call('GET', KEYS[1]) or '0')
+if t < f then return -1 end
+if t > f then redis.call('SET', KEYS[1], ARGV[1]) end
+local i, n = 2, #ARGV
+while i <= n do
+  local argc = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + argc))
+  i = i + argc + 1
+end
+return 1
+"""
+FENCE_SHA = hashlib.sha1(FENCE_SCRIPT.encode()).hexdigest()
+SCRIPTS = {FENCE_SHA: FENCE_SCRIPT}  # sha -> body: what a NOSCRIPT reply loads (`run_round`)
+
+
+def partition_fence_key(p: int) -> str:
+    """Partition `p`'s fencing token: INCR on every new lease of it (`ACQUIRE_SCRIPT`)."""
+    return f"{{p{p}}}:fence"
+
+
+_SLOT_TAGS: dict[int, bytes] = {}
+_next_tag = 0
+
+
+def _slot_tag(slot: int) -> bytes:
+    """A short hash tag of `slot` (found by counting; all 16384 within ~200k tries)."""
+    global _next_tag
+    from redis.crc import key_slot
+
+    while slot not in _SLOT_TAGS:
+        tag = b"f%d" % _next_tag
+        _next_tag += 1
+        _SLOT_TAGS.setdefault(key_slot(tag), tag)
+    return _SLOT_TAGS[slot]
+
+
+def fence_key(key: str | bytes) -> bytes:
+    """The fence of an output key (``snapshot:<name>``, ``history:<name>``): a key of its own
+    on `key`'s slot (a script may only touch one slot), so that a deposed compute worker's late
+    round cannot overwrite what the partition's new owner wrote. Its hash tag is what Redis
+    hashes of `key` (the ``{...}`` part, or the whole key), or a tag of the same slot when that
+    holds a ``}``."""
+    k = key.encode() if isinstance(key, str) else key
+    s = k.find(b"{")
+    if s >= 0:
+        e = k.find(b"}", s + 1)
+        if e > s + 1:
+            return b"{" + k[s + 1 : e] + b"}:fence:" + k
+    if k and b"}" not in k:
+        return b"{" + k + b"}:fence:" + k
+    from redis.crc import key_slot
+
+    return b"{" + _slot_tag(key_slot(k)) + b"}:fence:" + k
+
+
+def fenced(
+    fence: str | bytes, key: str | bytes, token: int, cmds: list[tuple[Any, ...]]
+) -> tuple[Any, ...]:
+    """One command running `cmds` (all on `key`'s slot) if no newer token than `token` wrote
+    behind `fence`: replies 1, or -1 when fenced off (nothing written)."""
+    args: list[Any] = ["EVALSHA", FENCE_SHA, 2, fence, key, token]
+    for c in cmds:
+        args.append(len(c))
+        args.extend(c)
+    return tuple(args)
+
+
+def command_key(cmd: tuple[Any, ...]) -> Any:
+    """The key a command is routed by: its first key (``EVALSHA sha numkeys key ...``)."""
+    return cmd[3] if cmd[0] in ("EVALSHA", "EVAL") else cmd[1]
 
 
 async def deployment_partitions(client: Any, partitions: int, *, claim: bool = True) -> int:
@@ -223,6 +304,25 @@ def entry_meta(fields: dict[bytes, bytes]) -> tuple[bytes, int]:
 # -- one round of commands ----------------------------------------------------------------------
 
 
+async def load_scripts(client: Any, res: list[Any]) -> None:
+    """A ``NOSCRIPT`` reply in `res` (a node that never saw the script, such as a replica
+    promoted since, or a restarted node): load the scripts on every primary, and the round is
+    sent again (`RoundNotDone`)."""
+    from redis.exceptions import NoScriptError
+
+    missing = [
+        r
+        for r in res
+        if isinstance(r, NoScriptError)  # (redis-py drops the code from the message)
+        or (isinstance(r, Exception) and str(r).startswith("NOSCRIPT"))
+    ]
+    if not missing:
+        return
+    for body in SCRIPTS.values():
+        await client.script_load(body)
+    raise RoundNotDone(f"{len(missing)} scripts not loaded on a node (now loaded)")
+
+
 class RoundNotDone(Exception):
     """The round must be sent again whole (a redirect, a cluster in failover, or fewer replicas
     than ``--durable`` acknowledged it in time). Safe: every command of a round is idempotent."""
@@ -267,7 +367,7 @@ async def run_round(
             await client.initialize()  # (cheap once done) the slot map
             nodes: dict[str, Any] = {}
             for c in cmds:
-                node = client.get_node_from_key(c[1])
+                node = client.get_node_from_key(command_key(c))
                 nodes.setdefault(node.name, node)
             for node in nodes.values():
                 pipe.execute_command("WAIT", durable, timeout_ms, target_nodes=node)
@@ -290,6 +390,7 @@ async def run_round(
         if cluster and any(isinstance(r, MovedError) for r in redirected):
             await client.nodes_manager.initialize()
         raise RoundNotDone(f"{len(redirected)} commands redirected or refused: {redirected[0]!r}")
+    await load_scripts(client, res)
     if n_wait:
         acks = res[len(res) - n_wait :]
         short = [a for a in acks if isinstance(a, Exception) or int(a) < durable]

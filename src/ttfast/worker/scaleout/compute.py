@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 import zlib
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -31,18 +31,23 @@ from ttfast.symbols import normalize_period
 from ttfast.worker.config import WorkerConfig
 from ttfast.worker.points import PointsOutput
 from ttfast.worker.scaleout.common import (
+    ACQUIRE_SCRIPT,
     FIELDS,
     GROUP,
     MEMBERS_KEY,
     RELEASE_SCRIPT,
     RENEW_SCRIPT,
+    SCRIPTS,
     RoundNotDone,
     connect,
     decode_entry,
     deployment_partitions,
     entry_meta,
+    fence_key,
+    fenced,
     lease_key,
     partition_channel,
+    partition_fence_key,
     redact,
     run_round,
     stream_id,
@@ -75,6 +80,7 @@ class ComputeStats:
     bad_rows: int = 0  # points the line-protocol encoder refused (skipped, logged)
     points_late: int = 0  # commits that went on before the points were acknowledged
     missing: int = 0  # entries the ingest numbered that never arrived (MAXLEN, refused)
+    stale_writes: int = 0  # fenced scripts refused: a newer owner of the partition wrote
 
 
 class LeaseLost(Exception):
@@ -111,6 +117,7 @@ class ComputeWorker:
         self.state = StateLog()
         self.seqs: dict[int, tuple[int, int]] = {}  # partition -> (epoch, last entry number)
         self._lost: set[asyncio.Task[None]] = set()  # tasks whose lease was found lost
+        self.tokens: dict[int, int] = {}  # partition -> fencing token of our lease on it
         self._stop = asyncio.Event()
         self._limiter = LogLimiter(log)
         self.client: Any = None
@@ -203,6 +210,7 @@ class ComputeWorker:
 
         snaps: dict[bytes, bytes] = {}
         cmds: list[tuple[Any, ...]] = []
+        hist: dict[Any, list[tuple[Any, ...]]] = {}  # history key -> its commands, in order
         pch = partition_channel(p)  # the edge's one subscription per partition
         cut = len(DELTA_CHANNEL_PREFIX)
         for out in outs:
@@ -216,21 +224,48 @@ class ComputeWorker:
                 for op in history_ops(out, self.history_cap):
                     key = HISTORY_KEY_PREFIX + op.name
                     hi = "+inf" if op.hi is None else op.hi
-                    cmds.append(("ZREMRANGEBYSCORE", key, op.lo, hi))
+                    ops = hist.setdefault(key, [])
+                    ops.append(("ZREMRANGEBYSCORE", key, op.lo, hi))
                     args: list[Any] = ["ZADD", key]
                     for t, bar in op.bars:
                         args += [t, bar]
-                    cmds.append(tuple(args))
-                    cmds.append(("ZREMRANGEBYRANK", key, 0, -(self.history_cap + 1)))
-        cmds.extend(("SET", k, v) for k, v in snaps.items())
+                    ops.append(tuple(args))
+                    ops.append(("ZREMRANGEBYRANK", key, 0, -(self.history_cap + 1)))
+        # the stored outputs are fenced by the partition's lease token (see `fenced`); the
+        # deltas are not (pub/sub keeps nothing a late round could overwrite)
+        token = self.tokens.get(p, 0)
+        cmds.extend(fenced(fence_key(k), k, token, ops) for k, ops in hist.items())
+        cmds.extend(fenced(fence_key(k), k, token, [("SET", k, v)]) for k, v in snaps.items())
         return cmds
+
+    def _partition_round(self, p: int, cmds: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """`cmds` (all on partition `p`'s slot: its logs, checkpoint and stream) as fenced
+        scripts of up to 1000 commands: a deposed owner's late commit writes nothing."""
+        token = self.tokens.get(p, 0)
+        fence, key = partition_fence_key(p), stream_key(p)
+        return [fenced(fence, key, token, cmds[i : i + 1000]) for i in range(0, len(cmds), 1000)]
+
+    def _check_fenced(self, p: int, res: list[Any]) -> None:
+        """A script refused (-1): a newer owner of `p` wrote; this task is deposed."""
+        n = sum(1 for r in res if r == -1)
+        if n:
+            self.stats.stale_writes += n
+            log.warning(
+                "compute %s: partition %d: %d writes refused, a newer owner has written "
+                "(this worker was paused past its lease); the partition is given up",
+                self.id,
+                p,
+                n,
+            )
+            self._lost.add(cast(asyncio.Task[None], asyncio.current_task()))
+            raise LeaseLost
 
     async def write(self, outs: list[PipelineOutput], p: int) -> None:
         """Write the outputs of partition `p`; returns once Redis acknowledged every command
         (with ``--durable N``: once N replicas have them too). Connection trouble and
         `RoundNotDone` resend the round with backoff; a command Redis answers with an error is
         counted (`rejected`) and logged."""
-        await self._send(self._commands(outs, p))
+        self._check_fenced(p, await self._send(self._commands(outs, p)))
         if self.points.active:
             for out in outs:
                 self.points.emit(out)
@@ -264,13 +299,14 @@ class ComputeWorker:
         cmds.append(("XTRIM", stream_key(p), "MINID", "~", last_id))
         for i in range(0, len(acks), 1000):
             cmds.append(("XACK", stream_key(p), GROUP, *acks[i : i + 1000]))
-        await self._send(cmds)
+        self._check_fenced(p, await self._send(self._partition_round(p, cmds)))
 
-    async def _send(self, cmds: list[tuple[Any, ...]]) -> None:
-        """One or more rounds of `cmds`; see `write`."""
+    async def _send(self, cmds: list[tuple[Any, ...]]) -> list[Any]:
+        """One or more rounds of `cmds`; see `write`. Their replies, in order."""
         from redis.exceptions import ResponseError
 
         backoff = Backoff(0.05, 2.0, jitter="none")
+        replies: list[Any] = []
         for i in range(0, len(cmds), 2000):
             chunk = cmds[i : i + 2000]
             while True:
@@ -302,7 +338,9 @@ class ComputeWorker:
                         "rejected", logging.ERROR, "compute: Redis rejected %r", bad[0]
                     )
                 self.stats.commands += len(chunk) - len(bad)
+                replies += res
                 break
+        return replies
 
     # -- a partition --------------------------------------------------------------------------
     async def _partition(self, p: int) -> None:
@@ -361,9 +399,9 @@ class ComputeWorker:
             if len(chunk) < 1000:
                 break
         if claimed and self._holds(p):
-            await self._send(
-                [("XACK", key, GROUP, *claimed[i : i + 1000]) for i in range(0, len(claimed), 1000)]
-            )
+            n = len(claimed)
+            acks = [("XACK", key, GROUP, *claimed[i : i + 1000]) for i in range(0, n, 1000)]
+            self._check_fenced(p, await self._send(self._partition_round(p, acks)))
             log.info(
                 "compute %s: partition %d: %d pending entries claimed", self.id, p, len(claimed)
             )
@@ -519,14 +557,17 @@ class ComputeWorker:
                 p = (offset + i) % self.partitions
                 if p in self.owned or p in self._live or self._stop.is_set():
                     continue  # (in _live: its previous task has not ended yet)
-                try:
-                    got = await c.set(lease_key(p), me, nx=True, px=self.ttl_ms)
+                try:  # the lease and a new fencing token for its writes, at once
+                    got = await c.eval(
+                        ACQUIRE_SCRIPT, 2, lease_key(p), partition_fence_key(p), me, self.ttl_ms
+                    )
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
                     self._lease_failed(p, exc)
                     continue
                 if got:
+                    self.tokens[p] = int(got)
                     self.stats.takeovers += 1
                     log.info("compute %s: partition %d acquired", me, p)
                     task = asyncio.create_task(self._run_partition(p), name=f"ttfast-partition-{p}")
@@ -588,7 +629,7 @@ class ComputeWorker:
             f"acked {st.entries} replayed {st.replayed} claimed {st.claimed} | "
             f"commands {st.commands} rejected {st.rejected} write failures {st.write_failures} | "
             f"bad entries {st.bad_entries} fenced {st.fenced} restored {st.restored} "
-            f"bad logs {st.bad_logs} missing {st.missing} | "
+            f"bad logs {st.bad_logs} missing {st.missing} stale writes {st.stale_writes} | "
             f"takeovers {st.takeovers} released {st.released} lost {st.lost}"
             + "".join(
                 f" | {name} sent {sk.stats.lines_sent} dropped {sk.stats.lines_dropped}"
@@ -623,6 +664,13 @@ class ComputeWorker:
         self.lease_client = connect(self.url)
         # the output and commit rounds: packed by hand (resp.py) unless --cluster-client redis-py
         self.writer = RespCluster(self.url) if self.cfg.cluster_client == "resp" else self.client
+        try:  # the fence script on every primary (else loaded on the first NOSCRIPT reply)
+            for body in SCRIPTS.values():
+                await asyncio.wait_for(self.writer.script_load(body), 5.0)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            log.info("compute %s: scripts not loaded yet (%r)", self.id, exc)
         await self.points.start()
         log.info(
             "compute %s: %d partitions on %s (lease %d ms)",

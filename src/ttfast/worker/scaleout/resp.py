@@ -6,7 +6,8 @@ Why not redis-py's cluster pipeline for these rounds: it costs ~17 µs of CPU pe
 compute role sends 4-5 commands per stream entry, and that made a compute worker use 8-12x the
 single-process worker's CPU per event (bench/bench_scaleout.py, docs/scale-out.md
 *Figures*). Packing a command here costs well under 1 µs; the replies are parsed by hiredis
-(redis-py's own C parser). Reads, leases and scripts stay on redis-py (a few per round).
+(redis-py's own C parser). Reads and leases stay on redis-py (a few per round); the fenced
+output and commit scripts (``EVALSHA``) are routed by their first key.
 
 `RespCluster.round` has `common.run_round`'s contract: the replies in order, an error reply as
 a `redis.exceptions.ResponseError` in place, connection trouble raised (`ConnectionError`,
@@ -32,7 +33,7 @@ import redis.exceptions
 from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
-from ttfast.worker.scaleout.common import CLUSTER_SCHEME, RoundNotDone
+from ttfast.worker.scaleout.common import CLUSTER_SCHEME, RoundNotDone, command_key, load_scripts
 
 __all__ = ["RespCluster", "RespConnectionError", "RespTimeoutError", "pack_command"]
 
@@ -273,6 +274,19 @@ class RespCluster:
             return
         raise RespConnectionError(f"no cluster node gave a slot map: {last!r}")
 
+    async def script_load(self, body: str) -> None:
+        """``SCRIPT LOAD body`` on every primary (a NOSCRIPT reply, see `common.load_scripts`)."""
+        if self._slots is None:
+            await self.refresh()
+        assert self._slots is not None
+        for addr in dict.fromkeys(self._slots):
+            node = await self._node(addr)
+            (r,) = await asyncio.wait_for(
+                node.request(pack_command(("SCRIPT", "LOAD", body)), 1), self.timeout
+            )
+            if isinstance(r, ResponseError):
+                raise r
+
     # -- blocking reads -------------------------------------------------------------------------
     async def xreadgroup(
         self, key: str, group: str, consumer: str, count: int, block_ms: int
@@ -331,6 +345,7 @@ class RespCluster:
         for t in self._opening.values():
             t.cancel()
         self._opening.clear()
+        await asyncio.sleep(0)  # the transports close their sockets on the next loop turn
 
     # -- rounds --------------------------------------------------------------------------------
     async def round(
@@ -345,7 +360,7 @@ class RespCluster:
         if self.cluster:
             cache = self._slot_of
             for i, c in enumerate(cmds):
-                k = c[1]
+                k = command_key(c)
                 slot = cache.get(k)
                 if slot is None:
                     slot = cache[k] = key_slot(_arg(k))
@@ -395,6 +410,7 @@ class RespCluster:
                 if isinstance(ack, ResponseError) or int(ack) < durable:
                     short.append(ack)
         await self._redirects(cmds, packed, res, durable > 0)
+        await load_scripts(self, res)
         if short:
             raise RoundNotDone(f"WAIT {durable}: a node replied {short[0]!r}")
         return res
