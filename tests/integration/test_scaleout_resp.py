@@ -62,6 +62,28 @@ async def test_round_on_one_server_replies_like_redis_py() -> None:
         await fast.aclose()
 
 
+async def test_rounds_of_one_turn_go_out_together() -> None:
+    """Rounds asked for in the same event-loop turn are sent as one (one write per node), and
+    each caller gets its own replies, error replies in place; a failure reaches them all."""
+    with redis_server() as srv:
+        fast = RespCluster(srv.url)
+        a = [("SET", "a", 1), ("INCR", "a")]
+        b = [("SET", "b", "x"), ("INCR", "b"), ("GET", "b")]  # INCR of "x": an error reply
+        c = [("INCR", "a")]
+        ra, rb, rc = await asyncio.gather(fast.round(a), fast.round(b), fast.round(c))
+        assert ra == [b"OK", 2] and rc == [3]
+        assert rb[0] == b"OK" and isinstance(rb[1], ResponseError) and rb[2] == b"x"
+        assert (fast.rounds, fast.coalesced) == (1, 3)
+        assert await fast.round([("GET", "a")]) == [b"3"]  # alone: a round of its own
+        assert (fast.rounds, fast.coalesced) == (2, 4)
+        srv.stop()
+        got = await asyncio.gather(
+            fast.round([("SET", "a", 1)]), fast.round([("SET", "b", 1)]), return_exceptions=True
+        )
+        assert all(isinstance(g, (ConnectionError, OSError)) for g in got), got
+        await fast.aclose()
+
+
 def _nodes(cluster: ClusterFixture) -> RedisCluster:
     return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in cluster.startup_nodes])
 

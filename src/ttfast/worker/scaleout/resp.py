@@ -9,6 +9,8 @@ single-process worker's CPU per event (bench/bench_scaleout.py, docs/scale-out.m
 (redis-py's own C parser). Reads and leases stay on redis-py (a few per round); the fenced
 output and commit scripts (``EVALSHA``) are routed by their first key.
 
+Rounds asked for in the same event-loop turn are sent together (`RespCluster.round`).
+
 `RespCluster.round` has `common.run_round`'s contract: the replies in order, an error reply as
 a `redis.exceptions.ResponseError` in place, connection trouble raised (`ConnectionError`,
 `TimeoutError`), and `RoundNotDone` when the round must be resent whole. ``durable=n``: a ``WAIT
@@ -178,7 +180,7 @@ def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], str | None, str 
 class RespCluster:
     """Rounds of write commands over a Redis Cluster (or one server); see the module."""
 
-    def __init__(self, url: str, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, timeout: float = 5.0, *, coalesce: bool = True) -> None:
         self.cluster = url.startswith(CLUSTER_SCHEME)
         self.startup, self.username, self.password = parse_cluster_url(url)
         self.timeout = timeout
@@ -189,6 +191,11 @@ class RespCluster:
         self.redirects = 0
         self._slot_of: dict[Any, int] = {}  # key -> its slot (crc16 once per key)
         self._readers: dict[str, tuple[tuple[str, int], _Node]] = {}  # stream -> its reader
+        self.coalesce = coalesce
+        self._queued: dict[tuple[int, int], list[tuple[Any, asyncio.Future[list[Any]]]]] = {}
+        self._flushing: set[asyncio.Task[None]] = set()
+        self.rounds = 0  # rounds sent (coalesced)
+        self.coalesced = 0  # callers' rounds in them
 
     # -- connections ---------------------------------------------------------------------------
     async def _open(self, addr: tuple[str, int]) -> _Node:
@@ -351,6 +358,47 @@ class RespCluster:
     async def round(
         self, cmds: list[tuple[Any, ...]], *, durable: int = 0, timeout_ms: int = 1000
     ) -> list[Any]:
+        """`cmds` in one round (the contract of `common.run_round`). Rounds asked for in the
+        same event-loop turn (the partitions of a compute worker whose reads returned
+        together) go out as one: one write and one reply batch per node, one ``WAIT`` per
+        node covering them all; each caller gets its own replies, or the round's exception."""
+        if not self.coalesce:
+            return await self._round(cmds, durable, timeout_ms)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[list[Any]] = loop.create_future()
+        key = (durable, timeout_ms)
+        queue = self._queued.get(key)
+        if queue is None:
+            queue = self._queued[key] = []
+            task = loop.create_task(self._flush(key))  # runs after this turn's other callers
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+        queue.append((cmds, fut))
+        return await fut
+
+    async def _flush(self, key: tuple[int, int]) -> None:
+        batch = self._queued.pop(key)
+        self.rounds += 1
+        self.coalesced += len(batch)
+        cmds = batch[0][0] if len(batch) == 1 else [c for part, _f in batch for c in part]
+        try:
+            res = await self._round(cmds, *key)
+        except asyncio.CancelledError:
+            for _c, f in batch:
+                f.cancel()
+            raise
+        except BaseException as exc:
+            for _c, f in batch:
+                if not f.done():
+                    f.set_exception(exc)
+            return
+        i = 0
+        for part, f in batch:
+            if not f.done():
+                f.set_result(res[i : i + len(part)])
+            i += len(part)
+
+    async def _round(self, cmds: list[tuple[Any, ...]], durable: int, timeout_ms: int) -> list[Any]:
         if self._slots is None:
             await self.refresh()
         slots = self._slots
