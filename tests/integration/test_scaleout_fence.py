@@ -11,6 +11,7 @@ server (ordering, ``NOSCRIPT`` after a flush, both clients).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -31,7 +32,7 @@ from ttfast.warm import Bars, snapshot_batch
 from ttfast.worker import WorkerConfig
 from ttfast.worker.scaleout import ComputeWorker, encode_entry, partition_of
 from ttfast.worker.scaleout.common import (
-    ACQUIRE_SCRIPT,
+    ACQUIRE_FENCED_SCRIPT,
     RoundNotDone,
     connect,
     fence_key,
@@ -90,6 +91,30 @@ async def test_fence_script_orders_writers_by_token(client: str) -> None:
         await c.aclose()
 
 
+async def test_tokens_grow_even_when_the_last_one_was_lost() -> None:
+    with redis_server() as srv:
+        r: Any = connect(srv.url)
+
+        async def take(owner: str) -> int:
+            return int(await r.eval(ACQUIRE_FENCED_SCRIPT, 2, "L", "F", owner, 10_000))
+
+        t1 = await take("a")
+        assert t1 > 1_700_000_000_000  # the node's clock in ms
+        assert await take("b") == 0  # a held lease gives no token
+        await r.delete("L")
+        t2 = await take("b")
+        assert t2 > t1
+        # a failover lost t2 (not replicated): the fence is back at t1, the lease gone
+        await r.set("F", t1)
+        await r.delete("L")
+        await asyncio.sleep(0.005)
+        assert await take("c") > t2
+        await r.set("F", 2**52)  # a token ahead of the clock: the next is one more
+        await r.delete("L")
+        assert await take("d") == 2**52 + 1
+        await r.aclose()
+
+
 @pytest.fixture
 def cluster() -> Iterator[ClusterFixture]:
     with redis_cluster() as c:
@@ -133,7 +158,9 @@ async def test_a_deposed_workers_late_round_writes_nothing(
     async def take(w: ComputeWorker) -> None:
         w.client = connect(cluster.url)
         w.writer = RespCluster(cluster.url) if client == "resp" else w.client
-        got = await r.eval(ACQUIRE_SCRIPT, 2, lease_key(p), partition_fence_key(p), w.id, 60_000)
+        got = await r.eval(
+            ACQUIRE_FENCED_SCRIPT, 2, lease_key(p), partition_fence_key(p), w.id, 60_000
+        )
         assert got
         w.tokens[p] = int(got)
 

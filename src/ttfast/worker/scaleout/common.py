@@ -72,6 +72,22 @@ end
 return 0
 """
 
+# KEYS = (lease, fence), ARGV = (owner, ttl ms): take a free partition lease and a new fencing
+# token at once. The token is max(the last one + 1, the node's clock in ms): a failover that
+# lost the last token (not yet replicated) still gives the next owner a larger one, unless the
+# two nodes' clocks differ by more than the time between the two leases.
+ACQUIRE_FENCED_SCRIPT = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local now = redis.call('TIME')
+  local t = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  local f = tonumber(redis.call('GET', KEYS[2]) or '0') + 1
+  if t > f then f = t end
+  redis.call('SET', KEYS[2], string.format('%d', f))
+  return f
+end
+return 0
+"""
+
 # KEYS[1] = a fence, KEYS[2] = the key the commands write (KEYS[1]'s slot), ARGV[1] = the
 # writer's fencing token, then the commands as (argc, arg...)*: run them unless a newer token
 # has written here (-1, nothing written); the fence keeps the newest token that wrote.
@@ -93,7 +109,8 @@ SCRIPTS = {FENCE_SHA: FENCE_SCRIPT}  # sha -> body: what a NOSCRIPT reply loads 
 
 
 def partition_fence_key(p: int) -> str:
-    """Partition `p`'s fencing token: INCR on every new lease of it (`ACQUIRE_SCRIPT`)."""
+    """Partition `p`'s fencing token: a larger one on every new lease of it
+    (`ACQUIRE_FENCED_SCRIPT`)."""
     return f"{{p{p}}}:fence"
 
 

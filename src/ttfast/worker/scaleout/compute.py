@@ -31,7 +31,7 @@ from ttfast.symbols import normalize_period
 from ttfast.worker.config import WorkerConfig
 from ttfast.worker.points import PointsOutput
 from ttfast.worker.scaleout.common import (
-    ACQUIRE_SCRIPT,
+    ACQUIRE_FENCED_SCRIPT,
     FIELDS,
     GROUP,
     MEMBERS_KEY,
@@ -245,9 +245,10 @@ class ComputeWorker:
         fence, key = partition_fence_key(p), stream_key(p)
         return [fenced(fence, key, token, cmds[i : i + 1000]) for i in range(0, len(cmds), 1000)]
 
-    def _check_fenced(self, p: int, res: list[Any]) -> None:
-        """A script refused (-1): a newer owner of `p` wrote; this task is deposed."""
-        n = sum(1 for r in res if r == -1)
+    def _check_fenced(self, p: int, cmds: list[tuple[Any, ...]], res: list[Any]) -> None:
+        """A fenced script of `cmds` refused (-1): a newer owner of `p` wrote; this task is
+        deposed."""
+        n = sum(1 for c, r in zip(cmds, res, strict=True) if r == -1 and c[0] == "EVALSHA")
         if n:
             self.stats.stale_writes += n
             log.warning(
@@ -265,7 +266,8 @@ class ComputeWorker:
         (with ``--durable N``: once N replicas have them too). Connection trouble and
         `RoundNotDone` resend the round with backoff; a command Redis answers with an error is
         counted (`rejected`) and logged."""
-        self._check_fenced(p, await self._send(self._commands(outs, p)))
+        cmds = self._commands(outs, p)
+        self._check_fenced(p, cmds, await self._send(cmds))
         if self.points.active:
             for out in outs:
                 self.points.emit(out)
@@ -299,7 +301,8 @@ class ComputeWorker:
         cmds.append(("XTRIM", stream_key(p), "MINID", "~", last_id))
         for i in range(0, len(acks), 1000):
             cmds.append(("XACK", stream_key(p), GROUP, *acks[i : i + 1000]))
-        self._check_fenced(p, await self._send(self._partition_round(p, cmds)))
+        fenced_cmds = self._partition_round(p, cmds)
+        self._check_fenced(p, fenced_cmds, await self._send(fenced_cmds))
 
     async def _send(self, cmds: list[tuple[Any, ...]]) -> list[Any]:
         """One or more rounds of `cmds`; see `write`. Their replies, in order."""
@@ -401,7 +404,8 @@ class ComputeWorker:
         if claimed and self._holds(p):
             n = len(claimed)
             acks = [("XACK", key, GROUP, *claimed[i : i + 1000]) for i in range(0, n, 1000)]
-            self._check_fenced(p, await self._send(self._partition_round(p, acks)))
+            fenced_acks = self._partition_round(p, acks)
+            self._check_fenced(p, fenced_acks, await self._send(fenced_acks))
             log.info(
                 "compute %s: partition %d: %d pending entries claimed", self.id, p, len(claimed)
             )
@@ -559,7 +563,12 @@ class ComputeWorker:
                     continue  # (in _live: its previous task has not ended yet)
                 try:  # the lease and a new fencing token for its writes, at once
                     got = await c.eval(
-                        ACQUIRE_SCRIPT, 2, lease_key(p), partition_fence_key(p), me, self.ttl_ms
+                        ACQUIRE_FENCED_SCRIPT,
+                        2,
+                        lease_key(p),
+                        partition_fence_key(p),
+                        me,
+                        self.ttl_ms,
                     )
                 except asyncio.CancelledError:
                     raise
