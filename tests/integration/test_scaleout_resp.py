@@ -17,7 +17,7 @@ from tests.servers import RedisCluster as ClusterFixture
 from tests.servers import redis_cluster, redis_server
 
 from ttfast.worker.scaleout.common import RoundNotDone, run_round
-from ttfast.worker.scaleout.resp import RespCluster, pack_command
+from ttfast.worker.scaleout.resp import COALESCE_MAX, RespCluster, pack_command
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -76,6 +76,12 @@ async def test_rounds_of_one_turn_go_out_together() -> None:
         assert (fast.rounds, fast.coalesced) == (1, 3)
         assert await fast.round([("GET", "a")]) == [b"3"]  # alone: a round of its own
         assert (fast.rounds, fast.coalesced) == (2, 4)
+        big = [("INCR", "n")] * (COALESCE_MAX + 1)  # sent at once, not counted as combined
+        small = [("INCR", "m")] * 200
+        got = await asyncio.gather(fast.round(big), *(fast.round(small) for _ in range(12)))
+        assert got[0] == list(range(1, COALESCE_MAX + 2))
+        assert [r[-1] for r in got[1:]] == [200 * (i + 1) for i in range(12)]  # in order
+        assert (fast.rounds, fast.coalesced) == (4, 16)  # 12 x 200: two rounds (<= 2000)
         srv.stop()
         got = await asyncio.gather(
             fast.round([("SET", "a", 1)]), fast.round([("SET", "b", 1)]), return_exceptions=True

@@ -177,6 +177,10 @@ def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], str | None, str 
     )
 
 
+COALESCE_MAX = 256  # rounds of more commands are sent alone
+COALESCE_BATCH = 2000  # commands per combined round (more start another)
+
+
 class RespCluster:
     """Rounds of write commands over a Redis Cluster (or one server); see the module."""
 
@@ -192,7 +196,7 @@ class RespCluster:
         self._slot_of: dict[Any, int] = {}  # key -> its slot (crc16 once per key)
         self._readers: dict[str, tuple[tuple[str, int], _Node]] = {}  # stream -> its reader
         self.coalesce = coalesce
-        self._queued: dict[tuple[int, int], list[tuple[Any, asyncio.Future[list[Any]]]]] = {}
+        self._batches: dict[tuple[int, int], list[Any]] = {}  # (durable, timeout) -> [n, rounds]
         self._flushing: set[asyncio.Task[None]] = set()
         self.rounds = 0  # rounds sent (coalesced)
         self.coalesced = 0  # callers' rounds in them
@@ -358,42 +362,46 @@ class RespCluster:
     async def round(
         self, cmds: list[tuple[Any, ...]], *, durable: int = 0, timeout_ms: int = 1000
     ) -> list[Any]:
-        """`cmds` in one round (the contract of `common.run_round`). Rounds asked for in the
-        same event-loop turn (the partitions of a compute worker whose reads returned
-        together) go out as one: one write and one reply batch per node, one ``WAIT`` per
+        """`cmds` in one round (the contract of `common.run_round`). Small rounds (up to
+        `COALESCE_MAX` commands) asked for in the same event-loop turn (the partitions of a
+        compute worker whose reads returned together) go out as one, of up to
+        `COALESCE_BATCH` commands: one write and one reply batch per node, one ``WAIT`` per
         node covering them all; each caller gets its own replies, or the round's exception."""
-        if not self.coalesce:
+        if not self.coalesce or len(cmds) > COALESCE_MAX:  # (a big round gains nothing)
             return await self._round(cmds, durable, timeout_ms)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[list[Any]] = loop.create_future()
         key = (durable, timeout_ms)
-        queue = self._queued.get(key)
-        if queue is None:
-            queue = self._queued[key] = []
-            task = loop.create_task(self._flush(key))  # runs after this turn's other callers
+        batch = self._batches.get(key)
+        if batch is None or batch[0] + len(cmds) > COALESCE_BATCH:
+            batch = self._batches[key] = [0, []]
+            task = loop.create_task(self._flush(key, batch))  # after this turn's other callers
             self._flushing.add(task)
             task.add_done_callback(self._flushing.discard)
-        queue.append((cmds, fut))
+        batch[0] += len(cmds)
+        batch[1].append((cmds, fut))
         return await fut
 
-    async def _flush(self, key: tuple[int, int]) -> None:
-        batch = self._queued.pop(key)
+    async def _flush(self, key: tuple[int, int], batch: list[Any]) -> None:
+        if self._batches.get(key) is batch:
+            del self._batches[key]
+        parts: list[tuple[list[tuple[Any, ...]], asyncio.Future[list[Any]]]] = batch[1]
         self.rounds += 1
-        self.coalesced += len(batch)
-        cmds = batch[0][0] if len(batch) == 1 else [c for part, _f in batch for c in part]
+        self.coalesced += len(parts)
+        cmds = parts[0][0] if len(parts) == 1 else [c for part, _f in parts for c in part]
         try:
             res = await self._round(cmds, *key)
         except asyncio.CancelledError:
-            for _c, f in batch:
+            for _c, f in parts:
                 f.cancel()
             raise
         except BaseException as exc:
-            for _c, f in batch:
+            for _c, f in parts:
                 if not f.done():
                     f.set_exception(exc)
             return
         i = 0
-        for part, f in batch:
+        for part, f in parts:
             if not f.done():
                 f.set_result(res[i : i + len(part)])
             i += len(part)
