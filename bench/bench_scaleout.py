@@ -833,26 +833,74 @@ def _round(client: str) -> None:
     _ROUND_RIG.round(client)
 
 
+def _pack_round() -> list[tuple[Any, ...]]:
+    """The commands of a typical paced round of 16 symbols, as the compute worker builds them:
+    two deltas, the fenced snapshot and the fenced history ops of a closed bar per symbol."""
+    from ttfast.worker.scaleout.common import fence_key, fenced, partition_channel
+
+    token = 1_764_620_000_000
+    cmds: list[tuple[Any, ...]] = []
+    for i in range(16):
+        name = f"S{i:03d}".encode()
+        delta, snap, hist = b"x" * 450, b"snapshot:" + name, b"history:" + name
+        t = 1_764_620_000_000 + i * 300_000
+        cmds += [
+            ("SPUBLISH", b"analytics:delta:" + name, delta),
+            ("SPUBLISH", partition_channel(i), name + b" " + delta),
+            fenced(fence_key(snap), snap, token, [("SET", snap, b"s" * 456)]),
+            fenced(
+                fence_key(hist),
+                hist,
+                token,
+                [
+                    ("ZREMRANGEBYSCORE", hist, t, t + 300_000),
+                    ("ZADD", hist, t, b"y" * 300, t + 300_000, b"y" * 300),
+                    ("ZREMRANGEBYRANK", hist, 0, -1001),
+                ],
+            ),
+        ]
+    return cmds
+
+
 def _gate_cases() -> list[Any]:
     import shutil
 
-    from bench.gatelib import RatioCase
+    from redis.connection import Connection
 
+    from bench.gatelib import RatioCase
+    from ttfast._core import pack_command
+
+    cmds = _pack_round()
+    ref_pack = Connection().pack_command  # (packs; never connects)
+    assert [pack_command(c) for c in cmds] == [b"".join(ref_pack(*c)) for c in cmds]
+    pack = RatioCase(
+        "scaleout.pack.vs_redis_py",
+        lambda: [pack_command(c) for c in cmds],
+        lambda: [ref_pack(*c) for c in cmds],
+        # measured 16.1-17.3 (172-186 vs 2,950-3,190 ns per command, 2026-12-01, 2 cores);
+        # the floor leaves ~35% as margin for a loaded CI machine
+        floor=11.0,
+        units=len(cmds),
+        note="RESP packing of a paced round's 64 commands (deltas, fenced snapshot and "
+        "history scripts): ttfast._core.resp.pack_command vs redis-py's Connection.pack_command",
+    )
     if shutil.which("redis-server") is None:
-        return []
+        return [pack]
     return [
+        pack,
         RatioCase(
             "scaleout.round.resp_vs_redis_py",
             lambda: _round("resp"),
             lambda: _round("redis-py"),
-            # measured 2.9-3.3 with the fenced scripts (6.5-7.1 vs 20.3-20.8 us per command,
-            # both including the scripts' time in Redis; 4.1-4.7 before fencing), 2026-12-01,
-            # 2 cores; the floor leaves ~30% as margin for a loaded CI machine
-            floor=2.0,
+            # measured 3.5-3.9 with the fenced scripts and the compiled packer (6.1 vs
+            # 21.5-22.9 us per command, both including the scripts' time in Redis; 2.9-3.3 with
+            # the Python packer, 4.1-4.7 before fencing), 2026-12-01, 2 cores; the floor leaves
+            # ~30% as margin for a loaded CI machine
+            floor=2.5,
             units=64,
             note="a compute worker's write round (64 commands, 3 primaries of a 6-node cluster): "
             "scaleout/resp.py vs redis-py's asyncio cluster pipeline, both through run_round",
-        )
+        ),
     ]
 
 

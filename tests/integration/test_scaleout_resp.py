@@ -30,14 +30,17 @@ def cluster() -> Iterator[ClusterFixture]:
 
 args = st.one_of(
     st.binary(max_size=40),
+    st.binary(min_size=5000, max_size=20000),  # (the packer's buffer grows)
     st.text(max_size=20),
     st.integers(-(2**63), 2**63 - 1),
-    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(),  # beyond 64 bits too
+    st.floats(),  # inf and nan included: repr, as redis-py
 )
 
 
 @given(st.lists(args, min_size=1, max_size=8))
 def test_pack_command_is_redis_py_packer(rest: list[object]) -> None:
+    """The compiled packer (`ttfast._core.resp`) against its oracle, redis-py's packer."""
     from redis.connection import Connection
 
     cmd = ["XADD", *rest]  # (redis-py splits a first argument with spaces: a command name)
@@ -45,10 +48,23 @@ def test_pack_command_is_redis_py_packer(rest: list[object]) -> None:
     assert pack_command(tuple(cmd)) == expected
 
 
+@given(st.binary(max_size=40))
+def test_buffers_pack_as_their_bytes(b: bytes) -> None:
+    want = pack_command(("SET", b"k", b))
+    assert pack_command(("SET", b"k", bytearray(b))) == want
+    assert pack_command(("SET", b"k", memoryview(b))) == want
+
+
 def test_bad_arguments_are_refused() -> None:
     for bad in ((b"SET", b"k", True), (b"SET", b"k", None), (b"SET", b"k", [1])):
         with pytest.raises(TypeError):
             pack_command(bad)
+    with pytest.raises(ValueError):
+        pack_command(())
+    with pytest.raises(TypeError):
+        pack_command([b"SET", b"k", b"v"])  # type: ignore[arg-type]
+    with pytest.raises(UnicodeEncodeError):
+        pack_command(("SET", "k", "\ud800"))  # a lone surrogate, as str.encode()
 
 
 async def test_round_on_one_server_replies_like_redis_py() -> None:

@@ -5,7 +5,7 @@ directly. Input validation that must happen before a C loop lives in the compile
 themselves (they raise clear Python exceptions); this package only re-exports.
 """
 
-from ttfast._core import candles, feed, indicators, lineproto, numparse, pipeline
+from ttfast._core import candles, feed, indicators, lineproto, numparse, pipeline, resp
 from ttfast._core.candles import (
     CHANGE_APPENDED,
     CHANGE_CORRECTED,
@@ -71,6 +71,7 @@ from ttfast._core.pipeline import (
     IndicatorPipeline,
     PipelineOutput,
 )
+from ttfast._core.resp import pack_command
 
 __all__ = [
     "CHANGE_APPENDED",
@@ -134,7 +135,9 @@ __all__ = [
     "macd",
     "message_type",
     "numparse",
+    "pack_command",
     "pipeline",
+    "resp",
     "to_double",
     "to_int64",
     "wma",

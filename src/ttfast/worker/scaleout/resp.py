@@ -5,9 +5,10 @@ SLOTS``, ``MOVED`` / ``ASK`` redirects, a fresh map after a failover or a slot m
 Why not redis-py's cluster pipeline for these rounds: it costs ~17 µs of CPU per command, the
 compute role sends 4-5 commands per stream entry, and that made a compute worker use 8-12x the
 single-process worker's CPU per event (bench/bench_scaleout.py, docs/scale-out.md
-*Figures*). Packing a command here costs well under 1 µs; the replies are parsed by hiredis
-(redis-py's own C parser). Reads and leases stay on redis-py (a few per round); the fenced
-output and commit scripts (``EVALSHA``) are routed by their first key.
+*Figures*). Packing a command here (`ttfast._core.resp.pack_command`, compiled) costs
+0.1-0.6 µs; the replies are parsed by hiredis (redis-py's own C parser). Reads and leases
+stay on redis-py (a few per round); the fenced output and commit scripts (``EVALSHA``) are
+routed by their first key.
 
 Rounds asked for in the same event-loop turn are sent together (`RespCluster.round`).
 
@@ -35,6 +36,7 @@ import redis.exceptions
 from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
+from ttfast._core import pack_command
 from ttfast.worker.scaleout.common import CLUSTER_SCHEME, RoundNotDone, command_key, load_scripts
 
 __all__ = ["RespCluster", "RespConnectionError", "RespTimeoutError", "pack_command"]
@@ -50,45 +52,6 @@ class RespTimeoutError(redis.exceptions.TimeoutError, TimeoutError):
 
 
 _SLOTS = 16384
-
-
-def _arg(a: Any) -> bytes:
-    if isinstance(a, bytes):
-        return a
-    if isinstance(a, str):
-        return a.encode()
-    if isinstance(a, bool):
-        raise TypeError("bool is not a Redis argument")
-    if isinstance(a, int):
-        return b"%d" % a
-    if isinstance(a, float):
-        return repr(a).encode()
-    if isinstance(a, (bytearray, memoryview)):
-        return bytes(a)
-    raise TypeError(f"not a Redis argument: {type(a).__name__}")
-
-
-def pack_command(cmd: tuple[Any, ...]) -> bytes:
-    """One command as RESP (arguments: bytes, str, int or float)."""
-    if len(cmd) == 3:  # SPUBLISH / SET / APPEND name, key, value: most of a round, one format
-        a, b, c = cmd
-        if type(a) is str and type(b) is bytes and type(c) is bytes:
-            return b"*3\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (
-                len(a), a.encode(), len(b), b, len(c), c
-            )  # fmt: skip
-    out = [b"*%d\r\n" % len(cmd)]
-    for a in cmd:
-        t = type(a)  # the common types first, without a call (this runs per argument)
-        if t is bytes:
-            b = a
-        elif t is str:
-            b = a.encode()
-        elif t is int:
-            b = b"%d" % a
-        else:
-            b = _arg(a)
-        out.append(b"$%d\r\n%b\r\n" % (len(b), b))
-    return b"".join(out)
 
 
 class _Node(asyncio.Protocol):
@@ -419,7 +382,7 @@ class RespCluster:
                 k = command_key(c)
                 slot = cache.get(k)
                 if slot is None:
-                    slot = cache[k] = key_slot(_arg(k))
+                    slot = cache[k] = key_slot(k if isinstance(k, bytes) else str(k).encode())
                     if len(cache) > 200_000:  # (keys are symbols' names: bounded in practice)
                         cache.clear()
                 groups.setdefault(slots[slot], []).append(i)
