@@ -100,15 +100,6 @@ class Workload:
     phases: list[Phase]
 
 
-def _resp(*args: bytes) -> bytes:
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        out.append(b"$%d\r\n" % len(a))
-        out.append(a)
-        out.append(b"\r\n")
-    return b"".join(out)
-
-
 def _live_batches(
     symbols: list[str], first: int, bars: int, updates: int
 ) -> list[Any]:  # ColumnBatch
@@ -158,7 +149,7 @@ def build_workload(
     n_symbols: int, history: int, live_bars: int, updates: int, paced_bars: int, rate: float
 ) -> Workload:
     """The batches and the ingest's entries (see the module docstring)."""
-    from ttfast._core import CandleStore
+    from ttfast._core import CandleStore, pack_command
     from ttfast.sim import market
     from ttfast.warm import Bars, snapshot_batch
     from ttfast.worker.scaleout.common import encode_entry, partition_of, stream_key
@@ -191,7 +182,7 @@ def build_workload(
                 for k, v in fields.items():
                     args += (k, v)
                     ph.entry_bytes += len(k) + len(v)
-                cmd = _resp(*args)
+                cmd = pack_command(tuple(args))
                 parts.setdefault(p, []).append(cmd)
                 if ph.rate:
                     ph.ticks[-1].setdefault(p, []).append(cmd)

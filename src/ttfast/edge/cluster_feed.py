@@ -35,12 +35,11 @@ from typing import Any, cast
 
 import hiredis
 
-from ttfast._core import DELTA_CHANNEL_PREFIX, SNAPSHOT_KEY_PREFIX
+from ttfast._core import DELTA_CHANNEL_PREFIX, SNAPSHOT_KEY_PREFIX, pack_command
 from ttfast._retry import Backoff
 from ttfast.edge.history import HISTORY_KEY_PREFIX
 from ttfast.edge.hub import FINAL_TAIL, Hub
 from ttfast.edge.redis_feed import FeedBase, SubscriptionProtocol
-from ttfast.sinks.redis import _pack
 from ttfast.worker.scaleout.common import (
     CLUSTER_SCHEME,
     connect,
@@ -86,10 +85,10 @@ class _ShardSub(SubscriptionProtocol):
         if not self.alive or self.transport is None:
             raise ConnectionError(f"{self.node}: connection lost")
         self.errors.clear()
-        out = [_pack(b"SSUBSCRIBE", ch) for ch in sorted(channels - self.channels)]
+        out = [pack_command((b"SSUBSCRIBE", ch)) for ch in sorted(channels - self.channels)]
         for ch in sorted(self.channels - channels):
             self.leaving.add(ch)
-            out.append(_pack(b"SUNSUBSCRIBE", ch))
+            out.append(pack_command((b"SUNSUBSCRIBE", ch)))
         if out:
             self.transport.write(b"".join(out))
         deadline = time.monotonic() + timeout
@@ -197,7 +196,7 @@ class ClusterFeed(FeedBase):
         kw = self._r.get_connection_kwargs()
         user, password = kw.get("username"), kw.get("password")
         auth = [x.encode() for x in (user, password) if x] if password else []
-        self._hello = _pack(b"AUTH", *auth) if auth else b""
+        self._hello = pack_command((b"AUTH", *auth)) if auth else b""
         self._subs: dict[str, _ShardSub] = {}  # "host:port" of a primary -> its connection
         self._name_of: dict[bytes, str] = {}  # name as sent -> name ("" invalid)
         self._channel_of: dict[str, bytes] = {}  # name -> the partition channel it came on
@@ -361,7 +360,7 @@ class ClusterFeed(FeedBase):
                     if now - sub.last_rx > 3 * self.ping_interval:
                         sub.abort()
                         raise TimeoutError(f"no reply from {sub.node} for 3 ping intervals")
-                    sub.transport.write(_pack(b"PING"))
+                    sub.transport.write(pack_command((b"PING",)))
                 if now >= topology_at:
                     return
         finally:

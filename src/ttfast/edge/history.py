@@ -37,10 +37,11 @@ from ttfast._core import (
     KIND_FORMING,
     KIND_HISTORY,
     PipelineOutput,
+    pack_command,
 )
 from ttfast._util import redact_url
 from ttfast.sinks._base import BatchingSink
-from ttfast.sinks.redis import RedisProtocolError, _pack, _RespConnection
+from ttfast.sinks.redis import RedisProtocolError, _RespConnection
 
 __all__ = [
     "DEFAULT_BARS",
@@ -317,20 +318,20 @@ class RedisHistoryWriter(BatchingSink):
 
     def _commands(self, ops: list[HistoryOp]) -> list[bytes]:
         parts: list[bytes] = []
-        trim = b"-%d" % (self.cap + 1)
+        trim = -(self.cap + 1)
         seen: dict[bytes, None] = {}
         for op in ops:
             key = self.prefix + op.name.encode()
-            hi = b"+inf" if op.hi is None else b"%d" % op.hi
-            parts.append(_pack(b"ZREMRANGEBYSCORE", key, b"%d" % op.lo, hi))
-            args = [b"ZADD", key]
+            hi = b"+inf" if op.hi is None else op.hi
+            parts.append(pack_command((b"ZREMRANGEBYSCORE", key, op.lo, hi)))
+            args: list[object] = [b"ZADD", key]
             for t, bar in op.bars:
-                args.append(b"%d" % t)
+                args.append(t)
                 args.append(bar)
-            parts.append(_pack(*args))
+            parts.append(pack_command(tuple(args)))
             seen[key] = None
         for key in seen:
-            parts.append(_pack(b"ZREMRANGEBYRANK", key, b"0", trim))
+            parts.append(pack_command((b"ZREMRANGEBYRANK", key, 0, trim)))
         return parts
 
     async def _send(self) -> bool:

@@ -37,13 +37,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from ttfast._core import DELTA_CHANNEL_PREFIX, SNAPSHOT_KEY_PREFIX
+from ttfast._core import DELTA_CHANNEL_PREFIX, SNAPSHOT_KEY_PREFIX, pack_command
 from ttfast._retry import Backoff
 from ttfast._util import redact_url
 from ttfast.edge.history import HISTORY_KEY_PREFIX, snapshot_meta
 from ttfast.edge.hub import FINAL_TAIL, Hub
 from ttfast.sinks import LogLimiter
-from ttfast.sinks.redis import _auth_command, _connect, _pack
+from ttfast.sinks.redis import _auth_command, _connect
 from ttfast.symbols import validate_symbol
 
 __all__ = ["FeedBase", "FeedUnavailable", "RedisFeed", "RedisFeedStats"]
@@ -446,7 +446,7 @@ class RedisFeed(FeedBase):
             await asyncio.sleep(self.backoff.next_delay())
 
     def _hello(self) -> bytes:
-        return _auth_command(self.url) + _pack(b"PSUBSCRIBE", self.delta_prefix + b"*")
+        return _auth_command(self.url) + pack_command((b"PSUBSCRIBE", self.delta_prefix + b"*"))
 
     async def _session(self) -> None:
         """One subscription, from connect to loss."""
@@ -473,7 +473,7 @@ class RedisFeed(FeedBase):
                     break
                 if time.monotonic() - proto.last_rx > 3 * self.ping_interval:
                     raise TimeoutError("no reply from redis for 3 ping intervals")
-                proto.transport.write(_pack(b"PING"))
+                proto.transport.write(pack_command((b"PING",)))
         finally:
             proto.abort()
         raise ConnectionError("subscription connection lost")

@@ -42,6 +42,7 @@ from typing import cast
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ttfast._core import pack_command
 from ttfast._util import redact_url
 from ttfast.sinks._base import BatchingSink
 
@@ -370,7 +371,7 @@ class _RespConnection(asyncio.Protocol):
         if u.password:
             setup.append(_auth_command(url))
         if db != "0":
-            setup.append(_pack(b"SELECT", db.encode()))
+            setup.append(pack_command((b"SELECT", db.encode())))
         if setup:
             errors = await conn.roundtrip(b"".join(setup), len(setup))
             if errors:
@@ -506,11 +507,4 @@ def _auth_command(url: str) -> bytes:
         return b""
     pw = urllib.parse.unquote(u.password).encode()
     user = urllib.parse.unquote(u.username or "").encode()
-    return _pack(b"AUTH", user, pw) if user else _pack(b"AUTH", pw)
-
-
-def _pack(*args: bytes) -> bytes:
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        out.append(b"$%d\r\n%b\r\n" % (len(a), a))
-    return b"".join(out)
+    return pack_command((b"AUTH", user, pw) if user else (b"AUTH", pw))
