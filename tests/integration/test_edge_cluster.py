@@ -9,17 +9,17 @@ import asyncio
 import json
 import re
 import subprocess
-import sys
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from tests.integration.scaleout_helpers import spawn_worker, tails
 from tests.integration.test_edge_redis import delta, get, recv, snapshot, wait_for
-from tests.servers import RedisCluster, clean_env, redis_cluster, stop_cli, ttfast_script
+from tests.servers import RedisCluster, clean_env, stop_cli, ttfast_script
 
 from ttfast.edge.app import EdgeConfig, EdgeServer
 from ttfast.edge.cluster_feed import ClusterFeed
@@ -29,12 +29,6 @@ from ttfast.worker.scaleout.common import connect, partition_channel, partition_
 P = 16
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture
-def cluster() -> Iterator[RedisCluster]:
-    with redis_cluster() as c:
-        yield c
 
 
 @pytest.fixture
@@ -156,21 +150,6 @@ async def test_partition_channels_on_every_shard_fan_out(cluster: RedisCluster, 
         await edge.close()
 
 
-def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    env = dict(clean_env(), PYTHONUNBUFFERED="1")
-    with open(log, "wb") as out:  # the child keeps its own descriptor
-        return subprocess.Popen(
-            [sys.executable, "-m", "ttfast.worker", *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-
-
-def _tails(logs: list[Path]) -> str:
-    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in logs)
-
-
 async def test_scaleout_workers_to_ws_clients(
     cluster: RedisCluster, rc: Any, tmp_path: Path
 ) -> None:
@@ -192,9 +171,9 @@ async def test_scaleout_workers_to_ws_clients(
     collector = asyncio.create_task(collect())
     common = ["--redis", cluster.url, "--partitions", str(P), "--status-interval", "1"]
     logs = [tmp_path / "compute.log", tmp_path / "ingest.log", tmp_path / "edge.log"]
-    procs = [_spawn(["--role", "compute", *common], logs[0])]
+    procs = [spawn_worker(["--role", "compute", *common], logs[0])]
     procs.append(
-        _spawn(
+        spawn_worker(
             ["--role", "ingest", *common, "--symbols", ",".join(syms), "--sim-speed", "600",
              "--history-days", "1", "--no-serve", "--no-print"],
             logs[1],
@@ -210,7 +189,7 @@ async def test_scaleout_workers_to_ws_clients(
         url = None
         deadline = time.monotonic() + 60
         while url is None:
-            assert time.monotonic() < deadline and edge.poll() is None, _tails(logs)
+            assert time.monotonic() < deadline and edge.poll() is None, tails(logs)
             m = re.search(r"ttfast-edge: (http://\S+)", logs[2].read_text())
             url = m.group(1) if m else None
             await asyncio.sleep(0.1)
@@ -220,7 +199,7 @@ async def test_scaleout_workers_to_ws_clients(
             while (await get(http, url + "symbols"))[1]["symbols"] != sorted(syms) or (
                 await get(http, url + "healthz")
             )[1]["status"] != "ok":
-                assert time.monotonic() < deadline, "no snapshots\n" + _tails(logs)
+                assert time.monotonic() < deadline, "no snapshots\n" + tails(logs)
                 await asyncio.sleep(0.2)
             for s in syms:
                 status, snap = await get(http, url + f"snapshot/{s}")
@@ -243,7 +222,7 @@ async def test_scaleout_workers_to_ws_clients(
         await wait_for(lambda: all(got[s] and got[s][-1] in published[s] for s in syms), 30)
         for s in syms:
             ws_deltas, sent = got[s], published[s]
-            assert len(ws_deltas) >= 10, (s, len(ws_deltas), _tails(logs))
+            assert len(ws_deltas) >= 10, (s, len(ws_deltas), tails(logs))
             # the edge's deltas are the per-symbol channel's messages, byte for byte, in order
             starts = [i for i, x in enumerate(sent) if x == ws_deltas[0]]
             assert any(sent[i : i + len(ws_deltas)] == ws_deltas for i in starts), s

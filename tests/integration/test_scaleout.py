@@ -8,74 +8,35 @@ pipeline computes from the same seeded market bars.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from redis.cluster import ClusterNode, RedisCluster
+from tests.integration.scaleout_helpers import (
+    PERIOD_MS,
+    SEED,
+    adrained,
+    drained,
+    reference,
+    spawn_worker,
+    wait_until,
+)
 from tests.servers import RedisCluster as ClusterFixture
-from tests.servers import redis_cluster
 
-from ttfast.edge.history import history_ops
 from ttfast.sim import market
 from ttfast.warm import Bars, snapshot_batch
 from ttfast.worker import Worker, WorkerConfig
 from ttfast.worker.scaleout import GROUP, lease_key, partition_of, stream_key
 
 P = 16
-SEED = 11
-PERIOD_MS = 300_000
 SYMS = [f"S{i:02d}" for i in range(20)]
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture
-def cluster() -> Iterator[ClusterFixture]:
-    with redis_cluster() as c:
-        yield c
-
-
-def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with open(log, "wb") as out:  # the child keeps its own descriptor
-        return subprocess.Popen(
-            [sys.executable, "-m", "ttfast.worker", *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-
-
-def _wait(cond, timeout: float, what: str, logs: list[Path]) -> float:  # type: ignore[no-untyped-def]
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            tails = "\n".join(
-                f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in logs
-            )
-            raise AssertionError(f"timed out ({timeout}s) waiting for {what}\n{tails}")
-        time.sleep(0.1)
-    return time.monotonic() - t0
-
-
-def _reference(sym: str, first: int, last: int) -> dict[int, bytes]:
-    """The single-process worker's closed bars (history JSON) over the seeded market's bars
-    [first, last] of `sym` (one more bar forming, so that `last` is closed)."""
-    starts = np.arange(first, last + 2 * PERIOD_MS, PERIOD_MS, dtype=np.int64)
-    b = market.candle_bars(market.symbol_key(SEED, sym), PERIOD_MS, starts, last + 3 * PERIOD_MS)
-    bars = Bars(b.time, b.open, b.high, b.low, b.close, b.volume)
-    w = Worker(WorkerConfig(symbols=[sym], source="sim", quiet=True))
-    out = w.on_changes(w.store.apply(snapshot_batch(f"{sym}{{=5m}}", bars)))
-    (op,) = history_ops(out, 100_000)
-    return dict(op.bars)
 
 
 def _reference_finals(sym: str, first: int, last: int, live: int) -> dict[int, bytes]:
@@ -97,20 +58,6 @@ def _reference_finals(sym: str, first: int, last: int, live: int) -> dict[int, b
             if d.get("type") == "delta" and d["final"]:
                 finals[d["candle"]["time"]] = payload
     return finals
-
-
-def _drained(r: RedisCluster, partitions: int) -> bool:
-    """Every entry of every partition stream delivered to the group and acknowledged (a
-    stream without the group yet: not drained)."""
-    for p in range(partitions):
-        if not r.exists(stream_key(p)):
-            continue
-        info = r.xinfo_stream(stream_key(p))
-        groups = r.xinfo_groups(stream_key(p))
-        g = next((g for g in groups if g["name"] in (GROUP, GROUP.encode())), None)
-        if g is None or g["pending"] or g["last-delivered-id"] != info["last-generated-id"]:
-            return False
-    return True
 
 
 class _Deltas:
@@ -153,8 +100,8 @@ def test_kill9_compute_worker_loses_no_final_bar(cluster: ClusterFixture, tmp_pa
     deltas = _Deltas(cluster, [f"analytics:delta:{s}" for s in SYMS])
     common = ["--redis", cluster.url, "--partitions", str(P), "--status-interval", "1"]
     logs = [tmp_path / "ingest.log"] + [tmp_path / f"compute{i}.log" for i in range(3)]
-    computes = [_spawn(["--role", "compute", *common], logs[1 + i]) for i in range(3)]
-    ingest = _spawn(
+    computes = [spawn_worker(["--role", "compute", *common], logs[1 + i]) for i in range(3)]
+    ingest = spawn_worker(
         [
             "--role", "ingest", *common, "--symbols", ",".join(SYMS), "--sim-seed", str(SEED),
             "--sim-speed", "1200", "--history-days", "1", "--no-serve", "--no-print",
@@ -178,8 +125,8 @@ def test_kill9_compute_worker_loses_no_final_bar(cluster: ClusterFixture, tmp_pa
             held = {pid_of(v) for v in o.values() if v is not None}
             return None not in o.values() and held == {c.pid for c in computes}
 
-        _wait(balanced, 90, "all partitions leased, every compute worker holding some", logs)
-        _wait(
+        wait_until(balanced, 90, "all partitions leased, every compute worker holding some", logs)
+        wait_until(
             lambda: all(r.zcard(f"history:{s}") > 250 for s in SYMS),
             90,
             "the history of every symbol",
@@ -197,7 +144,7 @@ def test_kill9_compute_worker_loses_no_final_bar(cluster: ClusterFixture, tmp_pa
         assert set(theirs) & used
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
-        took = _wait(
+        took = wait_until(
             lambda: all((v := owners()[p]) is not None and pid_of(v) != victim.pid for p in theirs),
             30,
             "the dead worker's partitions taken over",
@@ -208,7 +155,7 @@ def test_kill9_compute_worker_loses_no_final_bar(cluster: ClusterFixture, tmp_pa
         ingest.send_signal(signal.SIGTERM)
         assert ingest.wait(60) == 0
 
-        _wait(lambda: _drained(r, P), 90, "every entry processed and acknowledged", logs)
+        wait_until(lambda: drained(r, P), 90, "every entry processed and acknowledged", logs)
         for c in computes:
             if c is not victim:
                 c.send_signal(signal.SIGTERM)
@@ -218,7 +165,7 @@ def test_kill9_compute_worker_loses_no_final_bar(cluster: ClusterFixture, tmp_pa
             first, last = min(got), max(got)
             snap = json.loads(r.get(f"snapshot:{sym}"))
             assert snap["last_candle"]["time"] == last + PERIOD_MS, sym  # nothing after `last`
-            ref = _reference(sym, first, last)
+            ref = reference(sym, first, last)
             assert sorted(got) == sorted(ref), f"{sym}: bars missing or extra"
             bad = [t for t in ref if got[t] != ref[t]]
             assert not bad, (
@@ -301,18 +248,8 @@ async def test_pending_entries_of_a_dead_consumer_are_claimed(cluster: ClusterFi
     w = ComputeWorker(cfg)
     task = asyncio.create_task(w.run())
 
-    async def drained() -> bool:
-        for p in range(parts):
-            if not await r.exists(stream_key(p)):
-                continue
-            info = await r.xinfo_stream(stream_key(p))
-            for g in await r.xinfo_groups(stream_key(p)):
-                if g["pending"] or g["last-delivered-id"] != info["last-generated-id"]:
-                    return False
-        return True
-
     deadline = time.monotonic() + 60
-    while not await drained():
+    while not await adrained(r, parts):
         assert time.monotonic() < deadline, w.status_line()
         await asyncio.sleep(0.1)
     w.stop()
@@ -320,7 +257,7 @@ async def test_pending_entries_of_a_dead_consumer_are_claimed(cluster: ClusterFi
     assert w.stats.claimed == dead_read
     for sym in syms:
         got = {int(t): m for m, t in await r.zrange(f"history:{sym}", 0, -1, withscores=True)}
-        ref = _reference(sym, t0, t0 + (n - 2) * PERIOD_MS)
+        ref = reference(sym, t0, t0 + (n - 2) * PERIOD_MS)
         assert got == ref, sym
         snap = json.loads(await r.get(f"snapshot:{sym}"))
         assert snap["last_candle"]["time"] == t0 + (n - 1) * PERIOD_MS

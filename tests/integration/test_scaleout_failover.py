@@ -18,16 +18,15 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.cluster import ClusterNode, RedisCluster, key_slot
-from tests.integration.test_scaleout import PERIOD_MS, SEED, _reference, _spawn, _wait
+from tests.integration.scaleout_helpers import PERIOD_MS, SEED, reference, spawn_worker, wait_until
 from tests.servers import RedisCluster as ClusterFixture
-from tests.servers import redis_cluster
 
 from ttfast.worker.scaleout import GROUP, lease_key, partition_of, stream_key
 from ttfast.worker.scaleout.common import INGEST_LEASE_KEY, MEMBERS_KEY
@@ -38,12 +37,6 @@ USED = sorted({partition_of(f"{s}{{=5m}}", P) for s in SYMS})
 # the slots of the workers' shared keys: the primary serving them is not the one killed here
 # (the ingest's leader lease is another test's subject)
 SHARED_SLOTS = {key_slot(MEMBERS_KEY.encode()), key_slot(INGEST_LEASE_KEY.encode())}
-
-
-@pytest.fixture
-def cluster() -> Iterator[ClusterFixture]:
-    with redis_cluster() as c:
-        yield c
 
 
 def _client(cluster: ClusterFixture) -> RedisCluster:
@@ -126,8 +119,10 @@ class _Run:
         if self.durable:
             common.append("--durable")
         self.logs = [self.tmp / "ingest.log"] + [self.tmp / f"compute{i}.log" for i in range(2)]
-        self.computes = [_spawn(["--role", "compute", *common], self.logs[1 + i]) for i in range(2)]
-        self.ingest = _spawn(
+        self.computes = [
+            spawn_worker(["--role", "compute", *common], self.logs[1 + i]) for i in range(2)
+        ]
+        self.ingest = spawn_worker(
             [
                 "--role", "ingest", *common, "--symbols", ",".join(SYMS),
                 "--sim-seed", str(SEED), "--sim-speed", "1200", "--history-days", "1",
@@ -147,7 +142,7 @@ class _Run:
             except Exception:  # (the checking client during a failover)
                 return False
 
-        return _wait(safe, timeout, what, self.logs)
+        return wait_until(safe, timeout, what, self.logs)
 
     def owners(self) -> dict[int, int | None]:
         """partition -> pid of its lease holder."""
@@ -242,7 +237,7 @@ class _Run:
             snap = json.loads(self.r.get(f"snapshot:{sym}"))
             if snap["last_candle"]["time"] != last + PERIOD_MS:
                 problems.append(f"{sym}: snapshot at {snap['last_candle']['time']}, last {last}")
-            ref = _reference(sym, first, last)
+            ref = reference(sym, first, last)
             missing = sorted(set(ref) - set(got))
             extra = sorted(set(got) - set(ref))
             differ = [t for t in ref if t in got and got[t] != ref[t]]

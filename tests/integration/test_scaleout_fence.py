@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,7 @@ from redis.asyncio.cluster import ClusterNode as AsyncNode
 from redis.asyncio.cluster import RedisCluster as AsyncCluster
 from redis.crc import key_slot
 from tests.servers import RedisCluster as ClusterFixture
-from tests.servers import redis_cluster, redis_server
+from tests.servers import redis_server
 
 from ttfast import CandleStore
 from ttfast.sim import market
@@ -113,12 +112,6 @@ async def test_tokens_grow_even_when_the_last_one_was_lost() -> None:
         await r.delete("L")
         assert await take("d") == 2**52 + 1
         await r.aclose()
-
-
-@pytest.fixture
-def cluster() -> Iterator[ClusterFixture]:
-    with redis_cluster() as c:
-        yield c
 
 
 def _entries(sym: str, n: int) -> list[tuple[bytes, dict[bytes, bytes]]]:

@@ -11,15 +11,20 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from redis.cluster import ClusterNode, RedisCluster
-from tests.integration.test_scaleout import PERIOD_MS, SEED, _drained, _reference, _spawn, _wait
+from tests.integration.scaleout_helpers import (
+    PERIOD_MS,
+    SEED,
+    drained,
+    reference,
+    spawn_worker,
+    wait_until,
+)
 from tests.servers import RedisCluster as ClusterFixture
-from tests.servers import redis_cluster
 
 from ttfast import CandleStore
 from ttfast.sim import market
@@ -31,12 +36,6 @@ from ttfast.worker.scaleout.compute import ComputeWorker
 
 P = 8
 SYMS = [f"L{i:02d}" for i in range(10)]
-
-
-@pytest.fixture
-def cluster() -> Iterator[ClusterFixture]:
-    with redis_cluster() as c:
-        yield c
 
 
 @pytest.mark.timeout(300)
@@ -57,20 +56,22 @@ def test_leader_ingest_dies_standby_takes_over(
     logs = [tmp_path / n for n in ("leader.log", "standby.log", "compute0.log", "compute1.log")]
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        computes = [_spawn(["--role", "compute", *common], logs[2 + i]) for i in range(2)]
+        computes = [spawn_worker(["--role", "compute", *common], logs[2 + i]) for i in range(2)]
         procs += computes
-        leader = _spawn(ingest_args, logs[0])
+        leader = spawn_worker(ingest_args, logs[0])
         procs.append(leader)
 
         def lease() -> str | None:
             v = r.get(INGEST_LEASE_KEY)
             return None if v is None else v.decode()
 
-        _wait(lambda: (v := lease()) is not None and f":{leader.pid}:" in v, 60, "a leader", logs)
-        standby = _spawn(ingest_args, logs[1])
+        wait_until(
+            lambda: (v := lease()) is not None and f":{leader.pid}:" in v, 60, "a leader", logs
+        )
+        standby = spawn_worker(ingest_args, logs[1])
         procs.append(standby)
-        _wait(lambda: "standby" in logs[1].read_text(), 60, "the standby standing by", logs)
-        _wait(
+        wait_until(lambda: "standby" in logs[1].read_text(), 60, "the standby standing by", logs)
+        wait_until(
             lambda: all(r.zcard(f"history:{s}") > 250 for s in SYMS),
             90,
             "the history of every symbol",
@@ -90,7 +91,7 @@ def test_leader_ingest_dies_standby_takes_over(
                         return True
             return False
 
-        _wait(new_epoch_appending, 30, "the standby appending as the new leader", logs)
+        wait_until(new_epoch_appending, 30, "the standby appending as the new leader", logs)
         took = time.monotonic() - t_kill
         assert f":{standby.pid}:" in (lease() or "")
         assert took < 5.0, f"takeover took {took:.1f}s"
@@ -98,12 +99,14 @@ def test_leader_ingest_dies_standby_takes_over(
             leader.send_signal(signal.SIGCONT)
             assert leader.wait(30) == 3  # lease lost: stops without appending
             assert "lease lost" in logs[0].read_text()
-        _wait(lambda: "resubscribed from their last bar" in logs[1].read_text(), 10, "resume", logs)
+        wait_until(
+            lambda: "resubscribed from their last bar" in logs[1].read_text(), 10, "resume", logs
+        )
         time.sleep(4.0)  # the new leader streams live bars for a while
         standby.send_signal(signal.SIGTERM)
         assert standby.wait(60) == 0
 
-        _wait(lambda: _drained(r, P), 90, "every entry processed and acknowledged", logs)
+        wait_until(lambda: drained(r, P), 90, "every entry processed and acknowledged", logs)
         # the compute workers trim the streams to their state logs' checkpoints: the standby's
         # resume and the exact takeovers above did not need the streams' whole history
         kept = sum(r.xlen(stream_key(p)) for p in range(P))
@@ -117,7 +120,7 @@ def test_leader_ingest_dies_standby_takes_over(
             first, last = min(got), max(got)
             snap = json.loads(r.get(f"snapshot:{sym}"))
             assert snap["last_candle"]["time"] == last + PERIOD_MS, sym
-            ref = _reference(sym, first, last)
+            ref = reference(sym, first, last)
             assert sorted(got) == sorted(ref), f"{sym}: bars missing or extra"
             bad = [t for t in ref if got[t] != ref[t]]
             assert not bad, f"{sym}: {len(bad)} bars differ, e.g. {got[bad[0]]!r}"
@@ -182,7 +185,7 @@ def test_merge_entry_keeps_older_bars_and_fencing_skips_a_deposed_leader() -> No
     assert s is not None and len(s) == 200
     assert np.array_equal(np.asarray(s.time), np.asarray(full.time))
     got = _history(w, outs)
-    ref = _reference(sym, t0, t0 + 198 * PERIOD_MS)
+    ref = reference(sym, t0, t0 + 198 * PERIOD_MS)
     assert got and all(got[t] == ref[t] for t in got)  # the merged bars' outputs: as one run
     # a deposed leader (epoch 1) appends late: skipped, the series unchanged
     stale = _cut(full, 0, 100)

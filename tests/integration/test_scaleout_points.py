@@ -7,28 +7,22 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from tests.servers import InfluxServer, redis_cluster
+from tests.integration.scaleout_helpers import adrained
+from tests.servers import InfluxServer
 from tests.servers import RedisCluster as ClusterFixture
 
 from ttfast import CandleStore
 from ttfast.sim import market
 from ttfast.warm import Bars, snapshot_batch
 from ttfast.worker import WorkerConfig
-from ttfast.worker.scaleout import GROUP, connect, encode_entry, partition_of, stream_key
+from ttfast.worker.scaleout import connect, encode_entry, partition_of, stream_key
 from ttfast.worker.scaleout.compute import ComputeWorker
 
 PERIOD_MS = 300_000
 T0 = 1_767_225_600_000
-
-
-@pytest.fixture
-def cluster() -> Iterator[ClusterFixture]:
-    with redis_cluster() as c:
-        yield c
 
 
 @pytest.mark.timeout(120)
@@ -65,19 +59,8 @@ async def test_compute_worker_writes_every_bar_to_influx(
     w = ComputeWorker(cfg)
     task = asyncio.create_task(w.run())
 
-    async def drained() -> bool:
-        for p in range(parts):
-            if not await c.exists(stream_key(p)):
-                continue
-            info = await c.xinfo_stream(stream_key(p))
-            groups = await c.xinfo_groups(stream_key(p))
-            g = next((g for g in groups if g["name"] in (GROUP, GROUP.encode())), None)
-            if g is None or g["pending"] or g["last-delivered-id"] != info["last-generated-id"]:
-                return False
-        return True
-
     deadline = time.monotonic() + 60
-    while not await drained():
+    while not await adrained(c, parts):
         assert time.monotonic() < deadline, w.status_line()
         await asyncio.sleep(0.1)
     # acknowledged entries: their points were acknowledged by influxd before

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import given
@@ -14,18 +13,12 @@ from hypothesis import strategies as st
 from redis.cluster import ClusterNode, RedisCluster, key_slot
 from redis.exceptions import ResponseError
 from tests.servers import RedisCluster as ClusterFixture
-from tests.servers import redis_cluster, redis_server
+from tests.servers import redis_server
 
 from ttfast.worker.scaleout.common import RoundNotDone, run_round
 from ttfast.worker.scaleout.resp import COALESCE_MAX, RespCluster, pack_command
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-def cluster() -> Iterator[ClusterFixture]:
-    with redis_cluster() as c:
-        yield c
 
 
 args = st.one_of(
