@@ -7,15 +7,17 @@
   correction or removal: replace), ``k=u`` the bars from the first changed one on. So applying
   an entry twice, or an older entry again before the newer ones, converges to the same series.
 * **compute**: N processes share the P partitions through leases (``SET {p<n>}:lease <id> NX
-  PX ttl``, renewed by a compare-and-PEXPIRE script, given up by a compare-and-DEL). Each owned
-  partition is read with the consumer group ``compute`` (``XREADGROUP``); its entries go
-  through a store + the compiled `IndicatorPipeline` (the single-process worker's code), the
-  outputs (``SET snapshot:<name>``, ``SPUBLISH analytics:delta:<name>``, ``history:<name>``)
-  are written with one pipeline, and only once Redis acknowledged all of them are the entries
-  acknowledged (``XACK``). On taking a partition over, the new owner claims the pending
-  entries of the previous owner (``XAUTOCLAIM``), rebuilds the state by replaying the
-  partition's retained stream up to the group's last delivered entry (writing the outputs
-  again from the first pending entry on) and continues with new entries.
+  PX ttl`` with a new fencing token, in one script; renewed by a compare-and-PEXPIRE script,
+  given up by a compare-and-DEL). Each owned partition is read with the consumer group
+  ``compute`` (``XREADGROUP``); its entries go through a store + the compiled
+  `IndicatorPipeline` (the single-process worker's code), the outputs (``snapshot:<name>`` and
+  ``history:<name>`` as fenced scripts, ``SPUBLISH analytics:delta:<name>``) are written in
+  one round, and only once Redis acknowledged all of them are the entries acknowledged
+  (``XACK``, in the fenced commit round). On taking a partition over, the new owner claims
+  the pending entries of the previous owner (``XAUTOCLAIM``), rebuilds the state from the
+  partition's state log and replays the retained stream from its checkpoint up to the group's
+  last delivered entry (writing the outputs again from the first pending entry on), and
+  continues with new entries.
 
 Outputs are at-least-once and idempotent: an entry whose outputs were written but not
 acknowledged is processed again by the next owner and yields the same bytes. docs/scale-out.md

@@ -17,6 +17,7 @@ import zlib
 from typing import Any, cast
 
 import numpy as np
+from redis.exceptions import ResponseError
 
 from ttfast._core import (
     DELTA_CHANNEL_PREFIX,
@@ -26,8 +27,11 @@ from ttfast._core import (
     pipeline,
 )
 from ttfast._retry import Backoff
+from ttfast.batch import ColumnBatch
+from ttfast.edge.history import HISTORY_KEY_PREFIX, history_ops
 from ttfast.sinks import LogLimiter
 from ttfast.symbols import normalize_period
+from ttfast.warm import Bars, snapshot_batch
 from ttfast.worker.config import WorkerConfig
 from ttfast.worker.points import PointsOutput
 from ttfast.worker.scaleout.common import (
@@ -130,8 +134,6 @@ class ComputeWorker:
     # -- applying entries -------------------------------------------------------------------
     def apply(self, p: int, entries: list[tuple[Any, dict[bytes, bytes]]]) -> list[PipelineOutput]:
         """Entries (in stream order) → store → pipeline; the outputs, in order."""
-        from ttfast.batch import ColumnBatch
-        from ttfast.warm import Bars, snapshot_batch
 
         outs: list[PipelineOutput] = []
         seg: list[tuple[str, Any, Any]] = []
@@ -206,7 +208,6 @@ class ComputeWorker:
 
     # -- writing outputs ----------------------------------------------------------------------
     def _commands(self, outs: list[PipelineOutput], p: int) -> list[tuple[Any, ...]]:
-        from ttfast.edge.history import HISTORY_KEY_PREFIX, history_ops
 
         snaps: dict[bytes, bytes] = {}
         cmds: list[tuple[Any, ...]] = []
@@ -306,8 +307,6 @@ class ComputeWorker:
 
     async def _send(self, cmds: list[tuple[Any, ...]]) -> list[Any]:
         """One or more rounds of `cmds`; see `write`. Their replies, in order."""
-        from redis.exceptions import ResponseError
-
         backoff = Backoff(0.05, 2.0, jitter="none")
         replies: list[Any] = []
         for i in range(0, len(cmds), 2000):
@@ -347,8 +346,6 @@ class ComputeWorker:
 
     # -- a partition --------------------------------------------------------------------------
     async def _partition(self, p: int) -> None:
-        from redis.exceptions import ResponseError
-
         c = self.client
         key = stream_key(p)
         with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
