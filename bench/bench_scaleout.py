@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 PERIOD_MS = 300_000
 SEED = 7
@@ -851,6 +852,25 @@ def _pack_round() -> list[tuple[Any, ...]]:
             ),
         ]
     return cmds
+
+
+@pytest.mark.parametrize("packer", ["ttfast", "redis-py"])
+def test_pack_round(benchmark: Any, packer: str) -> None:
+    """Side by side: a paced round's 64 commands packed as RESP (the gate's
+    `scaleout.pack.vs_redis_py`)."""
+    from redis.connection import Connection
+
+    from ttfast._core import pack_command
+
+    cmds = _pack_round()
+    benchmark.group = "scale-out: RESP packing of a paced round (64 commands)"
+    if packer == "ttfast":
+        out = benchmark(lambda: [pack_command(c) for c in cmds])
+        assert len(out) == len(cmds)
+    else:
+        ref = Connection().pack_command  # (packs; never connects)
+        out = benchmark(lambda: [ref(*c) for c in cmds])
+        assert [b"".join(o) for o in out] == [pack_command(c) for c in cmds]
 
 
 def _gate_cases() -> list[Any]:
